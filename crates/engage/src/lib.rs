@@ -1,1 +1,21 @@
-//! placeholder
+//! The engage pipeline library.
+//!
+//! Data flows through these modules in this order:
+//! - [`ids`]: streaming, resumable Tweet ID reader (plain, CSV, JSON lines, gzip) with per-line rejects.
+//! - [`store`]: the SQLite checkpoint store: deduplicated IDs, outcomes, rejects, the run's identity.
+//! - [`gate`]: the client-side pace and the gate driven by the server's rate-limit headers.
+//! - [`fetch`]: one batch in, one outcome per ID out; every retry rule lives there.
+//! - [`topn`]: bounded top-N per metric and grand totals.
+//! - [`report`]: `top.json`, `top.md`, `top.csv`, `tweets.csv`, `outcomes.csv`, `rejects.csv`.
+//! - [`run`]: the stages wired together, resumable.
+#![warn(missing_docs)]
+
+pub mod failpoint;
+pub mod fetch;
+pub mod fsutil;
+pub mod gate;
+pub mod ids;
+pub mod report;
+pub mod run;
+pub mod store;
+pub mod topn;

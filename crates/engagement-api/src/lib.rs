@@ -12,12 +12,18 @@
 //!   fatal kept apart, plus the rate-limit headers.
 #![warn(missing_docs)]
 
+pub mod auth;
+pub mod client;
 pub mod endpoint;
 pub mod metric;
 pub mod request;
+pub mod response;
 pub mod window;
 
+pub use auth::{BearerToken, Credentials, UserCredentials};
+pub use client::{Client, ClientConfig, ClientError, Fatal, Outcome, RateLimit, Reply, Retryable};
 pub use endpoint::{AuthKind, Endpoint, GroupBy};
 pub use metric::Metric;
 pub use request::{EngagementRequest, Grouping, RequestBuilder, RequestError, WireRequest};
+pub use response::{Cell, EngagementResponse, ParseError, ParsedGrouping};
 pub use window::Window;

@@ -1,0 +1,374 @@
+//! The fetcher: one batch of IDs in, exactly one outcome per ID out.
+//!
+//! All retry policy lives here, in [`Fetcher::fetch_batch`], so the rest of the pipeline never guesses
+//! from an error string. Per response:
+//! - success / partial: `ok` with metrics, or `unavailable` for `unavailable_tweet_ids`;
+//! - 429: wait for the gate (the reset time, or a backoff when no header says when); does not use an attempt;
+//! - 5xx, timeout, connection reset, undecodable body: back off exponentially with jitter and retry, at most
+//!   `max_attempts` attempts, then every ID of the batch ends `failed` with the last error;
+//! - 403 `Forbidden to access tweets: <ids>`: those IDs end `forbidden`, the rest is sent again;
+//! - 400 `Tweet ID(s) are unavailable` (protected Tweets): the batch is split in halves until the
+//!   protected IDs stand alone, so only they end `unavailable`;
+//! - anything that would fail every batch the same way (401, 404, 406, other 400s, 403 about metrics)
+//!   aborts the run with the server's words; the batch's IDs stay pending for a resume.
+//!
+//! Every attempt is built and signed afresh (new OAuth nonce and timestamp), and the response of the
+//! last attempt is the one used.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use engagement_api::auth::Credentials;
+use engagement_api::client::{Client, Fatal, Outcome, Retryable};
+use engagement_api::response::EngagementResponse;
+use engagement_api::{Endpoint, GroupBy, Metric, RequestBuilder, Window};
+use governor::DefaultDirectRateLimiter;
+use rand::Rng;
+use tokio::sync::watch;
+
+use crate::gate::{Admit, Gate};
+use crate::store::{IdOutcome, Status};
+
+/// The grouping every job asks for: one value per Tweet and metric.
+pub const BY_TWEET: &str = "by_tweet";
+
+/// Retry settings.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts per batch before its IDs end `failed` (429s do not count).
+    pub max_attempts: u32,
+    /// First backoff delay; doubles each attempt.
+    pub base: Duration,
+    /// Longest backoff delay.
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 10,
+            base: Duration::from_millis(250),
+            cap: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before attempt `attempt + 1` (attempt ≥ 1): exponential, capped, with "equal jitter"
+    /// (half fixed, half random) so that concurrent batches do not retry in lockstep.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+            .min(self.cap);
+        let half = exp / 2;
+        half + rand::rng().random_range(Duration::ZERO..=half)
+    }
+}
+
+/// Counters for the progress line and the final summary.
+#[derive(Debug, Default)]
+pub struct FetchStats {
+    /// HTTP requests sent.
+    pub requests: AtomicU64,
+    /// Attempts after a retryable error.
+    pub retries: AtomicU64,
+    /// 429 answers.
+    pub rate_limited: AtomicU64,
+    /// Batches split because of protected Tweets or forbidden IDs.
+    pub splits: AtomicU64,
+}
+
+/// What the fetcher needs to know about the job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// The metrics, in report order.
+    pub metrics: Vec<Metric>,
+    /// `/historical` window (sent explicitly).
+    pub window: Option<Window>,
+}
+
+/// A problem that would fail every batch alike: the run stops and says why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the API refused the request ({what}); nothing was marked failed, fix this and run again to resume")]
+pub struct Abort {
+    /// The server's answer, in short.
+    pub what: String,
+}
+
+/// How a batch ended.
+#[derive(Debug)]
+pub enum BatchEnd {
+    /// Every ID has an outcome (already sent to the sink).
+    Done,
+    /// Shutdown was asked during a wait; IDs without an outcome stay pending.
+    Interrupted,
+    /// A problem that affects every request.
+    Abort(Abort),
+}
+
+/// Sends batches, with the shared pace and gate.
+pub struct Fetcher {
+    /// The HTTP client.
+    pub client: Client,
+    /// The credentials every request is signed with.
+    pub credentials: Arc<Credentials>,
+    /// The header-driven gate.
+    pub gate: Arc<Gate>,
+    /// The local pace, when a budget was given.
+    pub pace: Option<Arc<DefaultDirectRateLimiter>>,
+    /// Retry settings.
+    pub retry: RetryPolicy,
+    /// The job.
+    pub job: Job,
+    /// Counters.
+    pub stats: Arc<FetchStats>,
+    /// Becomes true when the run should stop.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Fetcher {
+    /// Fetches one batch; outcomes go to `sink` one response at a time so the store commits per response.
+    pub async fn fetch_batch(
+        &self,
+        ids: Vec<u64>,
+        sink: &tokio::sync::mpsc::Sender<Vec<IdOutcome>>,
+    ) -> BatchEnd {
+        let mut queue = vec![ids];
+        while let Some(batch) = queue.pop() {
+            match self.fetch_one(&batch, &mut queue).await {
+                Ok(outcomes) => {
+                    if !outcomes.is_empty() && sink.send(outcomes).await.is_err() {
+                        return BatchEnd::Interrupted;
+                    }
+                }
+                Err(end) => return end,
+            }
+        }
+        BatchEnd::Done
+    }
+
+    /// Sends one request (with retries) for `batch`; sub-batches still to send go to `queue`.
+    async fn fetch_one(
+        &self,
+        batch: &[u64],
+        queue: &mut Vec<Vec<u64>>,
+    ) -> Result<Vec<IdOutcome>, BatchEnd> {
+        let mut attempt = 0u32;
+        loop {
+            self.admit().await?;
+            let request = self.build(batch).map_err(|e| {
+                self.gate.release();
+                BatchEnd::Abort(Abort {
+                    what: format!("invalid request: {e}"),
+                })
+            })?;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let reply = self.client.send(&request, &self.credentials).await;
+            let now = SystemTime::now();
+            let limited = matches!(
+                reply.outcome,
+                Outcome::Retryable(Retryable::RateLimited { .. })
+            );
+            self.gate.observe(&reply.rate, limited, now);
+            match reply.outcome {
+                Outcome::Success(resp) | Outcome::Partial(resp) => {
+                    return Ok(self.outcomes(batch, &resp));
+                }
+                Outcome::Retryable(Retryable::RateLimited { .. }) => {
+                    self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    if reply.rate.reset.is_none() {
+                        // No header says when: back off like any transient error, but spend no attempt.
+                        let wait = self.retry.delay(attempt.max(1) + 1);
+                        self.gate.close_until(now + wait);
+                    }
+                }
+                Outcome::Retryable(err) => {
+                    attempt += 1;
+                    if attempt >= self.retry.max_attempts {
+                        let note = format!("failed after {attempt} attempts: {err}");
+                        return Ok(batch
+                            .iter()
+                            .map(|&id| self.outcome(id, Status::Failed, &note))
+                            .collect());
+                    }
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(attempt, error = %err, ids = batch.len(), "retrying batch");
+                    self.sleep(self.retry.delay(attempt)).await?;
+                }
+                Outcome::Fatal(Fatal::Forbidden { ids, errors }) if !ids.is_empty() => {
+                    let listed: std::collections::HashSet<u64> = ids.into_iter().collect();
+                    let note = errors.join("; ");
+                    let (forbidden, rest): (Vec<u64>, Vec<u64>) =
+                        batch.iter().partition(|id| listed.contains(id));
+                    if forbidden.is_empty() {
+                        return Err(BatchEnd::Abort(Abort {
+                            what: format!("HTTP 403 naming none of the IDs sent: {note}"),
+                        }));
+                    }
+                    self.stats.splits.fetch_add(1, Ordering::Relaxed);
+                    if !rest.is_empty() {
+                        queue.push(rest);
+                    }
+                    return Ok(forbidden
+                        .into_iter()
+                        .map(|id| {
+                            self.outcome(
+                                id,
+                                Status::Forbidden,
+                                "forbidden to access this Tweet with these credentials",
+                            )
+                        })
+                        .collect());
+                }
+                Outcome::Fatal(Fatal::BadRequest {
+                    protected: true, ..
+                }) => {
+                    if batch.len() == 1 {
+                        return Ok(vec![self.outcome(
+                            batch[0],
+                            Status::Unavailable,
+                            "protected",
+                        )]);
+                    }
+                    self.stats.splits.fetch_add(1, Ordering::Relaxed);
+                    let (a, b) = batch.split_at(batch.len() / 2);
+                    queue.push(b.to_vec());
+                    queue.push(a.to_vec());
+                    return Ok(Vec::new());
+                }
+                Outcome::Fatal(fatal) => {
+                    return Err(BatchEnd::Abort(Abort {
+                        what: fatal.to_string(),
+                    }));
+                }
+            }
+        }
+    }
+
+    fn outcome(&self, id: u64, status: Status, note: &str) -> IdOutcome {
+        IdOutcome {
+            id,
+            status,
+            values: Vec::new(),
+            note: Some(note.to_string()),
+        }
+    }
+
+    fn build(
+        &self,
+        batch: &[u64],
+    ) -> Result<engagement_api::EngagementRequest, engagement_api::RequestError> {
+        let mut b = RequestBuilder::new(self.job.endpoint, self.credentials.kind())
+            .tweet_ids(batch.iter().copied())
+            .metrics(self.job.metrics.iter().copied())
+            .grouping(BY_TWEET, &[GroupBy::TweetId, GroupBy::EngagementType]);
+        if let (Endpoint::Historical, Some(w)) = (self.job.endpoint, self.job.window) {
+            b = b.start(w.start).end(w.end);
+        }
+        b.build()
+    }
+
+    /// Turns a 200 into one outcome per requested ID.
+    fn outcomes(&self, batch: &[u64], resp: &EngagementResponse) -> Vec<IdOutcome> {
+        let index: HashMap<u64, usize> = batch.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        let mut values: Vec<Option<Vec<Option<u64>>>> = vec![None; batch.len()];
+        let metric_pos = |m: Metric| self.job.metrics.iter().position(|x| *x == m);
+        if let Some(g) = resp.grouping(BY_TWEET) {
+            for cell in &g.cells {
+                let (Some(id), Some(m)) = (cell.tweet_id, cell.metric) else {
+                    continue;
+                };
+                let (Some(&i), Some(k)) = (index.get(&id), metric_pos(m)) else {
+                    continue;
+                };
+                let row = values[i].get_or_insert_with(|| vec![None; self.job.metrics.len()]);
+                row[k] = Some(row[k].unwrap_or(0) + cell.value);
+            }
+        }
+        let unavailable: std::collections::HashSet<u64> =
+            resp.unavailable_tweet_ids.iter().copied().collect();
+        batch
+            .iter()
+            .zip(values)
+            .map(|(&id, v)| match v {
+                _ if unavailable.contains(&id) => {
+                    self.outcome(id, Status::Unavailable, "deleted or no longer public")
+                }
+                Some(values) => IdOutcome {
+                    id,
+                    status: Status::Ok,
+                    values,
+                    note: None,
+                },
+                None => self.outcome(id, Status::Failed, "absent from a successful response"),
+            })
+            .collect()
+    }
+
+    async fn admit(&self) -> Result<(), BatchEnd> {
+        loop {
+            if *self.shutdown.borrow() {
+                return Err(BatchEnd::Interrupted);
+            }
+            match self.gate.try_admit(SystemTime::now()) {
+                Admit::Go => break,
+                Admit::WaitUntil(t) => {
+                    let d = t.duration_since(SystemTime::now()).unwrap_or_default();
+                    self.sleep(d).await?;
+                }
+            }
+        }
+        if let Some(pace) = &self.pace {
+            let mut sd = self.shutdown.clone();
+            tokio::select! {
+                _ = pace.until_ready() => {}
+                _ = sd.wait_for(|s| *s) => { self.gate.release(); return Err(BatchEnd::Interrupted) }
+            }
+        }
+        Ok(())
+    }
+
+    async fn sleep(&self, d: Duration) -> Result<(), BatchEnd> {
+        let mut sd = self.shutdown.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(d) => Ok(()),
+            _ = sd.wait_for(|s| *s) => Err(BatchEnd::Interrupted),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(1),
+        };
+        for _ in 0..50 {
+            let d1 = p.delay(1);
+            assert!(
+                d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100),
+                "{d1:?}"
+            );
+            let d3 = p.delay(3);
+            assert!(
+                d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400),
+                "{d3:?}"
+            );
+            let d30 = p.delay(30);
+            assert!(
+                d30 >= Duration::from_millis(500) && d30 <= Duration::from_secs(1),
+                "{d30:?}"
+            );
+        }
+    }
+}

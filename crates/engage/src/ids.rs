@@ -1,0 +1,2251 @@
+//! Streaming Tweet ID reader.
+//!
+//! Inputs can hold tens of millions of IDs, so everything here works one
+//! line at a time in constant memory: a line is never longer than
+//! [`MAX_LINE_BYTES`] in memory, and an over-long line is drained in chunks
+//! and reported rather than buffered.
+//!
+//! The reader is pull-based ([`Reader::next_record`], or the [`Iterator`]
+//! impl) and `Send`, so it can run on a plain blocking thread and feed an
+//! async fetcher through a channel. Every record carries its position
+//! `(source_index, line)`; [`Reader::skip_to`] restarts after a recorded
+//! position so an interrupted ingestion can resume without emitting
+//! anything twice.
+//!
+//! Bad input is never fatal: a line that is not a Tweet ID becomes a
+//! [`Reject`] with a human-readable reason. Only problems that make a whole
+//! source unreadable (missing file, CSV without an ID column, I/O failure)
+//! are reported as [`IdsError`], after which the reader moves on to the next
+//! source.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Longest accepted line, in bytes, excluding the line terminator.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// Rejected text is cut to this many characters so a reject log stays small
+/// even when the input is garbage.
+pub const MAX_REJECT_CHARS: usize = 200;
+
+const IO_BUFFER_BYTES: usize = 64 * 1024;
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Fixed reject reasons, so callers and tests can match on them.
+pub mod reason {
+    /// The value exceeds `u64::MAX`.
+    pub const OUT_OF_RANGE: &str = "out of range";
+    /// The value fits in a `u64` but not in the store's signed 64-bit column.
+    pub const ABOVE_I64: &str = "out of range: Tweet IDs are at most 9223372036854775807";
+    /// The value is `0`.
+    pub const ZERO: &str = "zero is not a Tweet ID";
+    /// A leading `-`.
+    pub const NEGATIVE: &str = "negative number";
+    /// Spreadsheets turn long numbers into `1.23457E+18`, which has lost
+    /// digits for good; saying so spares the user a hunt.
+    pub const SCIENTIFIC: &str = "scientific notation (spreadsheet rounding lost the ID's digits)";
+    /// A number with a fractional part, such as `123.0`.
+    pub const DECIMAL: &str = "decimal number";
+    /// Digits grouped with commas, such as `1,234,567`.
+    pub const THOUSANDS: &str = "thousands separators";
+    /// A leading `+` sign.
+    pub const PLUS_SIGN: &str = "leading '+' sign";
+    /// Anything else.
+    pub const NOT_A_NUMBER: &str = "not a number";
+    /// The text is not valid UTF-8.
+    pub const INVALID_UTF8: &str = "invalid UTF-8";
+    /// Nothing left after trimming whitespace (CSV field or JSON string).
+    pub const EMPTY: &str = "empty";
+    /// The line exceeds [`super::MAX_LINE_BYTES`].
+    pub const LINE_TOO_LONG: &str = "line too long";
+    /// A JSON `id` that is a floating-point number.
+    pub const NOT_AN_INTEGER: &str = "not an integer";
+    /// A JSON line holding valid JSON that is not an object.
+    pub const NOT_AN_OBJECT: &str = "not a JSON object";
+    /// A JSON object with neither `id_str` nor `id`.
+    pub const NO_ID_FIELD: &str = "no id_str or id field";
+    /// A JSON `id`/`id_str` that is neither a number nor a string.
+    pub const ID_WRONG_TYPE: &str = "id is not a number or a string";
+}
+
+/// Errors that make a whole input (or the input list) unusable.
+///
+/// Every message names the file concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum IdsError {
+    /// An input path given on the command line does not exist.
+    #[error("input not found: {path}")]
+    NotFound {
+        /// The path as given or as found while walking a folder.
+        path: String,
+    },
+    /// The input exists but cannot be opened or listed.
+    #[error("cannot open {path}: {source}")]
+    Open {
+        /// The path concerned.
+        path: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// An I/O error while reading; the rest of that input is skipped.
+    #[error("error reading {path} after line {line}: {source}")]
+    Read {
+        /// The path concerned (`-` for stdin).
+        path: String,
+        /// The last line read completely before the error.
+        line: u64,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A CSV input whose header has no usable ID column.
+    #[error("{path}: CSV header has no {wanted} column (columns: {}){hint}", .columns.join(", "))]
+    MissingIdColumn {
+        /// The path concerned.
+        path: String,
+        /// What was looked for, e.g. `` `tweet_id` or `id` ``.
+        wanted: String,
+        /// The header columns that were found.
+        columns: Vec<String>,
+        /// Extra advice, empty or starting with `; `.
+        hint: String,
+    },
+    /// Any other CSV parser failure (not expected with the lenient
+    /// settings used, but reported rather than unwrapped).
+    #[error("{path}: CSV error after line {line}: {message}")]
+    Csv {
+        /// The path concerned.
+        path: String,
+        /// The last line read completely before the error.
+        line: u64,
+        /// The parser's description.
+        message: String,
+    },
+    /// Standard input cannot be fingerprinted in place: it can only be read
+    /// once, so it must be spooled to a file first.
+    #[error("cannot fingerprint standard input: spool it to a file first")]
+    StdinFingerprint,
+}
+
+/// Input file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// One ID per line.
+    Plain,
+    /// CSV with a header row naming the ID column.
+    Csv,
+    /// One JSON Tweet object per line.
+    Jsonl,
+}
+
+impl Format {
+    /// Chooses the format from a file name: `.csv` is CSV, `.jsonl`,
+    /// `.ndjson` and `.json` are JSON lines, anything else is plain. A
+    /// trailing `.gz` is ignored (decompression is decided by content).
+    pub fn from_path(path: &Path) -> Format {
+        let Some(name) = path.file_name() else {
+            return Format::Plain;
+        };
+        let name = name.to_string_lossy().to_ascii_lowercase();
+        let name = name.strip_suffix(".gz").unwrap_or(&name);
+        match Path::new(name).extension().and_then(|e| e.to_str()) {
+            Some("csv") => Format::Csv,
+            Some("jsonl" | "ndjson" | "json") => Format::Jsonl,
+            _ => Format::Plain,
+        }
+    }
+}
+
+/// One input to read: a file or standard input.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum InputSource {
+    /// Standard input (given as `-`).
+    Stdin,
+    /// A regular file.
+    File(PathBuf),
+}
+
+impl InputSource {
+    /// The name used in rejects and errors: the path, or `-` for stdin.
+    pub fn display_name(&self) -> String {
+        self.to_string()
+    }
+
+    /// The file path, if this is not stdin.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            InputSource::Stdin => None,
+            InputSource::File(p) => Some(p),
+        }
+    }
+
+    /// The format implied by the file name (stdin is plain).
+    pub fn format_hint(&self) -> Format {
+        match self {
+            InputSource::Stdin => Format::Plain,
+            InputSource::File(p) => Format::from_path(p),
+        }
+    }
+}
+
+impl fmt::Display for InputSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InputSource::Stdin => f.write_str("-"),
+            InputSource::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// Resolves command-line input specs into the list of sources to read.
+///
+/// `-` is stdin; a folder is walked recursively and contributes its files in
+/// byte-wise path order, skipping hidden entries (names starting with `.`,
+/// folders included) so editor and VCS litter is not read as IDs. Files
+/// named explicitly are kept even when hidden. The order is deterministic
+/// because resume positions are indices into this list.
+pub fn expand_inputs<S: AsRef<Path>>(specs: &[S]) -> Result<Vec<InputSource>, IdsError> {
+    let mut out = Vec::new();
+    for spec in specs {
+        let path = spec.as_ref();
+        if path.as_os_str() == "-" {
+            out.push(InputSource::Stdin);
+            continue;
+        }
+        let meta = metadata(path)?;
+        if meta.is_dir() {
+            let mut files = Vec::new();
+            let mut visited = HashSet::new();
+            walk(path, &mut files, &mut visited)?;
+            files.sort_by(|a, b| {
+                a.as_os_str()
+                    .as_encoded_bytes()
+                    .cmp(b.as_os_str().as_encoded_bytes())
+            });
+            out.extend(files.into_iter().map(InputSource::File));
+        } else {
+            // Not only regular files: named pipes and /dev/fd/N from process
+            // substitution are legitimate explicit inputs.
+            out.push(InputSource::File(path.to_path_buf()));
+        }
+    }
+    Ok(out)
+}
+
+fn metadata(path: &Path) -> Result<fs::Metadata, IdsError> {
+    fs::metadata(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            IdsError::NotFound {
+                path: path.display().to_string(),
+            }
+        } else {
+            IdsError::Open {
+                path: path.display().to_string(),
+                source: e,
+            }
+        }
+    })
+}
+
+fn walk(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    visited: &mut HashSet<PathBuf>,
+) -> Result<(), IdsError> {
+    let open_err = |source| IdsError::Open {
+        path: dir.display().to_string(),
+        source,
+    };
+    // Symlinked folders are followed, so guard against cycles.
+    let canonical = fs::canonicalize(dir).map_err(open_err)?;
+    if !visited.insert(canonical) {
+        return Ok(());
+    }
+    for entry in fs::read_dir(dir).map_err(open_err)? {
+        let entry = entry.map_err(open_err)?;
+        if entry.file_name().as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
+        let path = entry.path();
+        let meta = metadata(&path)?;
+        if meta.is_dir() {
+            walk(&path, out, visited)?;
+        } else if meta.is_file() {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// SHA-256 (lowercase hex) of a file's raw bytes, read in 64 KiB chunks.
+///
+/// Used to recognise an input on resume. Standard input has no stable
+/// content to hash; spool it with [`spool_stdin`] first.
+pub fn fingerprint(source: &InputSource) -> Result<String, IdsError> {
+    let InputSource::File(path) = source else {
+        return Err(IdsError::StdinFingerprint);
+    };
+    let mut file = File::open(path).map_err(|e| open_error(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; IO_BUFFER_BYTES];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(IdsError::Read {
+                    path: path.display().to_string(),
+                    line: 0,
+                    source: e,
+                })
+            }
+        };
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    s
+}
+
+fn open_error(path: &Path, e: io::Error) -> IdsError {
+    if e.kind() == io::ErrorKind::NotFound {
+        IdsError::NotFound {
+            path: path.display().to_string(),
+        }
+    } else {
+        IdsError::Open {
+            path: path.display().to_string(),
+            source: e,
+        }
+    }
+}
+
+/// Copies standard input into folder `dir` and returns the new file's path.
+///
+/// The file is named `stdin-<first 16 hex digits of its SHA-256>` so piping
+/// the same data again on resume lands on the same name. It has no
+/// extension, so it reads as plain text unless a format is forced; gzip is
+/// still detected from its content.
+pub fn spool_stdin(dir: &Path) -> io::Result<PathBuf> {
+    spool(io::stdin().lock(), dir)
+}
+
+fn spool(mut input: impl Read, dir: &Path) -> io::Result<PathBuf> {
+    let tmp = dir.join(format!(".stdin-spool-{}.tmp", std::process::id()));
+    let mut file = io::BufWriter::with_capacity(IO_BUFFER_BYTES, File::create(&tmp)?);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; IO_BUFFER_BYTES];
+    let result = (|| {
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n])?;
+        }
+        file.into_inner().map_err(|e| e.into_error())?.sync_all()
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    let digest = hex(&hasher.finalize());
+    let dest = dir.join(format!("stdin-{}", &digest[..16]));
+    fs::rename(&tmp, &dest)?;
+    Ok(dest)
+}
+
+/// Parses one Tweet ID from text that has already been trimmed.
+///
+/// Strict on purpose: only ASCII digits are accepted, and the error is a
+/// reason from [`reason`] explaining what the text looks like instead, so a
+/// user can fix their export. IDs must be in `1..=i64::MAX` because the store
+/// keeps them as SQLite `INTEGER`.
+pub fn parse_id(text: &[u8]) -> Result<u64, &'static str> {
+    if text.is_empty() {
+        return Err(reason::EMPTY);
+    }
+    let mut value: u64 = 0;
+    let mut overflow = false;
+    for &b in text {
+        if !b.is_ascii_digit() {
+            return Err(classify_non_digits(text));
+        }
+        if !overflow {
+            match value
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u64::from(b - b'0')))
+            {
+                Some(v) => value = v,
+                // Keep scanning: a later non-digit changes the reason.
+                None => overflow = true,
+            }
+        }
+    }
+    if overflow {
+        Err(reason::OUT_OF_RANGE)
+    } else if value == 0 {
+        Err(reason::ZERO)
+    } else if value > i64::MAX as u64 {
+        Err(reason::ABOVE_I64)
+    } else {
+        Ok(value)
+    }
+}
+
+fn classify_non_digits(text: &[u8]) -> &'static str {
+    let Ok(s) = std::str::from_utf8(text) else {
+        return reason::INVALID_UTF8;
+    };
+    let s = s.as_bytes();
+    if let Some(rest) = s.strip_prefix(b"-") {
+        if is_decimal(rest) || is_scientific(rest) {
+            return reason::NEGATIVE;
+        }
+        return reason::NOT_A_NUMBER;
+    }
+    let unsigned = s.strip_prefix(b"+").unwrap_or(s);
+    if is_scientific(unsigned) {
+        return reason::SCIENTIFIC;
+    }
+    if unsigned.contains(&b'.') && is_decimal(unsigned) {
+        return reason::DECIMAL;
+    }
+    if unsigned.len() < s.len() && is_decimal(unsigned) {
+        return reason::PLUS_SIGN;
+    }
+    if is_thousands(s) {
+        return reason::THOUSANDS;
+    }
+    reason::NOT_A_NUMBER
+}
+
+/// `123`, `123.`, `.5`, `123.45`.
+fn is_decimal(s: &[u8]) -> bool {
+    let (int, frac) = match s.iter().position(|&b| b == b'.') {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (s, &[][..]),
+    };
+    (!int.is_empty() || !frac.is_empty())
+        && int.iter().all(u8::is_ascii_digit)
+        && frac.iter().all(u8::is_ascii_digit)
+}
+
+/// `1E18`, `1.23457E+18`, `5e-3`.
+fn is_scientific(s: &[u8]) -> bool {
+    let Some(i) = s.iter().position(|&b| b == b'e' || b == b'E') else {
+        return false;
+    };
+    let (mantissa, exp) = (&s[..i], &s[i + 1..]);
+    let exp = exp
+        .strip_prefix(b"+")
+        .or_else(|| exp.strip_prefix(b"-"))
+        .unwrap_or(exp);
+    is_decimal(mantissa) && !exp.is_empty() && exp.iter().all(u8::is_ascii_digit)
+}
+
+/// `1,234,567`.
+fn is_thousands(s: &[u8]) -> bool {
+    let mut groups = s.split(|&b| b == b',');
+    let Some(first) = groups.next() else {
+        return false;
+    };
+    let mut rest = groups.peekable();
+    rest.peek().is_some()
+        && (1..=3).contains(&first.len())
+        && first.iter().all(u8::is_ascii_digit)
+        && rest.all(|g| g.len() == 3 && g.iter().all(u8::is_ascii_digit))
+}
+
+fn trim(s: &[u8]) -> &[u8] {
+    s.trim_ascii()
+}
+
+/// Lossy, length-capped copy of offending text for a reject log.
+fn excerpt(bytes: &[u8]) -> String {
+    // 4 bytes per char at most, so this slice always covers the first
+    // MAX_REJECT_CHARS characters without converting a huge line.
+    let cut = &bytes[..bytes.len().min(MAX_REJECT_CHARS * 4)];
+    String::from_utf8_lossy(cut)
+        .chars()
+        .take(MAX_REJECT_CHARS)
+        .collect()
+}
+
+/// Options that apply to every source of a [`Reader`].
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Force a format instead of guessing from file names (`--format`).
+    pub format: Option<Format>,
+    /// CSV column holding the ID (`--id-column`); matched case-insensitively.
+    /// Without it, `tweet_id` is used, else `id`.
+    pub id_column: Option<String>,
+}
+
+/// A line (or CSV row) that could not be used as a Tweet ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    /// Display name of the input (`-` for stdin).
+    pub source: String,
+    /// Physical line number (1-based); for CSV, the line where the row starts.
+    pub line: u64,
+    /// The offending text, lossily decoded and cut to [`MAX_REJECT_CHARS`].
+    pub content: String,
+    /// Why it was rejected; see [`reason`] for the fixed ones.
+    pub reason: String,
+}
+
+/// One result of reading: an ID or a reject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// A valid Tweet ID.
+    Id {
+        /// The Tweet ID, in `1..=i64::MAX`.
+        id: u64,
+        /// Owning account from a CSV `account` column, if any.
+        account: Option<String>,
+    },
+    /// Input that is not a Tweet ID.
+    Reject(Reject),
+}
+
+/// A [`Record`] with the position it was read from.
+///
+/// Positions increase strictly in reading order, so persisting the last one
+/// processed and passing it to [`Reader::skip_to`] resumes exactly after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Positioned {
+    /// Index into the source list given to [`Reader::new`].
+    pub source_index: usize,
+    /// Physical line (1-based); for CSV, the line where the row starts.
+    pub line: u64,
+    /// What was read there.
+    pub record: Record,
+}
+
+/// Running totals of what a [`Reader`] has emitted.
+///
+/// Lines skipped by [`Reader::skip_to`] are not counted. For CSV, `lines`
+/// counts data rows (the header is not counted and the CSV parser hides
+/// blank lines).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Non-blank lines (or CSV rows) read.
+    pub lines: u64,
+    /// Blank or whitespace-only lines.
+    pub blank_lines: u64,
+    /// Valid IDs emitted.
+    pub ids: u64,
+    /// Rejects emitted.
+    pub rejects: u64,
+    /// Sources abandoned with an [`IdsError`].
+    pub errors: u64,
+}
+
+/// Pull-based reader over a list of sources.
+///
+/// Sources are read in order. After an `Err` item, the source concerned has
+/// been abandoned and the next call continues with the following source, so
+/// the caller decides whether an error is fatal.
+pub struct Reader {
+    sources: Vec<InputSource>,
+    options: ReadOptions,
+    next_source: usize,
+    active: Option<Active>,
+    skip: Option<(usize, u64)>,
+    out: VecDeque<Result<Positioned, IdsError>>,
+    counters: Counters,
+}
+
+struct Active {
+    index: usize,
+    name: String,
+    gzip: bool,
+    kind: ActiveKind,
+}
+
+enum ActiveKind {
+    Plain(LineSource),
+    Jsonl(LineSource),
+    Csv(Box<CsvState>),
+}
+
+struct CsvState {
+    rdr: csv::Reader<CsvFeed>,
+    record: csv::ByteRecord,
+    id_col: usize,
+    id_name: String,
+    account_col: Option<usize>,
+}
+
+impl Reader {
+    /// Creates a reader; nothing is opened until the first record is pulled.
+    pub fn new(sources: Vec<InputSource>, options: ReadOptions) -> Reader {
+        Reader {
+            sources,
+            options,
+            next_source: 0,
+            active: None,
+            skip: None,
+            out: VecDeque::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Suppresses every record at or before `(source_index, line)`.
+    ///
+    /// Sources before `source_index` are not opened at all; lines of that
+    /// source up to `line` are read but not parsed. Call it before pulling
+    /// the first record.
+    pub fn skip_to(&mut self, source_index: usize, line: u64) {
+        self.skip = Some((source_index, line));
+    }
+
+    /// The sources being read, in order.
+    pub fn sources(&self) -> &[InputSource] {
+        &self.sources
+    }
+
+    /// Totals so far.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Pulls the next record, or `None` once every source is exhausted.
+    pub fn next_record(&mut self) -> Option<Result<Positioned, IdsError>> {
+        loop {
+            if let Some(item) = self.out.pop_front() {
+                return Some(item);
+            }
+            match self.active.as_mut() {
+                Some(active) => {
+                    let done = step(active, self.skip, &mut self.out, &mut self.counters);
+                    if done {
+                        self.active = None;
+                    }
+                }
+                None => {
+                    let index = self.next_source;
+                    if index >= self.sources.len() {
+                        return None;
+                    }
+                    self.next_source += 1;
+                    if matches!(self.skip, Some((si, _)) if index < si) {
+                        continue;
+                    }
+                    match open_active(index, &self.sources[index], &self.options) {
+                        Ok(active) => self.active = active,
+                        Err(e) => {
+                            self.counters.errors += 1;
+                            return Some(Err(e));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for Reader {
+    type Item = Result<Positioned, IdsError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_record()
+    }
+}
+
+fn is_skipped(skip: Option<(usize, u64)>, index: usize, line: u64) -> bool {
+    matches!(skip, Some((si, sl)) if index < si || (index == si && line <= sl))
+}
+
+/// Opens a source, sniffing gzip from its first bytes so compressed stdin
+/// and misnamed files work. `Ok(None)` means an empty CSV (nothing to read).
+fn open_active(
+    index: usize,
+    source: &InputSource,
+    options: &ReadOptions,
+) -> Result<Option<Active>, IdsError> {
+    let name = source.display_name();
+    let mut raw: Box<dyn Read + Send> = match source {
+        InputSource::Stdin => Box::new(io::stdin()),
+        InputSource::File(p) => Box::new(File::open(p).map_err(|e| open_error(p, e))?),
+    };
+    let mut magic = [0u8; 2];
+    let mut got = 0;
+    while got < magic.len() {
+        match raw.read(&mut magic[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(IdsError::Read {
+                    path: name,
+                    line: 0,
+                    source: e,
+                })
+            }
+        }
+    }
+    let gzip = got == 2 && magic == GZIP_MAGIC;
+    let rejoined = io::Cursor::new(magic[..got].to_vec()).chain(raw);
+    let reader: Box<dyn BufRead + Send> = if gzip {
+        Box::new(BufReader::with_capacity(
+            IO_BUFFER_BYTES,
+            MultiGzDecoder::new(rejoined),
+        ))
+    } else {
+        Box::new(BufReader::with_capacity(IO_BUFFER_BYTES, rejoined))
+    };
+    let lines = LineSource::new(reader);
+    let format = options.format.unwrap_or_else(|| source.format_hint());
+    let kind = match format {
+        Format::Plain => ActiveKind::Plain(lines),
+        Format::Jsonl => ActiveKind::Jsonl(lines),
+        Format::Csv => match open_csv(lines, &name, options)? {
+            Some(state) => ActiveKind::Csv(Box::new(state)),
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(Active {
+        index,
+        name,
+        gzip,
+        kind,
+    }))
+}
+
+fn open_csv(
+    lines: LineSource,
+    name: &str,
+    options: &ReadOptions,
+) -> Result<Option<CsvState>, IdsError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(CsvFeed::new(lines));
+    let headers = match rdr.byte_headers() {
+        Ok(h) => h.clone(),
+        Err(e) => {
+            let line = rdr.get_ref().lines.line;
+            return Err(csv_error(e, name, line));
+        }
+    };
+    if headers.is_empty() {
+        return Ok(None);
+    }
+    let columns: Vec<String> = headers
+        .iter()
+        .map(|h| String::from_utf8_lossy(trim(h.strip_prefix(UTF8_BOM).unwrap_or(h))).into_owned())
+        .collect();
+    let find = |wanted: &str| columns.iter().position(|c| c.eq_ignore_ascii_case(wanted));
+    let wanted: Vec<&str> = match &options.id_column {
+        Some(c) => vec![c.trim()],
+        None => vec!["tweet_id", "id"],
+    };
+    let Some((id_col, id_name)) = wanted
+        .iter()
+        .find_map(|w| find(w).map(|i| (i, columns[i].clone())))
+    else {
+        let hint = if columns
+            .first()
+            .is_some_and(|c| parse_id(c.as_bytes()).is_ok())
+        {
+            "; the first row looks like data: is the header row missing?".to_string()
+        } else {
+            String::new()
+        };
+        return Err(IdsError::MissingIdColumn {
+            path: name.to_string(),
+            wanted: wanted
+                .iter()
+                .map(|w| format!("`{w}`"))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            columns,
+            hint,
+        });
+    };
+    let account_col = find("account");
+    Ok(Some(CsvState {
+        rdr,
+        record: csv::ByteRecord::new(),
+        id_col,
+        id_name,
+        account_col,
+    }))
+}
+
+fn csv_error(e: csv::Error, name: &str, line: u64) -> IdsError {
+    match e.into_kind() {
+        csv::ErrorKind::Io(source) => IdsError::Read {
+            path: name.to_string(),
+            line,
+            source,
+        },
+        kind => IdsError::Csv {
+            path: name.to_string(),
+            line,
+            message: format!("{kind:?}"),
+        },
+    }
+}
+
+/// Decompression failures look like these kinds; they mean the data ends or
+/// goes bad here, not that the disk failed.
+fn is_corrupt_stream(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput
+    )
+}
+
+/// Handles an I/O error in the middle of a source. A broken gzip stream is
+/// data damage and becomes a reject so ingestion of other sources carries
+/// on; anything else is an error.
+fn read_failure(
+    active: &Active,
+    err: io::Error,
+    complete_lines: u64,
+    skip: Option<(usize, u64)>,
+    out: &mut VecDeque<Result<Positioned, IdsError>>,
+    counters: &mut Counters,
+) {
+    let line = complete_lines + 1;
+    if active.gzip && is_corrupt_stream(&err) {
+        if is_skipped(skip, active.index, line) {
+            return;
+        }
+        counters.rejects += 1;
+        out.push_back(Ok(Positioned {
+            source_index: active.index,
+            line,
+            record: Record::Reject(Reject {
+                source: active.name.clone(),
+                line,
+                content: String::new(),
+                reason: format!("truncated or corrupt gzip stream after line {complete_lines}"),
+            }),
+        }));
+    } else {
+        counters.errors += 1;
+        out.push_back(Err(IdsError::Read {
+            path: active.name.clone(),
+            line: complete_lines,
+            source: err,
+        }));
+    }
+}
+
+fn reject(
+    active: &Active,
+    line: u64,
+    content: &[u8],
+    reason: String,
+    counters: &mut Counters,
+) -> Result<Positioned, IdsError> {
+    counters.rejects += 1;
+    Ok(Positioned {
+        source_index: active.index,
+        line,
+        record: Record::Reject(Reject {
+            source: active.name.clone(),
+            line,
+            content: excerpt(content),
+            reason,
+        }),
+    })
+}
+
+fn id_record(
+    active: &Active,
+    line: u64,
+    id: u64,
+    account: Option<String>,
+    counters: &mut Counters,
+) -> Result<Positioned, IdsError> {
+    counters.ids += 1;
+    Ok(Positioned {
+        source_index: active.index,
+        line,
+        record: Record::Id { id, account },
+    })
+}
+
+/// Advances the active source by one line or row, pushing whatever it
+/// yields. Returns `true` when the source is finished.
+fn step(
+    active: &mut Active,
+    skip: Option<(usize, u64)>,
+    out: &mut VecDeque<Result<Positioned, IdsError>>,
+    counters: &mut Counters,
+) -> bool {
+    match active.kind {
+        ActiveKind::Plain(_) => step_lines(active, false, skip, out, counters),
+        ActiveKind::Jsonl(_) => step_lines(active, true, skip, out, counters),
+        ActiveKind::Csv(_) => step_csv(active, skip, out, counters),
+    }
+}
+
+fn step_lines(
+    active: &mut Active,
+    jsonl: bool,
+    skip: Option<(usize, u64)>,
+    out: &mut VecDeque<Result<Positioned, IdsError>>,
+    counters: &mut Counters,
+) -> bool {
+    let (ActiveKind::Plain(src) | ActiveKind::Jsonl(src)) = &mut active.kind else {
+        unreachable!("step_lines on a CSV source")
+    };
+    let kind = match src.read_line() {
+        Ok(Some(kind)) => kind,
+        Ok(None) => return true,
+        Err(e) => {
+            let complete = src.line;
+            read_failure(active, e, complete, skip, out, counters);
+            return true;
+        }
+    };
+    let line = src.line;
+    if is_skipped(skip, active.index, line) {
+        return false;
+    }
+    // Move the buffer out so `active` can be borrowed for the record; it is
+    // put back below so its allocation is reused.
+    let buf = std::mem::take(&mut src.buf);
+    let item = match kind {
+        LineKind::TooLong => {
+            counters.lines += 1;
+            Some(reject(
+                active,
+                line,
+                &buf,
+                reason::LINE_TOO_LONG.to_string(),
+                counters,
+            ))
+        }
+        LineKind::Line => {
+            let text = trim(&buf);
+            if text.is_empty() {
+                counters.blank_lines += 1;
+                None
+            } else {
+                counters.lines += 1;
+                let parsed = if jsonl {
+                    parse_json_line(text)
+                } else {
+                    parse_id(text).map_err(str::to_string)
+                };
+                Some(match parsed {
+                    Ok(id) => id_record(active, line, id, None, counters),
+                    Err(why) => reject(active, line, text, why, counters),
+                })
+            }
+        }
+    };
+    if let ActiveKind::Plain(src) | ActiveKind::Jsonl(src) = &mut active.kind {
+        src.buf = buf;
+    }
+    if let Some(item) = item {
+        out.push_back(item);
+    }
+    false
+}
+
+/// The two fields we need from a Tweet object; everything else is skipped
+/// by serde without being materialised.
+#[derive(Deserialize)]
+struct JsonIds {
+    #[serde(default)]
+    id_str: Option<Value>,
+    #[serde(default)]
+    id: Option<Value>,
+}
+
+fn parse_json_line(text: &[u8]) -> Result<u64, String> {
+    // serde's derived struct visitor also accepts a JSON array like `[1, 2]`
+    // as positional fields, which would invent an ID.
+    if text.first() != Some(&b'{') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(text) {
+                Ok(_) => reason::NOT_AN_OBJECT.to_string(),
+                Err(e) => json_error(text, &e),
+            },
+        );
+    }
+    let ids: JsonIds = serde_json::from_slice(text).map_err(|e| json_error(text, &e))?;
+    let value = match (ids.id_str, ids.id) {
+        (Some(v), _) if !v.is_null() => v,
+        (_, Some(v)) if !v.is_null() => v,
+        _ => return Err(reason::NO_ID_FIELD.to_string()),
+    };
+    json_id(&value).map_err(str::to_string)
+}
+
+fn json_error(text: &[u8], e: &serde_json::Error) -> String {
+    if std::str::from_utf8(text).is_err() {
+        return reason::INVALID_UTF8.to_string();
+    }
+    let msg = e.to_string();
+    // Always line 1 of a one-line document, so only the column helps.
+    let msg = match msg.rfind(" at line 1 column ") {
+        Some(i) => format!("{} at column {}", &msg[..i], &msg[i + 18..]),
+        None => msg,
+    };
+    // Data errors are well-formed JSON of the wrong shape (duplicate keys).
+    let prefix = if e.is_data() {
+        "unexpected JSON"
+    } else {
+        "invalid JSON"
+    };
+    format!("{prefix}: {msg}")
+}
+
+fn json_id(value: &Value) -> Result<u64, &'static str> {
+    match value {
+        // serde_json keeps integer literals as exact u64/i64 and only uses
+        // f64 for literals with a fraction or exponent, so large IDs survive.
+        Value::Number(n) => {
+            if let Some(v) = n.as_u64() {
+                match v {
+                    0 => Err(reason::ZERO),
+                    v if v > i64::MAX as u64 => Err(reason::ABOVE_I64),
+                    v => Ok(v),
+                }
+            } else if n.is_i64() || n.as_f64().is_some_and(|f| f < 0.0) {
+                Err(reason::NEGATIVE)
+            } else if n
+                .as_f64()
+                .is_some_and(|f| f >= 18_446_744_073_709_551_616.0)
+            {
+                // An integer literal too big for u64 also lands here as f64.
+                Err(reason::OUT_OF_RANGE)
+            } else {
+                Err(reason::NOT_AN_INTEGER)
+            }
+        }
+        Value::String(s) => {
+            let s = s.trim();
+            // Activity Streams: "tag:search.twitter.com,2005:123".
+            let digits = s.rsplit(':').next().unwrap_or(s);
+            parse_id(digits.as_bytes())
+        }
+        _ => Err(reason::ID_WRONG_TYPE),
+    }
+}
+
+fn step_csv(
+    active: &mut Active,
+    skip: Option<(usize, u64)>,
+    out: &mut VecDeque<Result<Positioned, IdsError>>,
+    counters: &mut Counters,
+) -> bool {
+    let ActiveKind::Csv(state) = &mut active.kind else {
+        unreachable!("step_csv on a line source")
+    };
+    let result = state.rdr.read_byte_record(&mut state.record);
+    let after_previous = state.record.position().map_or(0, csv::Position::byte);
+    let start = state.rdr.get_mut().line_at(after_previous);
+    let mut long = std::mem::take(&mut state.rdr.get_mut().long_lines);
+    let complete = state.rdr.get_ref().lines.line;
+    // Over-long lines were blanked out of the CSV stream as the feed read
+    // them, possibly ahead of the parser; emit those before this row.
+    let drain_before = match result {
+        Ok(true) => start,
+        _ => u64::MAX,
+    };
+    while long.front().is_some_and(|(l, _)| *l < drain_before) {
+        let (line, content) = long.pop_front().expect("checked non-empty");
+        if !is_skipped(skip, active.index, line) {
+            counters.lines += 1;
+            let item = reject(
+                active,
+                line,
+                content.as_bytes(),
+                reason::LINE_TOO_LONG.to_string(),
+                counters,
+            );
+            out.push_back(item);
+        }
+    }
+    let ActiveKind::Csv(state) = &mut active.kind else {
+        unreachable!()
+    };
+    state.rdr.get_mut().long_lines = long;
+    match result {
+        Ok(true) => {}
+        Ok(false) => return true,
+        Err(e) => {
+            match csv_error(e, &active.name, complete) {
+                IdsError::Read { source, .. } => {
+                    read_failure(active, source, complete, skip, out, counters)
+                }
+                other => {
+                    counters.errors += 1;
+                    out.push_back(Err(other));
+                }
+            }
+            return true;
+        }
+    }
+    if is_skipped(skip, active.index, start) {
+        return false;
+    }
+    let record = std::mem::take(&mut state.record);
+    // Spreadsheets export empty rows as `,,,`: as blank as a blank line.
+    if record.iter().all(|f| trim(f).is_empty()) {
+        counters.blank_lines += 1;
+        if let ActiveKind::Csv(state) = &mut active.kind {
+            state.record = record;
+        }
+        return false;
+    }
+    counters.lines += 1;
+    let item = match record.get(state.id_col) {
+        None => {
+            let row = record.iter().collect::<Vec<_>>().join(&b","[..]);
+            let why = format!("missing column {}", state.id_name);
+            reject(active, start, &row, why, counters)
+        }
+        Some(field) => {
+            let text = trim(field);
+            match parse_id(text) {
+                Ok(id) => {
+                    let account = state
+                        .account_col
+                        .and_then(|i| record.get(i))
+                        .map(trim)
+                        .filter(|a| !a.is_empty())
+                        .map(|a| String::from_utf8_lossy(a).into_owned());
+                    id_record(active, start, id, account, counters)
+                }
+                Err(why) => reject(active, start, text, why.to_string(), counters),
+            }
+        }
+    };
+    if let ActiveKind::Csv(state) = &mut active.kind {
+        state.record = record;
+    }
+    out.push_back(item);
+    false
+}
+
+enum LineKind {
+    /// `buf` holds the line, terminator included if there was one.
+    Line,
+    /// The line exceeded [`MAX_LINE_BYTES`]; `buf` holds its start.
+    TooLong,
+}
+
+/// Line splitter over bytes with a hard cap on line length.
+///
+/// `BufRead::read_until` would grow without bound on a line with no newline;
+/// this drains such a line chunk by chunk instead. Lines end at LF, CRLF or
+/// a lone CR: Excel's "CSV (Macintosh)" still writes bare CRs, and the CSV
+/// parser splits records on them, so counting them keeps every record on a
+/// distinct line (resume positions must be unique).
+struct LineSource {
+    inner: Box<dyn BufRead + Send>,
+    buf: Vec<u8>,
+    /// Lines returned so far, i.e. the number of the line now in `buf`.
+    line: u64,
+    /// An error hit while looking past a line's final CR for its LF; the
+    /// line itself was complete, so the error belongs to the next call.
+    deferred: Option<io::Error>,
+}
+
+impl LineSource {
+    fn new(inner: Box<dyn BufRead + Send>) -> LineSource {
+        LineSource {
+            inner,
+            buf: Vec::with_capacity(256),
+            line: 0,
+            deferred: None,
+        }
+    }
+
+    fn read_line(&mut self) -> io::Result<Option<LineKind>> {
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
+        self.buf.clear();
+        let mut too_long = false;
+        let mut any = false;
+        let mut cr_at_chunk_end = false;
+        loop {
+            let available = match self.inner.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                break;
+            }
+            any = true;
+            // (bytes to consume, terminator length, line complete)
+            let (take, terminator, done) =
+                match available.iter().position(|&b| b == b'\n' || b == b'\r') {
+                    Some(i) if available[i] == b'\r' => match available.get(i + 1) {
+                        Some(b'\n') => (i + 2, 2, true),
+                        Some(_) => (i + 1, 1, true),
+                        None => {
+                            cr_at_chunk_end = true;
+                            (i + 1, 1, true)
+                        }
+                    },
+                    Some(i) => (i + 1, 1, true),
+                    None => (available.len(), 0, false),
+                };
+            if !too_long {
+                let content = take - terminator;
+                if self.buf.len() + content > MAX_LINE_BYTES {
+                    too_long = true;
+                    // Keep only what a reject excerpt needs.
+                    let room = (MAX_REJECT_CHARS * 4).saturating_sub(self.buf.len());
+                    self.buf.extend_from_slice(&available[..content.min(room)]);
+                } else {
+                    self.buf.extend_from_slice(&available[..take]);
+                }
+            }
+            self.inner.consume(take);
+            if done {
+                break;
+            }
+        }
+        if cr_at_chunk_end {
+            self.absorb_lf(!too_long);
+        }
+        if !any {
+            return Ok(None);
+        }
+        self.line += 1;
+        if self.line == 1 && self.buf.starts_with(UTF8_BOM) {
+            self.buf.drain(..UTF8_BOM.len());
+        }
+        Ok(Some(if too_long {
+            LineKind::TooLong
+        } else {
+            LineKind::Line
+        }))
+    }
+
+    /// After a CR that ended a chunk, takes the LF of a CRLF split across
+    /// chunks so it is not counted as an extra blank line.
+    fn absorb_lf(&mut self, keep: bool) {
+        loop {
+            match self.inner.fill_buf() {
+                Ok(b) => {
+                    if b.first() == Some(&b'\n') {
+                        if keep {
+                            self.buf.push(b'\n');
+                        }
+                        self.inner.consume(1);
+                    }
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.deferred = Some(e);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Feeds the CSV parser line by line so the length cap and BOM handling of
+/// [`LineSource`] apply to CSV too. An over-long line is replaced by an
+/// empty line (which the parser ignores, keeping line numbers intact) and
+/// queued for the reader to report.
+///
+/// It also remembers where recent lines start in the byte stream it
+/// serves: `csv::Position::line()` of a record is where the previous record
+/// ended, which lags the real start line after blank lines or a CRLF
+/// terminator, so the physical line is recovered from these spans.
+struct CsvFeed {
+    lines: LineSource,
+    pos: usize,
+    /// Bytes served so far.
+    offset: u64,
+    spans: VecDeque<LineSpan>,
+    long_lines: VecDeque<(u64, String)>,
+}
+
+struct LineSpan {
+    line: u64,
+    start: u64,
+    /// End of the line without trailing CR/LF bytes; equals `start` for a
+    /// blank line.
+    content_end: u64,
+    end: u64,
+}
+
+impl CsvFeed {
+    fn new(lines: LineSource) -> CsvFeed {
+        CsvFeed {
+            lines,
+            pos: 0,
+            offset: 0,
+            spans: VecDeque::new(),
+            long_lines: VecDeque::new(),
+        }
+    }
+
+    /// Physical line of the first non-terminator byte at or after stream
+    /// offset `from`, forgetting lines that end before it (offsets only grow).
+    fn line_at(&mut self, from: u64) -> u64 {
+        while self.spans.front().is_some_and(|s| s.end <= from) {
+            self.spans.pop_front();
+        }
+        self.spans
+            .iter()
+            .find(|s| from.max(s.start) < s.content_end)
+            .map_or(self.lines.line, |s| s.line)
+    }
+}
+
+impl Read for CsvFeed {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let pending = &self.lines.buf[self.pos..];
+            if !pending.is_empty() {
+                let n = pending.len().min(out.len());
+                out[..n].copy_from_slice(&pending[..n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            self.pos = 0;
+            match self.lines.read_line()? {
+                None => return Ok(0),
+                Some(LineKind::Line) => {}
+                Some(LineKind::TooLong) => {
+                    let content = excerpt(&self.lines.buf);
+                    self.long_lines.push_back((self.lines.line, content));
+                    self.lines.buf.clear();
+                    self.lines.buf.push(b'\n');
+                }
+            }
+            let buf = &self.lines.buf;
+            let content_len = buf.len()
+                - buf
+                    .iter()
+                    .rev()
+                    .take_while(|&&b| b == b'\n' || b == b'\r')
+                    .count();
+            let start = self.offset;
+            self.offset += buf.len() as u64;
+            self.spans.push_back(LineSpan {
+                line: self.lines.line,
+                start,
+                content_end: start + content_len as u64,
+                end: self.offset,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::write::GzEncoder;
+    use flate2::Compression;
+    use proptest::prelude::*;
+    use tempfile::TempDir;
+
+    fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).unwrap();
+        }
+        fs::write(&path, data).unwrap();
+        path
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn read_all(paths: &[PathBuf], options: ReadOptions) -> Vec<Positioned> {
+        let sources = paths.iter().cloned().map(InputSource::File).collect();
+        Reader::new(sources, options)
+            .map(|r| r.expect("unexpected error"))
+            .collect()
+    }
+
+    fn read_file(dir: &Path, name: &str, data: &[u8]) -> Vec<Positioned> {
+        let path = write(dir, name, data);
+        read_all(&[path], ReadOptions::default())
+    }
+
+    /// Compact view: (line, Ok(id) | Err(reason)).
+    fn summary(items: &[Positioned]) -> Vec<(u64, Result<u64, String>)> {
+        items
+            .iter()
+            .map(|p| {
+                (
+                    p.line,
+                    match &p.record {
+                        Record::Id { id, .. } => Ok(*id),
+                        Record::Reject(r) => Err(r.reason.clone()),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn rejected(p: &Positioned) -> &Reject {
+        match &p.record {
+            Record::Reject(r) => r,
+            other => panic!("expected a reject, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parse_id_accepts_plain_digits() {
+        assert_eq!(parse_id(b"1"), Ok(1));
+        assert_eq!(parse_id(b"0001790000000000000001"), Ok(1790000000000000001));
+        assert_eq!(parse_id(b"9223372036854775807"), Ok(i64::MAX as u64));
+    }
+
+    #[test]
+    fn parse_id_reasons() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"", reason::EMPTY),
+            (b"0", reason::ZERO),
+            (b"000", reason::ZERO),
+            (b"9223372036854775808", reason::ABOVE_I64),
+            (b"18446744073709551615", reason::ABOVE_I64),
+            (b"18446744073709551616", reason::OUT_OF_RANGE),
+            (b"99999999999999999999999999", reason::OUT_OF_RANGE),
+            (b"-5", reason::NEGATIVE),
+            (b"-1.5", reason::NEGATIVE),
+            (b"-1E5", reason::NEGATIVE),
+            (b"1.23457E+18", reason::SCIENTIFIC),
+            (b"1.23457e18", reason::SCIENTIFIC),
+            (b"1E18", reason::SCIENTIFIC),
+            (b"+1.2E+18", reason::SCIENTIFIC),
+            (b"123.0", reason::DECIMAL),
+            (b"123.", reason::DECIMAL),
+            (b".5", reason::DECIMAL),
+            (b"+123", reason::PLUS_SIGN),
+            (b"1,234,567", reason::THOUSANDS),
+            (b"12,34", reason::NOT_A_NUMBER),
+            (b"abc", reason::NOT_A_NUMBER),
+            (b"12 34", reason::NOT_A_NUMBER),
+            (b"-", reason::NOT_A_NUMBER),
+            (b"-abc", reason::NOT_A_NUMBER),
+            (b"+", reason::NOT_A_NUMBER),
+            (b".", reason::NOT_A_NUMBER),
+            (b"1e", reason::NOT_A_NUMBER),
+            (b"0x1F", reason::NOT_A_NUMBER),
+            (b"https://x.com/u/status/123", reason::NOT_A_NUMBER),
+            ("１２３".as_bytes(), reason::NOT_A_NUMBER),
+            (b"12\xff34", reason::INVALID_UTF8),
+            (b"99999999999999999999999x", reason::NOT_A_NUMBER),
+        ];
+        for (text, why) in cases {
+            assert_eq!(
+                parse_id(text),
+                Err(*why),
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+
+    #[test]
+    fn plain_whitespace_bom_crlf_blank_lines() {
+        let dir = TempDir::new().unwrap();
+        let data = b"\xEF\xBB\xBF123\r\n  456\t\r\n\r\n\n   \n\t789  \n42";
+        let path = write(dir.path(), "ids.txt", data);
+        let mut reader = Reader::new(vec![InputSource::File(path)], ReadOptions::default());
+        let items: Vec<_> = reader.by_ref().map(Result::unwrap).collect();
+        assert_eq!(
+            summary(&items),
+            vec![(1, Ok(123)), (2, Ok(456)), (6, Ok(789)), (7, Ok(42))]
+        );
+        assert_eq!(
+            reader.counters(),
+            Counters {
+                lines: 4,
+                blank_lines: 3,
+                ids: 4,
+                rejects: 0,
+                errors: 0
+            }
+        );
+        assert!(items
+            .iter()
+            .all(|p| p.source_index == 0 && matches!(p.record, Record::Id { account: None, .. })));
+    }
+
+    fn split_lines(data: &[u8], chunk: usize) -> Vec<String> {
+        let inner = BufReader::with_capacity(chunk, io::Cursor::new(data.to_vec()));
+        let mut src = LineSource::new(Box::new(inner));
+        let mut out = Vec::new();
+        while let Some(kind) = src.read_line().unwrap() {
+            assert!(matches!(kind, LineKind::Line));
+            out.push(String::from_utf8(src.buf.clone()).unwrap());
+        }
+        assert_eq!(src.line, out.len() as u64);
+        out
+    }
+
+    #[test]
+    fn line_terminators_at_any_chunk_boundary() {
+        let data = b"a\r\nb\rc\n\r\n\r\rd\r\n\ne\r";
+        let want = vec![
+            "a\r\n", "b\r", "c\n", "\r\n", "\r", "\r", "d\r\n", "\n", "e\r",
+        ];
+        for chunk in 1..=data.len() + 1 {
+            assert_eq!(split_lines(data, chunk), want, "chunk size {chunk}");
+        }
+        assert_eq!(split_lines(b"x", 1), vec!["x"]);
+        assert!(split_lines(b"", 1).is_empty());
+    }
+
+    #[test]
+    fn cr_only_files() {
+        let dir = TempDir::new().unwrap();
+        let items = read_file(dir.path(), "mac.txt", b"1\r2\r\r3\r");
+        assert_eq!(summary(&items), vec![(1, Ok(1)), (2, Ok(2)), (4, Ok(3))]);
+        let items = read_file(dir.path(), "mac.csv", b"tweet_id\r1\r\r2\r3");
+        assert_eq!(summary(&items), vec![(2, Ok(1)), (4, Ok(2)), (5, Ok(3))]);
+    }
+
+    #[test]
+    fn bom_only_stripped_at_file_start() {
+        let dir = TempDir::new().unwrap();
+        let items = read_file(dir.path(), "ids.txt", b"1\n\xEF\xBB\xBF2\n");
+        assert_eq!(summary(&items)[0], (1, Ok(1)));
+        assert_eq!(
+            summary(&items)[1],
+            (2, Err(reason::NOT_A_NUMBER.to_string()))
+        );
+    }
+
+    #[test]
+    fn plain_rejects_carry_source_line_and_content() {
+        let dir = TempDir::new().unwrap();
+        let path = write(
+            dir.path(),
+            "ids.txt",
+            b"1.23457E+18\n  -5 \n123.0\n0\n9223372036854775808\n18446744073709551616\nfoo\n+7\n\xff\xfe\n",
+        );
+        let name = path.display().to_string();
+        let mut reader = Reader::new(vec![InputSource::File(path)], ReadOptions::default());
+        let items: Vec<_> = reader.by_ref().map(Result::unwrap).collect();
+        let reasons: Vec<_> = items.iter().map(|p| rejected(p).reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                reason::SCIENTIFIC,
+                reason::NEGATIVE,
+                reason::DECIMAL,
+                reason::ZERO,
+                reason::ABOVE_I64,
+                reason::OUT_OF_RANGE,
+                reason::NOT_A_NUMBER,
+                reason::PLUS_SIGN,
+                reason::INVALID_UTF8,
+            ]
+        );
+        let second = rejected(&items[1]);
+        assert_eq!(
+            second,
+            &Reject {
+                source: name,
+                line: 2,
+                content: "-5".into(),
+                reason: reason::NEGATIVE.into()
+            }
+        );
+        assert_eq!(rejected(&items[8]).content, "\u{FFFD}\u{FFFD}");
+        assert_eq!(reader.counters().rejects, 9);
+        assert_eq!(reader.counters().ids, 0);
+    }
+
+    #[test]
+    fn reject_content_is_truncated() {
+        let dir = TempDir::new().unwrap();
+        let line = "é".repeat(1000);
+        let items = read_file(dir.path(), "ids.txt", line.as_bytes());
+        let r = rejected(&items[0]);
+        assert_eq!(r.content.chars().count(), MAX_REJECT_CHARS);
+        assert!(r.content.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn overlong_lines_are_rejected_and_reading_continues() {
+        let dir = TempDir::new().unwrap();
+        let mut data = b"1\n".to_vec();
+        data.extend(std::iter::repeat_n(b'7', 2 * 1024 * 1024));
+        data.extend_from_slice(b"\n2\n");
+        // Exactly at the cap is fine.
+        let mut at_cap = vec![b' '; MAX_LINE_BYTES - 1];
+        at_cap.push(b'3');
+        data.extend_from_slice(&at_cap);
+        data.extend_from_slice(b"\n");
+        // Over-long last line without a terminator.
+        data.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 1));
+        let items = read_file(dir.path(), "ids.txt", &data);
+        assert_eq!(
+            summary(&items),
+            vec![
+                (1, Ok(1)),
+                (2, Err(reason::LINE_TOO_LONG.into())),
+                (3, Ok(2)),
+                (4, Ok(3)),
+                (5, Err(reason::LINE_TOO_LONG.into())),
+            ]
+        );
+        assert_eq!(rejected(&items[1]).content, "7".repeat(MAX_REJECT_CHARS));
+    }
+
+    #[test]
+    fn overlong_lines_in_csv_and_jsonl() {
+        let dir = TempDir::new().unwrap();
+        let big = "9".repeat(2 * 1024 * 1024);
+        let csv = format!("tweet_id\n1\n{big}\n2\n");
+        let items = read_file(dir.path(), "a.csv", csv.as_bytes());
+        assert_eq!(
+            summary(&items),
+            vec![
+                (2, Ok(1)),
+                (3, Err(reason::LINE_TOO_LONG.into())),
+                (4, Ok(2))
+            ]
+        );
+        let jsonl = format!("{{\"id\":1}}\n{{\"text\":\"{big}\"}}\n{{\"id\":2}}\n");
+        let items = read_file(dir.path(), "a.jsonl", jsonl.as_bytes());
+        assert_eq!(
+            summary(&items),
+            vec![
+                (1, Ok(1)),
+                (2, Err(reason::LINE_TOO_LONG.into())),
+                (3, Ok(2))
+            ]
+        );
+    }
+
+    #[test]
+    fn gzip_by_extension_and_by_magic() {
+        let dir = TempDir::new().unwrap();
+        let a = write(dir.path(), "a.txt.gz", &gz(b"1\n2\n"));
+        let b = write(dir.path(), "b.csv.gz", &gz(b"id\n3\n"));
+        let c = write(dir.path(), "c.dat", &gz(b"4\n"));
+        let d = write(dir.path(), "d.jsonl.gz", &gz(b"{\"id_str\":\"5\"}\n"));
+        // Concatenated gzip members (as from `cat a.gz b.gz`).
+        let mut multi = gz(b"6\n");
+        multi.extend(gz(b"7\n"));
+        let e = write(dir.path(), "e.gz", &multi);
+        let items = read_all(&[a, b, c, d, e], ReadOptions::default());
+        let ids: Vec<_> = items
+            .iter()
+            .map(|p| match p.record {
+                Record::Id { id, .. } => (p.source_index, p.line, id),
+                _ => panic!("{p:?}"),
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                (0, 1, 1),
+                (0, 2, 2),
+                (1, 2, 3),
+                (2, 1, 4),
+                (3, 1, 5),
+                (4, 1, 6),
+                (4, 2, 7)
+            ]
+        );
+    }
+
+    #[test]
+    fn truncated_gzip_is_a_reject_not_a_panic() {
+        let dir = TempDir::new().unwrap();
+        let text: String = (1..=20_000).map(|i| format!("{i}\n")).collect();
+        let full = gz(text.as_bytes());
+        let broken = write(dir.path(), "broken.txt.gz", &full[..full.len() / 2]);
+        let after = write(dir.path(), "after.txt", b"99\n");
+        let mut reader = Reader::new(
+            vec![InputSource::File(broken), InputSource::File(after)],
+            ReadOptions::default(),
+        );
+        let items: Vec<_> = reader.by_ref().map(Result::unwrap).collect();
+        let last_of_first = items.iter().rev().find(|p| p.source_index == 0).unwrap();
+        let r = rejected(last_of_first);
+        let good = items.len() - 2;
+        assert!(good > 0 && good < 20_000, "read {good} ids");
+        assert_eq!(
+            r.reason,
+            format!("truncated or corrupt gzip stream after line {good}")
+        );
+        assert_eq!(last_of_first.line, good as u64 + 1);
+        let last = items.last().unwrap();
+        assert_eq!(
+            (last.source_index, &last.record),
+            (
+                1,
+                &Record::Id {
+                    id: 99,
+                    account: None
+                }
+            )
+        );
+        assert_eq!(reader.counters().rejects, 1);
+        assert_eq!(reader.counters().errors, 0);
+    }
+
+    #[test]
+    fn corrupt_gzip_csv_is_a_reject() {
+        let dir = TempDir::new().unwrap();
+        let text: String = std::iter::once("tweet_id\n".to_string())
+            .chain((1..=20_000).map(|i| format!("{i}\n")))
+            .collect();
+        let full = gz(text.as_bytes());
+        let path = write(dir.path(), "broken.csv.gz", &full[..full.len() - 10]);
+        let items = read_all(&[path], ReadOptions::default());
+        let r = rejected(items.last().unwrap());
+        assert!(
+            r.reason
+                .starts_with("truncated or corrupt gzip stream after line "),
+            "{r:?}"
+        );
+        assert!(items.len() > 1000);
+    }
+
+    #[test]
+    fn csv_columns() {
+        let dir = TempDir::new().unwrap();
+        // tweet_id preferred over id; case-insensitive and trimmed header.
+        let items = read_file(dir.path(), "a.csv", b"id, Tweet_ID ,x\n1,2,3\n");
+        assert_eq!(summary(&items), vec![(2, Ok(2))]);
+        // Falls back to id, BOM in header stripped.
+        let items = read_file(dir.path(), "b.csv", b"\xEF\xBB\xBFID,x\n5,y\r\n6,z\r\n");
+        assert_eq!(summary(&items), vec![(2, Ok(5)), (3, Ok(6))]);
+        // Custom column overrides both.
+        let path = write(dir.path(), "c.csv", b"id,status\n1,77\n");
+        let items = read_all(
+            &[path],
+            ReadOptions {
+                id_column: Some("STATUS".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(summary(&items), vec![(2, Ok(77))]);
+    }
+
+    #[test]
+    fn csv_account_quoted_fields_and_row_rejects() {
+        let dir = TempDir::new().unwrap();
+        let data = b"note,tweet_id,account\n\
+            \"hello, world\",\"123\", alice \n\
+            \"multi\nline\",456,\n\
+            x,\"1.23457E+18\",bob\n\
+            short\n\
+            \n\
+            y, 789 ,\"\"\n\
+            z,,carol\n\
+            , ,\n\
+            \r\n\
+            w,10\r\n";
+        let items = read_file(dir.path(), "a.csv", data);
+        let got: Vec<_> = items
+            .iter()
+            .map(|p| match &p.record {
+                Record::Id { id, account } => (p.line, Ok((*id, account.clone()))),
+                Record::Reject(r) => (p.line, Err((r.reason.clone(), r.content.clone()))),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (2, Ok((123, Some("alice".to_string())))),
+                (3, Ok((456, None))),
+                (
+                    5,
+                    Err((reason::SCIENTIFIC.to_string(), "1.23457E+18".to_string()))
+                ),
+                (
+                    6,
+                    Err(("missing column tweet_id".to_string(), "short".to_string()))
+                ),
+                (8, Ok((789, None))),
+                (9, Err((reason::EMPTY.to_string(), String::new()))),
+                (12, Ok((10, None))),
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_line_numbers_are_physical() {
+        let dir = TempDir::new().unwrap();
+        let data =
+            b"\r\n\nid,account\r\n\r\n\r\n1,a\r\n\"2\r\n\r\n\",\"b\nc\"\r\n\n  \n3,d\n,,\n\n4";
+        let path = write(dir.path(), "l.csv", data);
+        let mut reader = Reader::new(vec![InputSource::File(path)], ReadOptions::default());
+        let items: Vec<_> = reader.by_ref().map(Result::unwrap).collect();
+        assert_eq!(
+            summary(&items),
+            vec![(6, Ok(1)), (7, Ok(2)), (13, Ok(3)), (16, Ok(4))]
+        );
+        assert_eq!(
+            items[1].record,
+            Record::Id {
+                id: 2,
+                account: Some("b\nc".into())
+            }
+        );
+        let c = reader.counters();
+        assert_eq!((c.lines, c.blank_lines, c.ids, c.rejects), (4, 2, 4, 0));
+    }
+
+    #[test]
+    fn csv_without_id_column_is_an_error_naming_file_and_columns() {
+        let dir = TempDir::new().unwrap();
+        let bad = write(dir.path(), "bad.csv", b"user,text\na,b\n");
+        let good = write(dir.path(), "good.txt", b"5\n");
+        let mut reader = Reader::new(
+            vec![InputSource::File(bad.clone()), InputSource::File(good)],
+            ReadOptions::default(),
+        );
+        let err = reader.next_record().unwrap().unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(&bad.display().to_string()), "{msg}");
+        assert!(msg.contains("`tweet_id` or `id`"), "{msg}");
+        assert!(msg.contains("columns: user, text"), "{msg}");
+        assert!(matches!(err, IdsError::MissingIdColumn { .. }));
+        // The next source is still read.
+        let next = reader.next_record().unwrap().unwrap();
+        assert_eq!(
+            next.record,
+            Record::Id {
+                id: 5,
+                account: None
+            }
+        );
+        assert!(reader.next_record().is_none());
+        assert_eq!(reader.counters().errors, 1);
+
+        let headerless = write(dir.path(), "h.csv", b"123\n456\n");
+        let err = Reader::new(vec![InputSource::File(headerless)], ReadOptions::default())
+            .next()
+            .unwrap()
+            .unwrap_err();
+        assert!(err.to_string().contains("header row missing"), "{err}");
+
+        let custom = write(dir.path(), "c.csv", b"id\n1\n");
+        let err = Reader::new(
+            vec![InputSource::File(custom)],
+            ReadOptions {
+                id_column: Some("status_id".into()),
+                ..Default::default()
+            },
+        )
+        .next()
+        .unwrap()
+        .unwrap_err();
+        assert!(err.to_string().contains("no `status_id` column"), "{err}");
+    }
+
+    #[test]
+    fn empty_inputs_yield_nothing() {
+        let dir = TempDir::new().unwrap();
+        assert!(read_file(dir.path(), "e.csv", b"").is_empty());
+        assert!(read_file(dir.path(), "e.txt", b"").is_empty());
+        assert!(read_file(dir.path(), "e.jsonl", b"\n\n").is_empty());
+        assert!(read_file(dir.path(), "h.csv", b"tweet_id\n").is_empty());
+    }
+
+    #[test]
+    fn jsonl_ids() {
+        let dir = TempDir::new().unwrap();
+        let data = br#"{"id_str":"1790000000000000001","id":1790000000000000000,"text":"x"}
+{"id":1790000000000000001,"user":{"id":5}}
+
+{"id":"tag:search.twitter.com,2005:1790000000000000003"}
+{"id":"1790000000000000004"}
+{"id":1.2e18}
+{"id":-5}
+{"id":0}
+{"id":9223372036854775808}
+{"id":99999999999999999999}
+{"text":"no id"}
+{"id":null,"id_str":null}
+{"id":true}
+{"id_str":"12a"}
+{"id": 17
+[1,2]
+  {"id": 8}  
+{"id": 1, "id": 2}
+"123"
+"#;
+        let items = read_file(dir.path(), "t.jsonl", data);
+        let s = summary(&items);
+        assert_eq!(s[0], (1, Ok(1790000000000000001)));
+        assert_eq!(s[1], (2, Ok(1790000000000000001)));
+        assert_eq!(s[2], (4, Ok(1790000000000000003)));
+        assert_eq!(s[3], (5, Ok(1790000000000000004)));
+        assert_eq!(s[4], (6, Err(reason::NOT_AN_INTEGER.into())));
+        assert_eq!(s[5], (7, Err(reason::NEGATIVE.into())));
+        assert_eq!(s[6], (8, Err(reason::ZERO.into())));
+        assert_eq!(s[7], (9, Err(reason::ABOVE_I64.into())));
+        assert_eq!(s[8], (10, Err(reason::OUT_OF_RANGE.into())));
+        assert_eq!(s[9], (11, Err(reason::NO_ID_FIELD.into())));
+        assert_eq!(s[10], (12, Err(reason::NO_ID_FIELD.into())));
+        assert_eq!(s[11], (13, Err(reason::ID_WRONG_TYPE.into())));
+        assert_eq!(s[12], (14, Err(reason::NOT_A_NUMBER.into())));
+        let Err(invalid) = &s[13].1 else { panic!() };
+        assert!(invalid.starts_with("invalid JSON: "), "{invalid}");
+        assert!(!invalid.contains("line 1"), "{invalid}");
+        assert_eq!(s[14], (16, Err(reason::NOT_AN_OBJECT.into())));
+        assert_eq!(s[15], (17, Ok(8)));
+        let Err(duplicate) = &s[16].1 else { panic!() };
+        assert!(
+            duplicate.starts_with("unexpected JSON: duplicate field"),
+            "{duplicate}"
+        );
+        assert_eq!(s[17], (19, Err(reason::NOT_AN_OBJECT.into())));
+        assert_eq!(s.len(), 18);
+    }
+
+    #[test]
+    fn json_number_edge_cases() {
+        let cases: &[(&str, Result<u64, &str>)] = &[
+            (r#"{"id":-1.5}"#, Err(reason::NEGATIVE)),
+            (r#"{"id":1.0}"#, Err(reason::NOT_AN_INTEGER)),
+            (r#"{"id":1e30}"#, Err(reason::OUT_OF_RANGE)),
+            (r#"{"id":9223372036854775807}"#, Ok(i64::MAX as u64)),
+            (r#"{"id_str":" 42 "}"#, Ok(42)),
+            (r#"{"id_str":"","id":5}"#, Err(reason::EMPTY)),
+            (r#"{"id_str":"1.23457E+18"}"#, Err(reason::SCIENTIFIC)),
+            (
+                r#"{"id":"tag:search.twitter.com,2005:"}"#,
+                Err(reason::EMPTY),
+            ),
+            (r#"{"id":{"n":1}}"#, Err(reason::ID_WRONG_TYPE)),
+        ];
+        for (line, want) in cases {
+            let got = parse_json_line(line.as_bytes());
+            assert_eq!(got, want.map_err(str::to_string), "{line}");
+        }
+        let bad = parse_json_line(b"[1").unwrap_err();
+        assert!(bad.starts_with("invalid JSON: "), "{bad}");
+    }
+
+    #[test]
+    fn jsonl_invalid_utf8_and_bom() {
+        let dir = TempDir::new().unwrap();
+        let items = read_file(
+            dir.path(),
+            "t.ndjson",
+            b"\xEF\xBB\xBF{\"id\":3}\n{\"id\":\"\xff\"}\n",
+        );
+        assert_eq!(
+            summary(&items),
+            vec![(1, Ok(3)), (2, Err(reason::INVALID_UTF8.into()))]
+        );
+    }
+
+    #[test]
+    fn format_override_and_detection() {
+        assert_eq!(Format::from_path(Path::new("a.CSV")), Format::Csv);
+        assert_eq!(Format::from_path(Path::new("a.csv.gz")), Format::Csv);
+        assert_eq!(Format::from_path(Path::new("a.json")), Format::Jsonl);
+        assert_eq!(Format::from_path(Path::new("a.ndjson.GZ")), Format::Jsonl);
+        assert_eq!(Format::from_path(Path::new("a.jsonl")), Format::Jsonl);
+        assert_eq!(Format::from_path(Path::new("a.txt")), Format::Plain);
+        assert_eq!(Format::from_path(Path::new("a")), Format::Plain);
+        assert_eq!(Format::from_path(Path::new("a.gz")), Format::Plain);
+        assert_eq!(Format::from_path(Path::new("dir.csv/ids")), Format::Plain);
+        assert_eq!(InputSource::Stdin.format_hint(), Format::Plain);
+
+        let dir = TempDir::new().unwrap();
+        let path = write(dir.path(), "looks.txt", b"tweet_id\n11\n");
+        let items = read_all(
+            &[path],
+            ReadOptions {
+                format: Some(Format::Csv),
+                ..Default::default()
+            },
+        );
+        assert_eq!(summary(&items), vec![(2, Ok(11))]);
+    }
+
+    #[test]
+    fn expand_inputs_walks_folders_in_byte_order() {
+        let dir = TempDir::new().unwrap();
+        let root = dir.path();
+        for name in [
+            "in/b.txt",
+            "in/a/z.txt",
+            "in/a/B.txt",
+            "in/a-x.txt",
+            "in/.hidden.txt",
+            "in/.git/config",
+            "in/c/d/e.csv",
+            "single.txt",
+        ] {
+            write(root, name, b"1\n");
+        }
+        fs::create_dir_all(root.join("in/empty")).unwrap();
+        let got =
+            expand_inputs(&[root.join("in"), PathBuf::from("-"), root.join("single.txt")]).unwrap();
+        let rel: Vec<String> = got
+            .iter()
+            .map(|s| match s {
+                InputSource::Stdin => "-".to_string(),
+                InputSource::File(p) => p.strip_prefix(root).unwrap().display().to_string(),
+            })
+            .collect();
+        assert_eq!(
+            rel,
+            vec![
+                "in/a-x.txt",
+                "in/a/B.txt",
+                "in/a/z.txt",
+                "in/b.txt",
+                "in/c/d/e.csv",
+                "-",
+                "single.txt"
+            ]
+        );
+        // Hidden files given explicitly are read.
+        let hidden = expand_inputs(&[root.join("in/.hidden.txt")]).unwrap();
+        assert_eq!(hidden.len(), 1);
+    }
+
+    #[test]
+    fn expand_inputs_missing_path_names_it() {
+        let dir = TempDir::new().unwrap();
+        let missing = dir.path().join("nope.txt");
+        let err = expand_inputs(std::slice::from_ref(&missing)).unwrap_err();
+        assert!(matches!(err, IdsError::NotFound { .. }));
+        assert!(err.to_string().contains(&missing.display().to_string()));
+    }
+
+    #[test]
+    fn missing_file_at_read_time_is_an_error_then_continues() {
+        let dir = TempDir::new().unwrap();
+        let missing = dir.path().join("gone.txt");
+        let ok = write(dir.path(), "ok.txt", b"3\n");
+        let mut reader = Reader::new(
+            vec![InputSource::File(missing.clone()), InputSource::File(ok)],
+            ReadOptions::default(),
+        );
+        let err = reader.next_record().unwrap().unwrap_err();
+        assert!(err.to_string().contains(&missing.display().to_string()));
+        assert_eq!(reader.next_record().unwrap().unwrap().line, 1);
+        assert!(reader.next_record().is_none());
+    }
+
+    fn mixed_sources(dir: &Path) -> Vec<InputSource> {
+        let a = write(dir, "a.txt", b"1\n\nbad\n2\n3\n");
+        let b = write(
+            dir,
+            "b.csv",
+            b"tweet_id,account\n4,x\n\"5\n\",y\nshort\n\n6,z\n",
+        );
+        let c = write(dir, "c.jsonl.gz", &gz(b"{\"id\":7}\n\n{\"id\":8}\nnope\n"));
+        let d = write(dir, "d.txt", b"");
+        let e = write(dir, "e.txt", b"9\n10");
+        [a, b, c, d, e].into_iter().map(InputSource::File).collect()
+    }
+
+    #[test]
+    fn skip_to_yields_exactly_the_suffix() {
+        let dir = TempDir::new().unwrap();
+        let sources = mixed_sources(dir.path());
+        let all: Vec<Positioned> = Reader::new(sources.clone(), ReadOptions::default())
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(all.len(), 13);
+        // Positions strictly increase.
+        for w in all.windows(2) {
+            assert!((w[0].source_index, w[0].line) < (w[1].source_index, w[1].line));
+        }
+        for (k, p) in all.iter().enumerate() {
+            let mut reader = Reader::new(sources.clone(), ReadOptions::default());
+            reader.skip_to(p.source_index, p.line);
+            let rest: Vec<Positioned> = reader.by_ref().map(Result::unwrap).collect();
+            assert_eq!(
+                rest,
+                all[k + 1..],
+                "resuming after {:?}",
+                (p.source_index, p.line)
+            );
+            assert_eq!(
+                reader.counters().ids + reader.counters().rejects,
+                rest.len() as u64
+            );
+        }
+        // Positions between records and past the end.
+        let mut reader = Reader::new(sources.clone(), ReadOptions::default());
+        reader.skip_to(0, 2);
+        assert_eq!(reader.map(Result::unwrap).collect::<Vec<_>>(), all[1..]);
+        let mut reader = Reader::new(sources, ReadOptions::default());
+        reader.skip_to(99, 0);
+        assert!(reader.next_record().is_none());
+    }
+
+    #[test]
+    fn skip_to_does_not_open_earlier_sources() {
+        let dir = TempDir::new().unwrap();
+        let ok = write(dir.path(), "ok.txt", b"1\n2\n");
+        let sources = vec![
+            InputSource::File(dir.path().join("gone.txt")),
+            InputSource::File(ok),
+        ];
+        let mut reader = Reader::new(sources, ReadOptions::default());
+        reader.skip_to(1, 1);
+        let rest: Vec<_> = reader.map(Result::unwrap).collect();
+        assert_eq!(summary(&rest), vec![(2, Ok(2))]);
+    }
+
+    #[test]
+    fn skip_to_covers_truncated_gzip_reject() {
+        let dir = TempDir::new().unwrap();
+        let text: String = (1..=5000).map(|i| format!("{i}\n")).collect();
+        let full = gz(text.as_bytes());
+        let path = write(dir.path(), "t.gz", &full[..full.len() - 12]);
+        let all = read_all(std::slice::from_ref(&path), ReadOptions::default());
+        let last = all.last().unwrap();
+        let mut reader = Reader::new(
+            vec![InputSource::File(path.clone())],
+            ReadOptions::default(),
+        );
+        reader.skip_to(0, last.line - 1);
+        assert_eq!(
+            reader.map(Result::unwrap).collect::<Vec<_>>(),
+            vec![last.clone()]
+        );
+        let mut reader = Reader::new(vec![InputSource::File(path)], ReadOptions::default());
+        reader.skip_to(0, last.line);
+        assert!(reader.next_record().is_none());
+    }
+
+    #[test]
+    fn fingerprint_is_sha256_of_raw_bytes() {
+        let dir = TempDir::new().unwrap();
+        let path = write(dir.path(), "abc.txt", b"abc");
+        assert_eq!(
+            fingerprint(&InputSource::File(path)).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let big = vec![b'x'; 3 * IO_BUFFER_BYTES + 17];
+        let path = write(dir.path(), "big.txt", &big);
+        assert_eq!(
+            fingerprint(&InputSource::File(path)).unwrap(),
+            hex(&Sha256::digest(&big))
+        );
+        assert!(matches!(
+            fingerprint(&InputSource::Stdin),
+            Err(IdsError::StdinFingerprint)
+        ));
+        let missing = dir.path().join("missing");
+        let err = fingerprint(&InputSource::File(missing.clone())).unwrap_err();
+        assert!(err.to_string().contains(&missing.display().to_string()));
+    }
+
+    #[test]
+    fn spool_names_file_by_content() {
+        let dir = TempDir::new().unwrap();
+        let a = spool(&b"1\n2\n"[..], dir.path()).unwrap();
+        let b = spool(&b"1\n2\n"[..], dir.path()).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(fs::read(&a).unwrap(), b"1\n2\n");
+        let digest = fingerprint(&InputSource::File(a.clone())).unwrap();
+        assert_eq!(
+            a.file_name().unwrap().to_str().unwrap(),
+            format!("stdin-{}", &digest[..16])
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn reader_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Reader>();
+        assert_send::<IdsError>();
+    }
+
+    #[test]
+    #[ignore = "timing check; run with --release -- --ignored"]
+    fn ten_million_lines_quickly() {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("big.txt");
+        let mut w = io::BufWriter::new(File::create(&path).unwrap());
+        for i in 0..10_000_000u64 {
+            writeln!(w, "{}", 1_700_000_000_000_000_000 + i).unwrap();
+        }
+        w.flush().unwrap();
+        drop(w);
+        let start = std::time::Instant::now();
+        let mut reader = Reader::new(vec![InputSource::File(path)], ReadOptions::default());
+        let mut sum = 0u64;
+        for item in reader.by_ref() {
+            if let Record::Id { id, .. } = item.unwrap().record {
+                sum = sum.wrapping_add(id);
+            }
+        }
+        let elapsed = start.elapsed();
+        assert_eq!(reader.counters().ids, 10_000_000);
+        eprintln!("10M lines in {elapsed:?} (checksum {sum})");
+        assert!(elapsed.as_secs() < 10);
+    }
+
+    fn whitespace() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(vec![" ", "\t", "\r"]), 0..3)
+            .prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn plain_reader_roundtrips_ids(
+            lines in prop::collection::vec((1u64..=i64::MAX as u64, whitespace(), whitespace()), 0..50),
+            blank_every in 2usize..6,
+        ) {
+            let dir = TempDir::new().unwrap();
+            let mut text = String::new();
+            for (i, (id, before, after)) in lines.iter().enumerate() {
+                if i % blank_every == 0 {
+                    text.push_str(before);
+                    text.push('\n');
+                }
+                text.push_str(&format!("{before}{id}{after}\n"));
+            }
+            let path = write(dir.path(), "p.txt", text.as_bytes());
+            let got: Vec<u64> = read_all(&[path], ReadOptions::default())
+                .into_iter()
+                .map(|p| match p.record {
+                    Record::Id { id, .. } => id,
+                    Record::Reject(r) => panic!("{r:?}"),
+                })
+                .collect();
+            let want: Vec<u64> = lines.iter().map(|l| l.0).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! Reports: `top.json`, `top.md`, `top.csv`, `tweets.csv` and `rejects.csv`, all regenerated from the
+//! store, so `engage report` after any number of resumes writes exactly what an uninterrupted run writes.
+//!
+//! `top.json` is a contract with downstream tools; its shape is fixed:
+//! `{"endpoint", "top_n", "counts": {...}, "totals": {"<metric>": n}, "top": {"<metric>": [{"tweet_id": "<id>", "value": n}]}}`
+//! with `ok + unavailable + forbidden + failed == unique_ids`, a key in `top` for every metric of the run,
+//! lists sorted by value descending then Tweet ID ascending, zero values left out.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use engagement_api::{Endpoint, Metric};
+use serde_json::{json, Map, Value};
+
+use crate::store::{IngestCounts, StatusCounts, Store, StoreError};
+use crate::topn::Aggregator;
+
+/// Why a report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// Writing a file failed.
+    #[error("writing {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing CSV failed.
+    #[error("writing {path}: {source}")]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// The CSV error.
+        #[source]
+        source: csv::Error,
+    },
+}
+
+/// Everything a report shows.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// N.
+    pub top_n: usize,
+    /// The run's metrics, in order.
+    pub metrics: Vec<Metric>,
+    /// Line counters.
+    pub ingest: IngestCounts,
+    /// Outcome counters.
+    pub status: StatusCounts,
+    /// Grand totals per metric (run order).
+    pub totals: Vec<u64>,
+    /// Top-N per metric (run order): (tweet id, value).
+    pub top: Vec<Vec<(u64, u64)>>,
+}
+
+impl Summary {
+    /// Builds the summary from the store: the aggregator is filled from the `ok` rows, once.
+    pub fn from_store(
+        store: &Store,
+        endpoint: Endpoint,
+        metrics: &[Metric],
+        top_n: usize,
+    ) -> Result<Summary, StoreError> {
+        let mut agg = Aggregator::new(top_n, metrics.len());
+        let mut row = vec![0u64; metrics.len()];
+        store.for_each_ok(metrics, |id, values| {
+            for (r, v) in row.iter_mut().zip(values) {
+                *r = v.unwrap_or(0);
+            }
+            agg.add(id, &row);
+        })?;
+        Summary::from_aggregator(store, endpoint, metrics, top_n, &agg)
+    }
+
+    /// Builds the summary from an aggregator that already holds every `ok` row.
+    pub fn from_aggregator(
+        store: &Store,
+        endpoint: Endpoint,
+        metrics: &[Metric],
+        top_n: usize,
+        agg: &Aggregator,
+    ) -> Result<Summary, StoreError> {
+        let (_, _, ingest) = store.ingest_state()?;
+        Ok(Summary {
+            endpoint,
+            top_n,
+            metrics: metrics.to_vec(),
+            ingest,
+            status: store.status_counts()?,
+            totals: agg.totals().to_vec(),
+            top: (0..metrics.len()).map(|i| agg.top(i)).collect(),
+        })
+    }
+
+    /// The `top.json` value.
+    pub fn to_json(&self) -> Value {
+        let mut totals = Map::new();
+        let mut top = Map::new();
+        for (i, m) in self.metrics.iter().enumerate() {
+            totals.insert(m.as_str().into(), json!(self.totals[i]));
+            top.insert(
+                m.as_str().into(),
+                Value::Array(
+                    self.top[i]
+                        .iter()
+                        .map(|(id, v)| json!({"tweet_id": id.to_string(), "value": v}))
+                        .collect(),
+                ),
+            );
+        }
+        json!({
+            "endpoint": self.endpoint.as_str(),
+            "top_n": self.top_n,
+            "counts": {
+                "input_lines": self.ingest.input_lines,
+                "rejected_lines": self.ingest.rejected_lines,
+                "duplicate_ids": self.ingest.duplicate_ids,
+                "unique_ids": self.status.unique(),
+                "ok": self.status.ok,
+                "unavailable": self.status.unavailable,
+                "forbidden": self.status.forbidden,
+                "failed": self.status.failed,
+            },
+            "totals": totals,
+            "top": top,
+        })
+    }
+
+    /// The Markdown report (also what the terminal shows).
+    pub fn to_markdown(&self) -> String {
+        let mut s = String::new();
+        let c = &self.status;
+        s.push_str(&format!(
+            "# Top {} per metric — /{}\n\n",
+            self.top_n, self.endpoint
+        ));
+        s.push_str(&format!(
+            "{} unique IDs from {} input lines ({} rejected, {} duplicates): {} ok, {} unavailable, {} forbidden, {} failed{}.\n\n",
+            c.unique(),
+            self.ingest.input_lines,
+            self.ingest.rejected_lines,
+            self.ingest.duplicate_ids,
+            c.ok,
+            c.unavailable,
+            c.forbidden,
+            c.failed,
+            if c.pending > 0 { format!(", {} still pending", c.pending) } else { String::new() }
+        ));
+        s.push_str("## Totals\n\n| metric | total |\n|---|---:|\n");
+        for (i, m) in self.metrics.iter().enumerate() {
+            s.push_str(&format!("| {} | {} |\n", m, self.totals[i]));
+        }
+        for (i, m) in self.metrics.iter().enumerate() {
+            s.push_str(&format!("\n## {m}\n\n"));
+            if self.top[i].is_empty() {
+                s.push_str("No Tweet has a non-zero value.\n");
+                continue;
+            }
+            s.push_str("| rank | tweet | value |\n|---:|---|---:|\n");
+            for (rank, (id, v)) in self.top[i].iter().enumerate() {
+                s.push_str(&format!(
+                    "| {} | [{id}](https://x.com/i/web/status/{id}) | {v} |\n",
+                    rank + 1
+                ));
+            }
+        }
+        s
+    }
+}
+
+fn create(path: &Path) -> Result<BufWriter<File>, ReportError> {
+    let f = crate::fsutil::create_private(path).map_err(|source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(BufWriter::new(f))
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn csv_err(path: &Path) -> impl Fn(csv::Error) -> ReportError + '_ {
+    move |source| ReportError::Csv {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes every output into `dir` and returns the files written.
+pub fn write_all(
+    dir: &Path,
+    summary: &Summary,
+    store: &Store,
+) -> Result<Vec<PathBuf>, ReportError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut written = Vec::new();
+
+    let p = dir.join("top.json");
+    let mut w = create(&p)?;
+    serde_json::to_writer_pretty(&mut w, &summary.to_json()).map_err(|e| io(&p)(e.into()))?;
+    w.write_all(b"\n").and_then(|_| w.flush()).map_err(io(&p))?;
+    written.push(p);
+
+    let p = dir.join("top.md");
+    let mut w = create(&p)?;
+    w.write_all(summary.to_markdown().as_bytes())
+        .and_then(|_| w.flush())
+        .map_err(io(&p))?;
+    written.push(p);
+
+    let p = dir.join("top.csv");
+    let mut w = csv::Writer::from_writer(create(&p)?);
+    w.write_record(["metric", "rank", "tweet_id", "value", "url"])
+        .map_err(csv_err(&p))?;
+    for (i, m) in summary.metrics.iter().enumerate() {
+        for (rank, (id, v)) in summary.top[i].iter().enumerate() {
+            w.write_record([
+                m.as_str().to_string(),
+                (rank + 1).to_string(),
+                id.to_string(),
+                v.to_string(),
+                format!("https://x.com/i/web/status/{id}"),
+            ])
+            .map_err(csv_err(&p))?;
+        }
+    }
+    w.flush().map_err(io(&p))?;
+    written.push(p);
+
+    let p = dir.join("tweets.csv");
+    let mut w = csv::Writer::from_writer(create(&p)?);
+    let mut header = vec!["tweet_id".to_string()];
+    header.extend(summary.metrics.iter().map(|m| m.as_str().to_string()));
+    w.write_record(&header).map_err(csv_err(&p))?;
+    let mut failure = None;
+    let mut rec: Vec<String> = Vec::with_capacity(header.len());
+    store.for_each_ok(&summary.metrics, |id, values| {
+        if failure.is_some() {
+            return;
+        }
+        rec.clear();
+        rec.push(id.to_string());
+        rec.extend(
+            values
+                .iter()
+                .map(|v| v.map(|x| x.to_string()).unwrap_or_default()),
+        );
+        if let Err(e) = w.write_record(&rec) {
+            failure = Some(e);
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(csv_err(&p)(e));
+    }
+    w.flush().map_err(io(&p))?;
+    written.push(p);
+
+    let p = dir.join("outcomes.csv");
+    let mut w = csv::Writer::from_writer(create(&p)?);
+    w.write_record(["tweet_id", "outcome", "note"])
+        .map_err(csv_err(&p))?;
+    let mut failure = None;
+    store.for_each_not_ok(|id, status, note| {
+        if failure.is_none() {
+            if let Err(e) =
+                w.write_record([id.to_string().as_str(), status.as_str(), note.unwrap_or("")])
+            {
+                failure = Some(e);
+            }
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(csv_err(&p)(e));
+    }
+    w.flush().map_err(io(&p))?;
+    written.push(p);
+
+    let p = dir.join("rejects.csv");
+    let mut w = csv::Writer::from_writer(create(&p)?);
+    w.write_record(["source", "line", "content", "reason"])
+        .map_err(csv_err(&p))?;
+    let mut failure = None;
+    store.for_each_reject(|r| {
+        if failure.is_none() {
+            if let Err(e) = w.write_record([
+                r.source.as_str(),
+                &r.line.to_string(),
+                &r.content,
+                &r.reason,
+            ]) {
+                failure = Some(e);
+            }
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(csv_err(&p)(e));
+    }
+    w.flush().map_err(io(&p))?;
+    written.push(p);
+
+    Ok(written)
+}

@@ -1,0 +1,598 @@
+//! The main job, as a chain of stages:
+//!
+//! ```text
+//! inputs ─fingerprint─▶ identity check ─ingest─▶ store (pending IDs, deduplicated)
+//!   store ─pages of pending IDs─▶ batches ─K concurrent─▶ fetcher (pace + gate + retries)
+//!   fetcher ─outcomes per response─▶ writer thread (one transaction each, top-N heaps) ─▶ reports
+//! ```
+//!
+//! Resume rules: the identity must match; ingest continues after the recorded position; the heaps are
+//! rebuilt from the `ok` rows, so nothing is ever counted twice; only `pending` IDs are fetched.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use engagement_api::auth::Credentials;
+use engagement_api::client::{Client, ClientConfig};
+use engagement_api::{AuthKind, Endpoint, Metric, Window};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+
+use crate::fetch::{Abort, BatchEnd, FetchStats, Fetcher, Job, RetryPolicy};
+use crate::gate::{pace, Gate};
+use crate::ids::{self, IdsError, InputSource, ReadOptions, Record};
+use crate::report::{self, ReportError, Summary};
+use crate::store::{
+    IdOutcome, IngestCounts, IngestPos, RejectRow, Store, StoreError, INGEST_CHUNK,
+};
+use crate::topn::Aggregator;
+
+/// Everything a run needs, validated.
+pub struct RunSpec {
+    /// Input paths (`-` for stdin).
+    pub inputs: Vec<String>,
+    /// Format and CSV column options.
+    pub read: ReadOptions,
+    /// The store.
+    pub db: PathBuf,
+    /// Where reports go.
+    pub out: PathBuf,
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// The metrics.
+    pub metrics: Vec<Metric>,
+    /// How requests are signed.
+    pub credentials: Credentials,
+    /// N of the top-N.
+    pub top_n: usize,
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// Local budget: N requests per window.
+    pub rate: Option<(u32, Duration)>,
+    /// HTTP settings.
+    pub client: ClientConfig,
+    /// Retry settings.
+    pub retry: RetryPolicy,
+    /// `/historical` window.
+    pub window: Option<Window>,
+}
+
+/// What identifies a run; a resume must match it exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// Endpoint name.
+    pub endpoint: String,
+    /// Metric names.
+    pub metrics: Vec<String>,
+    /// `user` or `bearer`.
+    pub auth: String,
+    /// N.
+    pub top_n: usize,
+    /// Window as `start/end`, if any.
+    pub window: Option<String>,
+    /// Forced format, if any.
+    pub format: Option<String>,
+    /// CSV ID column, if any.
+    pub id_column: Option<String>,
+    /// (input display name, SHA-256 of its bytes).
+    pub inputs: Vec<(String, String)>,
+}
+
+impl Identity {
+    /// What differs from `other` (the stored one), one phrase each.
+    pub fn differences(&self, stored: &Identity) -> Vec<String> {
+        let mut d = Vec::new();
+        let mut cmp = |what: &str, now: String, then: String| {
+            if now != then {
+                d.push(format!("{what}: stored {then}, now {now}"));
+            }
+        };
+        cmp("endpoint", self.endpoint.clone(), stored.endpoint.clone());
+        cmp("metrics", self.metrics.join(","), stored.metrics.join(","));
+        cmp("auth", self.auth.clone(), stored.auth.clone());
+        cmp("top N", self.top_n.to_string(), stored.top_n.to_string());
+        cmp(
+            "window",
+            format!("{:?}", self.window),
+            format!("{:?}", stored.window),
+        );
+        cmp(
+            "format",
+            format!("{:?}", self.format),
+            format!("{:?}", stored.format),
+        );
+        cmp(
+            "id column",
+            format!("{:?}", self.id_column),
+            format!("{:?}", stored.id_column),
+        );
+        if self.inputs != stored.inputs {
+            let show = |v: &[(String, String)]| {
+                v.iter()
+                    .map(|(n, h)| format!("{n} ({})", &h[..12.min(h.len())]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            d.push(format!(
+                "inputs: stored [{}], now [{}]",
+                show(&stored.inputs),
+                show(&self.inputs)
+            ));
+        }
+        d
+    }
+}
+
+/// Why a run stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Inputs could not be read.
+    #[error(transparent)]
+    Input(#[from] IdsError),
+    /// The store is unusable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store belongs to another run.
+    #[error("{db} holds a different run; resume it with the same settings or use another --db:\n  {}", .differences.join("\n  "))]
+    IdentityMismatch {
+        /// The store.
+        db: PathBuf,
+        /// What differs.
+        differences: Vec<String>,
+    },
+    /// The HTTP client could not be built (e.g. insecure URL).
+    #[error("{0}")]
+    Client(String),
+    /// A problem every request would hit.
+    #[error(transparent)]
+    Abort(#[from] Abort),
+    /// Writing reports failed.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// Anything else (I/O).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Live figures for the progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Current phase: "fingerprint", "ingest", "fetch", "report".
+    pub phase: Mutex<&'static str>,
+    /// Lines ingested so far.
+    pub ingested: AtomicU64,
+    /// Unique IDs in the run.
+    pub total: AtomicU64,
+    /// IDs with an outcome.
+    pub resolved: AtomicU64,
+    /// Fetch counters.
+    pub fetch: Arc<FetchStats>,
+    /// The gate, to show "waiting for rate limit until ...".
+    pub gate: Arc<Gate>,
+}
+
+impl Progress {
+    fn set_phase(&self, p: &'static str) {
+        *self.phase.lock().expect("progress lock") = p;
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> &'static str {
+        *self.phase.lock().expect("progress lock")
+    }
+
+    /// When the gate is closed, until when.
+    pub fn waiting_until(&self) -> Option<SystemTime> {
+        self.gate.closed_until(SystemTime::now())
+    }
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The report's figures.
+    pub summary: Summary,
+    /// Files written.
+    pub files: Vec<PathBuf>,
+    /// Stopped by a shutdown request before every ID had an outcome.
+    pub interrupted: bool,
+    /// Requests sent in this life.
+    pub requests: u64,
+    /// Retries in this life.
+    pub retries: u64,
+    /// 429s in this life.
+    pub rate_limited: u64,
+}
+
+/// Resolves inputs, spooling stdin next to the store so a resume can check and re-read it.
+fn resolve_inputs(spec: &RunSpec) -> Result<Vec<InputSource>, RunError> {
+    let mut specs = Vec::new();
+    for s in &spec.inputs {
+        if s == "-" {
+            let dir = spec
+                .db
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let p = ids::spool_stdin(dir)
+                .map_err(|e| RunError::Other(format!("reading standard input: {e}")))?;
+            specs.push(p.to_string_lossy().into_owned());
+        } else {
+            specs.push(s.clone());
+        }
+    }
+    Ok(ids::expand_inputs(&specs)?)
+}
+
+/// Runs (or resumes) the job to the end, or until `shutdown` becomes true.
+pub async fn run(
+    spec: RunSpec,
+    progress: Arc<Progress>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<RunOutcome, RunError> {
+    let client = Client::new(spec.client.clone()).map_err(|e| RunError::Client(e.to_string()))?;
+
+    progress.set_phase("fingerprint");
+    let sources = resolve_inputs(&spec)?;
+    let mut fingerprints = Vec::with_capacity(sources.len());
+    for s in &sources {
+        fingerprints.push((s.display_name(), ids::fingerprint(s)?));
+    }
+    let identity = Identity {
+        endpoint: spec.endpoint.as_str().into(),
+        metrics: spec
+            .metrics
+            .iter()
+            .map(|m| m.as_str().to_string())
+            .collect(),
+        auth: spec.credentials.kind().to_string(),
+        top_n: spec.top_n,
+        window: spec.window.map(|w| {
+            format!(
+                "{}/{}",
+                engagement_api::window::format_time(w.start),
+                engagement_api::window::format_time(w.end)
+            )
+        }),
+        format: spec.read.format.map(|f| format!("{f:?}").to_lowercase()),
+        id_column: spec.read.id_column.clone(),
+        inputs: fingerprints,
+    };
+
+    let mut store = Store::open(&spec.db)?;
+    crate::fsutil::restrict(&spec.db);
+    match store.meta("identity")? {
+        Some(stored) => {
+            let stored: Identity = serde_json::from_str(&stored).map_err(|e| {
+                RunError::Other(format!(
+                    "{}: unreadable run identity: {e}",
+                    spec.db.display()
+                ))
+            })?;
+            let differences = identity.differences(&stored);
+            if !differences.is_empty() {
+                return Err(RunError::IdentityMismatch {
+                    db: spec.db.clone(),
+                    differences,
+                });
+            }
+        }
+        None => {
+            store.set_inputs(&identity.inputs)?;
+            store.set_meta(
+                "identity",
+                &serde_json::to_string(&identity).expect("serializes"),
+            )?;
+        }
+    }
+
+    progress.set_phase("ingest");
+    ingest(&mut store, sources, &spec.read, &progress)?;
+
+    let counts = store.status_counts()?;
+    progress.total.store(counts.unique(), Ordering::Relaxed);
+    progress
+        .resolved
+        .store(counts.unique() - counts.pending, Ordering::Relaxed);
+
+    // Heaps from what is already done; the writer adds only new outcomes.
+    let mut agg = Aggregator::new(spec.top_n, spec.metrics.len());
+    let mut row = vec![0u64; spec.metrics.len()];
+    store.for_each_ok(&spec.metrics, |id, values| {
+        for (r, v) in row.iter_mut().zip(values) {
+            *r = v.unwrap_or(0);
+        }
+        agg.add(id, &row);
+    })?;
+
+    let mut interrupted = false;
+    let mut abort = None;
+    if counts.pending > 0 && !*shutdown.borrow() {
+        progress.set_phase("fetch");
+        let (store2, agg2, end) =
+            fetch_all(&spec, client, store, agg, &progress, shutdown.clone()).await?;
+        store = store2;
+        agg = agg2;
+        match end {
+            FetchEnd::Complete => {}
+            FetchEnd::Interrupted => interrupted = true,
+            FetchEnd::Abort(a) => abort = Some(a),
+        }
+    } else if counts.pending > 0 {
+        interrupted = true;
+    }
+
+    progress.set_phase("report");
+    let summary = Summary::from_aggregator(&store, spec.endpoint, &spec.metrics, spec.top_n, &agg)?;
+    let files = report::write_all(&spec.out, &summary, &store)?;
+    if let Some(a) = abort {
+        return Err(a.into());
+    }
+    Ok(RunOutcome {
+        summary,
+        files,
+        interrupted: interrupted || store.status_counts()?.pending > 0,
+        requests: progress.fetch.requests.load(Ordering::Relaxed),
+        retries: progress.fetch.retries.load(Ordering::Relaxed),
+        rate_limited: progress.fetch.rate_limited.load(Ordering::Relaxed),
+    })
+}
+
+fn ingest(
+    store: &mut Store,
+    sources: Vec<InputSource>,
+    read: &ReadOptions,
+    progress: &Progress,
+) -> Result<(), RunError> {
+    let (pos, done, mut counts) = store.ingest_state()?;
+    if done {
+        return Ok(());
+    }
+    let mut reader = ids::Reader::new(sources, read.clone());
+    if pos != IngestPos::default() {
+        reader.skip_to(pos.source, pos.line);
+    }
+    let mut pos = pos;
+    loop {
+        let tx = store.ingest_tx()?;
+        let mut n = 0;
+        let mut finished = true;
+        while let Some(item) = reader.next_record() {
+            let p = item?;
+            counts.input_lines += 1;
+            match p.record {
+                Record::Id { id, account } => {
+                    if !tx.insert_id(id, account.as_deref())? {
+                        counts.duplicate_ids += 1;
+                    }
+                }
+                Record::Reject(r) => {
+                    counts.rejected_lines += 1;
+                    tx.insert_reject(&RejectRow {
+                        source: r.source,
+                        line: r.line,
+                        content: r.content,
+                        reason: r.reason,
+                    })?;
+                }
+            }
+            pos = IngestPos {
+                source: p.source_index,
+                line: p.line,
+            };
+            n += 1;
+            if n == INGEST_CHUNK {
+                finished = false;
+                break;
+            }
+        }
+        tx.commit(pos, counts, finished)?;
+        progress
+            .ingested
+            .store(counts.input_lines, Ordering::Relaxed);
+        if finished {
+            return Ok(());
+        }
+    }
+}
+
+enum FetchEnd {
+    Complete,
+    Interrupted,
+    Abort(Abort),
+}
+
+async fn fetch_all(
+    spec: &RunSpec,
+    client: Client,
+    store: Store,
+    agg: Aggregator,
+    progress: &Arc<Progress>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(Store, Aggregator, FetchEnd), RunError> {
+    let concurrency = spec.concurrency.max(1);
+    let batch_size = spec.endpoint.max_ids();
+    // Internal stop: an abort stops the producer like a shutdown does.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_flag = Arc::new(AtomicBool::new(false));
+
+    // Producer: keyset pages of pending IDs from a second connection (WAL lets it read while the
+    // writer commits). IDs in flight are never offered again because the cursor only moves forward.
+    let reader = Store::open(&spec.db)?;
+    let (batch_tx, batch_rx) = mpsc::channel::<Vec<u64>>(concurrency * 2);
+    let producer_stop = stop_flag.clone();
+    let mut producer_shutdown = shutdown.clone();
+    let producer = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+        let mut after = 0u64;
+        loop {
+            if producer_stop.load(Ordering::Relaxed) || *producer_shutdown.borrow_and_update() {
+                return Ok(());
+            }
+            let page = reader.pending_after(after, batch_size * 16)?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            after = *page.last().expect("non-empty");
+            for chunk in page.chunks(batch_size) {
+                if batch_tx.blocking_send(chunk.to_vec()).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    });
+
+    // Writer: owns the store; one transaction per message (several responses when they queue up).
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<IdOutcome>>(concurrency * 4);
+    let metrics = spec.metrics.clone();
+    let wprogress = progress.clone();
+    let writer = std::thread::spawn(move || -> Result<(Store, Aggregator), StoreError> {
+        let (mut store, mut agg) = (store, agg);
+        let mut row = vec![0u64; metrics.len()];
+        let mut pending: Vec<IdOutcome> = Vec::new();
+        while let Some(first) = out_rx.blocking_recv() {
+            pending.clear();
+            pending.extend(first);
+            while pending.len() < 10_000 {
+                match out_rx.try_recv() {
+                    Ok(more) => pending.extend(more),
+                    Err(_) => break,
+                }
+            }
+            crate::failpoint::hit("before-commit");
+            store.record(&metrics, &pending)?;
+            crate::failpoint::hit("after-commit");
+            for o in &pending {
+                if o.status == crate::store::Status::Ok {
+                    for (r, v) in row.iter_mut().zip(&o.values) {
+                        *r = v.unwrap_or(0);
+                    }
+                    agg.add(o.id, &row);
+                }
+            }
+            wprogress
+                .resolved
+                .fetch_add(pending.len() as u64, Ordering::Relaxed);
+        }
+        Ok((store, agg))
+    });
+
+    let pace = spec.rate.and_then(|(n, w)| pace(n, w)).map(Arc::new);
+    let fetcher = Arc::new(Fetcher {
+        client,
+        credentials: Arc::new(spec.credentials.clone()),
+        gate: progress.gate.clone(),
+        pace,
+        retry: spec.retry,
+        job: Job {
+            endpoint: spec.endpoint,
+            metrics: spec.metrics.clone(),
+            window: spec.window,
+        },
+        stats: progress.fetch.clone(),
+        shutdown: merge_shutdown(shutdown.clone(), stop_rx),
+    });
+
+    let mut end = FetchEnd::Complete;
+    {
+        let batches = futures::stream::unfold(batch_rx, |mut rx| async move {
+            rx.recv().await.map(|b| (b, rx))
+        });
+        let ends = batches
+            .map(|ids| {
+                let f = fetcher.clone();
+                let tx = out_tx.clone();
+                async move { f.fetch_batch(ids, &tx).await }
+            })
+            .buffer_unordered(concurrency);
+        let mut ends = std::pin::pin!(ends);
+        while let Some(e) = ends.next().await {
+            match e {
+                BatchEnd::Done => {}
+                BatchEnd::Interrupted => {
+                    if matches!(end, FetchEnd::Complete) {
+                        end = FetchEnd::Interrupted;
+                    }
+                }
+                BatchEnd::Abort(a) => {
+                    tracing::error!("{a}");
+                    if !matches!(end, FetchEnd::Abort(_)) {
+                        end = FetchEnd::Abort(a);
+                    }
+                    stop_flag.store(true, Ordering::Relaxed);
+                    let _ = stop_tx.send(true);
+                }
+            }
+        }
+    }
+    drop(out_tx);
+    drop(fetcher);
+    if *shutdown.borrow() && matches!(end, FetchEnd::Complete) {
+        end = FetchEnd::Interrupted;
+    }
+    producer
+        .await
+        .map_err(|e| RunError::Other(format!("batch reader panicked: {e}")))??;
+    let (store, agg) = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .map_err(|e| RunError::Other(format!("writer join: {e}")))?
+        .map_err(|_| RunError::Other("the store writer panicked".into()))??;
+    Ok((store, agg, end))
+}
+
+/// One receiver that turns true when either the user's shutdown or the internal stop does.
+fn merge_shutdown(
+    mut a: watch::Receiver<bool>,
+    mut b: watch::Receiver<bool>,
+) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(*a.borrow() || *b.borrow());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = a.wait_for(|v| *v) => {}
+            _ = b.wait_for(|v| *v) => {}
+            _ = tx.closed() => return,
+        }
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// The default metrics of an endpoint for an authentication kind: everything allowed.
+pub fn default_metrics(endpoint: Endpoint, auth: AuthKind) -> Vec<Metric> {
+    endpoint.allowed_metrics(auth)
+}
+
+/// Summary of a store for `engage status` and `engage report`.
+pub fn summary_of(db: &Path) -> Result<(Store, Identity, Summary), RunError> {
+    if !db.exists() {
+        return Err(RunError::Other(format!("{}: no such store", db.display())));
+    }
+    let store = Store::open(db)?;
+    let raw = store.meta("identity")?.ok_or_else(|| {
+        RunError::Other(format!(
+            "{}: no run recorded in this store yet",
+            db.display()
+        ))
+    })?;
+    let identity: Identity = serde_json::from_str(&raw)
+        .map_err(|e| RunError::Other(format!("{}: unreadable run identity: {e}", db.display())))?;
+    let endpoint: Endpoint = identity
+        .endpoint
+        .parse()
+        .map_err(|e| RunError::Other(format!("{e}")))?;
+    let metrics: Vec<Metric> = identity
+        .metrics
+        .iter()
+        .map(|m| m.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| RunError::Other(format!("{}: {e}", db.display())))?;
+    let summary = Summary::from_store(&store, endpoint, &metrics, identity.top_n)?;
+    Ok((store, identity, summary))
+}
+
+/// Counters of a finished ingest, for tests and status.
+pub fn ingest_counts(store: &Store) -> Result<IngestCounts, StoreError> {
+    Ok(store.ingest_state()?.2)
+}

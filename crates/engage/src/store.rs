@@ -1,0 +1,674 @@
+//! The checkpoint store: one SQLite file per run.
+//!
+//! Commit protocol (the invariant every resume relies on):
+//! - Ingest inserts every unique input ID as `pending`, with the input position reached and the line
+//!   counters, in the same transaction, every [`INGEST_CHUNK`] records. A crash mid-ingest resumes from the
+//!   recorded position; `INSERT OR IGNORE` on the primary key is what makes "fetched once" hold for
+//!   duplicates, without holding the ID set in memory.
+//! - One writer owns the connection during a run. Each API response's outcomes (status, metrics, error)
+//!   are written in one transaction, so a row is either still `pending` or has its final outcome: never
+//!   half-written. Pending rows are what the next life fetches; nothing final is fetched twice.
+//! - The run's identity (inputs' SHA-256, endpoint, metrics, auth, window, N) is written once, before any
+//!   fetch; a resume with anything different is refused with what differs.
+//!
+//! WAL mode with `synchronous=NORMAL`: a commit survives a process crash (kill -9) — the WAL is in the OS
+//! page cache — but the last commits may be lost on power failure, in which case those IDs are simply
+//! fetched again. See `docs/store.md`.
+
+use std::path::{Path, PathBuf};
+
+use engagement_api::Metric;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+
+/// Bumped whenever the schema changes; a store from a newer version is refused.
+pub const SCHEMA_VERSION: i64 = 1;
+/// Marks our files apart from other SQLite databases (`PRAGMA application_id`, "ENGA").
+pub const APPLICATION_ID: i32 = 0x454e_4741;
+/// Records per ingest transaction.
+pub const INGEST_CHUNK: usize = 50_000;
+
+/// The final (or pending) state of one unique Tweet ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Not fetched yet (or its batch was in flight when the process stopped).
+    Pending,
+    /// Fetched; metrics stored.
+    Ok,
+    /// Deleted, no longer public, or protected.
+    Unavailable,
+    /// The credentials used may not read it (`Forbidden to access tweets`).
+    Forbidden,
+    /// Retries exhausted; the last error is kept.
+    Failed,
+}
+
+impl Status {
+    /// Every final status, in report order.
+    pub const FINAL: [Status; 4] = [
+        Status::Ok,
+        Status::Unavailable,
+        Status::Forbidden,
+        Status::Failed,
+    ];
+
+    /// The value stored in the `status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Ok => "ok",
+            Status::Unavailable => "unavailable",
+            Status::Forbidden => "forbidden",
+            Status::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Status> {
+        [
+            Status::Pending,
+            Status::Ok,
+            Status::Unavailable,
+            Status::Forbidden,
+            Status::Failed,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+}
+
+/// Why the store can't be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused an operation.
+    #[error("store {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file is not an engage store (another SQLite database, or not SQLite at all).
+    #[error("store {path}: {what}; refusing to touch it (point --db at a new file to start a fresh run)")]
+    NotAStore {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// Written by a newer engage.
+    #[error("store {path} has schema version {found}, newer than this engage understands ({SCHEMA_VERSION}); upgrade engage")]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// The version found.
+        found: i64,
+    },
+}
+
+/// One outcome to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdOutcome {
+    /// The Tweet.
+    pub id: u64,
+    /// Its final status (never `Pending`).
+    pub status: Status,
+    /// Metric values in the run's metric order (`Ok` only; `None` where the API gave none).
+    pub values: Vec<Option<u64>>,
+    /// Why, for anything but `Ok` (the last error for `Failed`).
+    pub note: Option<String>,
+}
+
+/// Line counters of the ingest, as in `top.json`'s `counts`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestCounts {
+    /// Lines that held an ID or a reject (blank lines and CSV headers aside).
+    pub input_lines: u64,
+    /// Lines rejected.
+    pub rejected_lines: u64,
+    /// IDs seen again after their first occurrence.
+    pub duplicate_ids: u64,
+}
+
+/// Where the ingest stopped: the next record to read is after (source, line).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestPos {
+    /// Index of the input source.
+    pub source: usize,
+    /// Last line consumed in it.
+    pub line: u64,
+}
+
+/// A rejected input line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectRow {
+    /// The input's display name.
+    pub source: String,
+    /// 1-based line number.
+    pub line: u64,
+    /// The offending text (truncated).
+    pub content: String,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+/// Counts per status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    /// Not yet fetched.
+    pub pending: u64,
+    /// Fetched.
+    pub ok: u64,
+    /// Deleted, not public, or protected.
+    pub unavailable: u64,
+    /// Not readable with the credentials used.
+    pub forbidden: u64,
+    /// Retries exhausted.
+    pub failed: u64,
+}
+
+impl StatusCounts {
+    /// Every unique ID.
+    pub fn unique(&self) -> u64 {
+        self.pending + self.ok + self.unavailable + self.forbidden + self.failed
+    }
+}
+
+/// An open store.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn metric_columns() -> String {
+    Metric::ALL
+        .iter()
+        .map(|m| format!("    {} INTEGER", m.as_str()))
+        .collect::<Vec<_>>()
+        .join(",\n")
+}
+
+impl Store {
+    /// Opens an existing store or creates a new one. An existing file that is not an engage store, or is
+    /// damaged, is refused and left untouched.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let existed = path.exists()
+            && std::fs::metadata(path)
+                .map(|m| m.len() > 0)
+                .unwrap_or(false);
+        let sql = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let not_store = |what: String| StoreError::NotAStore {
+            path: path.to_path_buf(),
+            what,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(sql)?;
+        if existed {
+            // Read before writing anything: a foreign or damaged file must stay as it was.
+            let app_id: i32 = conn
+                .query_row("PRAGMA application_id", [], |r| r.get(0))
+                .map_err(|e| not_store(format!("not a readable SQLite database ({e})")))?;
+            if app_id != APPLICATION_ID {
+                return Err(not_store(
+                    "a SQLite database that engage did not create".into(),
+                ));
+            }
+            let version: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(sql)?;
+            if version > SCHEMA_VERSION {
+                return Err(StoreError::NewerSchema {
+                    path: path.to_path_buf(),
+                    found: version,
+                });
+            }
+            let check: String = conn
+                .query_row("PRAGMA quick_check", [], |r| r.get(0))
+                .map_err(|e| not_store(format!("damaged ({e})")))?;
+            if check != "ok" {
+                return Err(not_store(format!("damaged ({check})")));
+            }
+        }
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        )
+        .map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql)?;
+        let store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        if !existed {
+            store.create_schema()?;
+        }
+        Ok(store)
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn create_schema(&self) -> Result<(), StoreError> {
+        let ddl = format!(
+            "BEGIN;
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE inputs (idx INTEGER PRIMARY KEY, source TEXT NOT NULL, sha256 TEXT NOT NULL);
+CREATE TABLE tweets (
+    id INTEGER PRIMARY KEY,
+    status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending','ok','unavailable','forbidden','failed')),
+    account TEXT,
+    note TEXT,
+{cols}
+);
+CREATE INDEX tweets_pending ON tweets(id) WHERE status = 'pending';
+CREATE TABLE rejects (source TEXT NOT NULL, line INTEGER NOT NULL, content TEXT NOT NULL, reason TEXT NOT NULL);
+PRAGMA application_id = {APPLICATION_ID};
+PRAGMA user_version = {SCHEMA_VERSION};
+COMMIT;",
+            cols = metric_columns()
+        );
+        self.conn.execute_batch(&ddl).map_err(|e| self.err(e))
+    }
+
+    /// A value from `meta`.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Sets a value in `meta` (its own transaction).
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        set_meta(&self.conn, key, value).map_err(|e| self.err(e))
+    }
+
+    /// Records the inputs' fingerprints (once, before ingest).
+    pub fn set_inputs(&mut self, inputs: &[(String, String)]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
+            path: path.clone(),
+            source: e,
+        })?;
+        tx.execute("DELETE FROM inputs", [])
+            .map_err(|e| StoreError::Sqlite {
+                path: self.path.clone(),
+                source: e,
+            })?;
+        for (i, (source, sha)) in inputs.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO inputs (idx, source, sha256) VALUES (?1, ?2, ?3)",
+                params![i as i64, source, sha],
+            )
+            .map_err(|e| StoreError::Sqlite {
+                path: self.path.clone(),
+                source: e,
+            })?;
+        }
+        tx.commit()
+            .map_err(|e| StoreError::Sqlite { path, source: e })
+    }
+
+    /// Where the last ingest chunk ended, and whether ingest finished.
+    pub fn ingest_state(&self) -> Result<(IngestPos, bool, IngestCounts), StoreError> {
+        let get = |k: &str| -> Result<u64, StoreError> {
+            Ok(self.meta(k)?.and_then(|v| v.parse().ok()).unwrap_or(0))
+        };
+        let pos = IngestPos {
+            source: get("ingest_source")? as usize,
+            line: get("ingest_line")?,
+        };
+        let done = self.meta("ingest_done")?.as_deref() == Some("1");
+        let counts = IngestCounts {
+            input_lines: get("input_lines")?,
+            rejected_lines: get("rejected_lines")?,
+            duplicate_ids: get("duplicate_ids")?,
+        };
+        Ok((pos, done, counts))
+    }
+
+    /// Starts an ingest transaction chunk. Call [`IngestTx::commit`] with the position reached.
+    pub fn ingest_tx(&mut self) -> Result<IngestTx<'_>, StoreError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
+            path: path.clone(),
+            source: e,
+        })?;
+        Ok(IngestTx { tx, path })
+    }
+
+    /// Writes outcomes of one or more responses in one transaction.
+    pub fn record(&mut self, metrics: &[Metric], outcomes: &[IdOutcome]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let e = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(e)?;
+        {
+            let set: String = metrics
+                .iter()
+                .enumerate()
+                .map(|(i, m)| format!(", {} = ?{}", m.as_str(), i + 4))
+                .collect();
+            let sql = format!("UPDATE tweets SET status = ?2, note = ?3{set} WHERE id = ?1");
+            let mut stmt = tx.prepare_cached(&sql).map_err(e)?;
+            let mut args: Vec<rusqlite::types::Value> = Vec::with_capacity(3 + metrics.len());
+            for o in outcomes {
+                args.clear();
+                args.push((o.id as i64).into());
+                args.push(o.status.as_str().to_string().into());
+                args.push(match &o.note {
+                    Some(n) => n.clone().into(),
+                    None => rusqlite::types::Value::Null,
+                });
+                for i in 0..metrics.len() {
+                    args.push(match o.values.get(i).copied().flatten() {
+                        Some(v) => (v.min(i64::MAX as u64) as i64).into(),
+                        None => rusqlite::types::Value::Null,
+                    });
+                }
+                stmt.execute(rusqlite::params_from_iter(args.iter()))
+                    .map_err(e)?;
+            }
+        }
+        tx.commit().map_err(e)
+    }
+
+    /// Counts per status.
+    pub fn status_counts(&self) -> Result<StatusCounts, StoreError> {
+        let mut c = StatusCounts::default();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT status, count(*) FROM tweets GROUP BY status")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (s, n) = row.map_err(|e| self.err(e))?;
+            let n = n as u64;
+            match Status::parse(&s) {
+                Some(Status::Pending) => c.pending = n,
+                Some(Status::Ok) => c.ok = n,
+                Some(Status::Unavailable) => c.unavailable = n,
+                Some(Status::Forbidden) => c.forbidden = n,
+                Some(Status::Failed) => c.failed = n,
+                None => {}
+            }
+        }
+        Ok(c)
+    }
+
+    /// Pending IDs greater than `after`, ascending, at most `limit`: the batcher's keyset page.
+    pub fn pending_after(&self, after: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM tweets WHERE status = 'pending' AND id > ?1 ORDER BY id LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![after as i64, limit as i64], |r| r.get::<_, i64>(0))
+            .map_err(|e| self.err(e))?;
+        rows.map(|r| r.map(|v| v as u64).map_err(|e| self.err(e)))
+            .collect()
+    }
+
+    /// Calls `f` for every `ok` Tweet in ID order with its values for `metrics` (`None` where absent).
+    pub fn for_each_ok(
+        &self,
+        metrics: &[Metric],
+        mut f: impl FnMut(u64, &[Option<u64>]),
+    ) -> Result<(), StoreError> {
+        let cols: Vec<&str> = metrics.iter().map(|m| m.as_str()).collect();
+        let sql = format!(
+            "SELECT id{}{} FROM tweets WHERE status = 'ok' ORDER BY id",
+            if cols.is_empty() { "" } else { ", " },
+            cols.join(", ")
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut values = vec![None; metrics.len()];
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let id: i64 = row.get(0).map_err(|e| self.err(e))?;
+            for (i, v) in values.iter_mut().enumerate() {
+                *v = row
+                    .get::<_, Option<i64>>(i + 1)
+                    .map_err(|e| self.err(e))?
+                    .map(|x| x as u64);
+            }
+            f(id as u64, &values);
+        }
+        Ok(())
+    }
+
+    /// Calls `f` for every ID that did not end `ok`: (id, status, note), in ID order.
+    pub fn for_each_not_ok(
+        &self,
+        mut f: impl FnMut(u64, Status, Option<&str>),
+    ) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, status, note FROM tweets WHERE status <> 'ok' ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let id: i64 = row.get(0).map_err(|e| self.err(e))?;
+            let s: String = row.get(1).map_err(|e| self.err(e))?;
+            let note: Option<String> = row.get(2).map_err(|e| self.err(e))?;
+            f(
+                id as u64,
+                Status::parse(&s).unwrap_or(Status::Pending),
+                note.as_deref(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Calls `f` for every rejected line, in input order.
+    pub fn for_each_reject(&self, mut f: impl FnMut(&RejectRow)) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT source, line, content, reason FROM rejects ORDER BY rowid")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let r = RejectRow {
+                source: row.get(0).map_err(|e| self.err(e))?,
+                line: row.get::<_, i64>(1).map_err(|e| self.err(e))? as u64,
+                content: row.get(2).map_err(|e| self.err(e))?,
+                reason: row.get(3).map_err(|e| self.err(e))?,
+            };
+            f(&r);
+        }
+        Ok(())
+    }
+}
+
+fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )
+    .map(|_| ())
+}
+
+/// One ingest chunk: IDs, rejects and counters, committed together with the position reached.
+pub struct IngestTx<'a> {
+    tx: Transaction<'a>,
+    path: PathBuf,
+}
+
+impl IngestTx<'_> {
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Inserts an ID; returns false when it was already there (a duplicate).
+    pub fn insert_id(&self, id: u64, account: Option<&str>) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("INSERT OR IGNORE INTO tweets (id, account) VALUES (?1, ?2)")
+            .map_err(|e| self.err(e))?;
+        let n = stmt
+            .execute(params![id as i64, account])
+            .map_err(|e| self.err(e))?;
+        Ok(n == 1)
+    }
+
+    /// Records a rejected line.
+    pub fn insert_reject(&self, r: &RejectRow) -> Result<(), StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO rejects (source, line, content, reason) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.execute(params![r.source, r.line as i64, r.content, r.reason])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Commits the chunk with the position and counters reached; `done` marks the ingest complete.
+    pub fn commit(
+        self,
+        pos: IngestPos,
+        counts: IngestCounts,
+        done: bool,
+    ) -> Result<(), StoreError> {
+        let e = |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        };
+        for (k, v) in [
+            ("ingest_source", pos.source as u64),
+            ("ingest_line", pos.line),
+            ("input_lines", counts.input_lines),
+            ("rejected_lines", counts.rejected_lines),
+            ("duplicate_ids", counts.duplicate_ids),
+            ("ingest_done", done as u64),
+        ] {
+            set_meta(&self.tx, k, &v.to_string()).map_err(e)?;
+        }
+        self.tx.commit().map_err(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp() -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("run.db");
+        (d, p)
+    }
+
+    #[test]
+    fn ingest_dedups_and_records_outcomes() {
+        let (_d, p) = tmp();
+        let mut s = Store::open(&p).unwrap();
+        let tx = s.ingest_tx().unwrap();
+        assert!(tx.insert_id(5, None).unwrap());
+        assert!(tx.insert_id(3, Some("demo")).unwrap());
+        assert!(!tx.insert_id(5, None).unwrap());
+        tx.insert_reject(&RejectRow {
+            source: "a.txt".into(),
+            line: 2,
+            content: "x".into(),
+            reason: "not a number".into(),
+        })
+        .unwrap();
+        let counts = IngestCounts {
+            input_lines: 4,
+            rejected_lines: 1,
+            duplicate_ids: 1,
+        };
+        tx.commit(IngestPos { source: 0, line: 4 }, counts, true)
+            .unwrap();
+        let (pos, done, c) = s.ingest_state().unwrap();
+        assert_eq!((pos.line, done, c), (4, true, counts));
+        assert_eq!(s.pending_after(0, 10).unwrap(), vec![3, 5]);
+        assert_eq!(s.pending_after(3, 10).unwrap(), vec![5]);
+
+        let metrics = [Metric::Favorites, Metric::Retweets];
+        s.record(
+            &metrics,
+            &[
+                IdOutcome {
+                    id: 3,
+                    status: Status::Ok,
+                    values: vec![Some(7), None],
+                    note: None,
+                },
+                IdOutcome {
+                    id: 5,
+                    status: Status::Failed,
+                    values: vec![],
+                    note: Some("HTTP 503".into()),
+                },
+            ],
+        )
+        .unwrap();
+        let c = s.status_counts().unwrap();
+        assert_eq!((c.ok, c.failed, c.pending, c.unique()), (1, 1, 0, 2));
+        let mut seen = vec![];
+        s.for_each_ok(&metrics, |id, v| seen.push((id, v.to_vec())))
+            .unwrap();
+        assert_eq!(seen, vec![(3, vec![Some(7), None])]);
+        let mut bad = vec![];
+        s.for_each_not_ok(|id, st, note| bad.push((id, st, note.map(str::to_string))))
+            .unwrap();
+        assert_eq!(bad, vec![(5, Status::Failed, Some("HTTP 503".to_string()))]);
+    }
+
+    #[test]
+    fn a_foreign_sqlite_file_is_refused_and_untouched() {
+        let (_d, p) = tmp();
+        {
+            let c = Connection::open(&p).unwrap();
+            c.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+                .unwrap();
+        }
+        let before = std::fs::read(&p).unwrap();
+        let err = Store::open(&p).err().unwrap();
+        assert!(matches!(err, StoreError::NotAStore { .. }), "{err}");
+        assert!(err.to_string().contains("run.db"));
+        assert_eq!(std::fs::read(&p).unwrap(), before);
+    }
+
+    #[test]
+    fn garbage_and_newer_schema_are_refused() {
+        let (_d, p) = tmp();
+        std::fs::write(&p, vec![0xAB; 8192]).unwrap();
+        assert!(matches!(Store::open(&p), Err(StoreError::NotAStore { .. })));
+        let (_d2, p2) = tmp();
+        drop(Store::open(&p2).unwrap());
+        Connection::open(&p2)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99;")
+            .unwrap();
+        assert!(matches!(
+            Store::open(&p2),
+            Err(StoreError::NewerSchema { found: 99, .. })
+        ));
+    }
+}
