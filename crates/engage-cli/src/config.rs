@@ -1,0 +1,379 @@
+//! Configuration in two stages: what the user wrote (flags, a TOML file, the environment), then a
+//! validated [`engage::run::RunSpec`]. Layers, lowest first: built-in defaults, the `--config` file,
+//! `ENGAGE_*` environment variables, flags. Unknown keys in the file are an error naming the key.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use engage::fetch::RetryPolicy;
+use engage::ids::{Format, ReadOptions};
+use engage::run::RunSpec;
+use engagement_api::auth::{BearerToken, Credentials, UserCredentials};
+use engagement_api::client::ClientConfig;
+use engagement_api::{AuthKind, Endpoint, Metric, Window};
+use serde::Deserialize;
+
+/// The real API's host.
+pub const DEFAULT_BASE_URL: &str = "https://data-api.x.com";
+
+/// The `--config` file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// API base URL.
+    pub base_url: Option<String>,
+    /// Requests in flight.
+    pub concurrency: Option<usize>,
+    /// Requests per window (local pace).
+    pub rate: Option<u32>,
+    /// The pace's window in seconds.
+    pub window_secs: Option<u64>,
+    /// Attempts per batch.
+    pub max_attempts: Option<u32>,
+    /// Request timeout in seconds.
+    pub request_timeout_secs: Option<u64>,
+    /// Credentials (or the names of environment variables holding them).
+    #[serde(default)]
+    pub credentials: FileCredentials,
+}
+
+/// Credentials in the config file: each value literally, or `<name>_env` naming an environment
+/// variable, which keeps secrets out of the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCredentials {
+    consumer_key: Option<String>,
+    consumer_key_env: Option<String>,
+    consumer_secret: Option<String>,
+    consumer_secret_env: Option<String>,
+    access_token: Option<String>,
+    access_token_env: Option<String>,
+    access_token_secret: Option<String>,
+    access_token_secret_env: Option<String>,
+    bearer_token: Option<String>,
+    bearer_token_env: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<FileConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+    }
+}
+
+fn pick(
+    env_name: &str,
+    literal: &Option<String>,
+    file_env: &Option<String>,
+    file: &Path,
+) -> Result<Option<String>> {
+    if let Ok(v) = std::env::var(env_name) {
+        if !v.is_empty() {
+            return Ok(Some(v));
+        }
+    }
+    if let Some(var) = file_env {
+        return match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(Some(v)),
+            _ => bail!(
+                "config file {}: environment variable {var} is not set",
+                file.display()
+            ),
+        };
+    }
+    Ok(literal.clone())
+}
+
+/// Credentials found in the environment and the file.
+pub struct FoundCredentials {
+    /// User context, when all four parts are present.
+    pub user: Option<UserCredentials>,
+    /// The bearer token, if any.
+    pub bearer: Option<BearerToken>,
+}
+
+/// Collects credentials: `ENGAGE_*` variables first, then the file.
+pub fn credentials(file: &FileConfig, path: &Path) -> Result<FoundCredentials> {
+    let c = &file.credentials;
+    let ck = pick(
+        "ENGAGE_CONSUMER_KEY",
+        &c.consumer_key,
+        &c.consumer_key_env,
+        path,
+    )?;
+    let cs = pick(
+        "ENGAGE_CONSUMER_SECRET",
+        &c.consumer_secret,
+        &c.consumer_secret_env,
+        path,
+    )?;
+    let at = pick(
+        "ENGAGE_ACCESS_TOKEN",
+        &c.access_token,
+        &c.access_token_env,
+        path,
+    )?;
+    let ats = pick(
+        "ENGAGE_ACCESS_TOKEN_SECRET",
+        &c.access_token_secret,
+        &c.access_token_secret_env,
+        path,
+    )?;
+    let bt = pick(
+        "ENGAGE_BEARER_TOKEN",
+        &c.bearer_token,
+        &c.bearer_token_env,
+        path,
+    )?;
+    let user = match (ck, cs, at, ats) {
+        (
+            Some(consumer_key),
+            Some(consumer_secret),
+            Some(access_token),
+            Some(access_token_secret),
+        ) => Some(UserCredentials {
+            consumer_key,
+            consumer_secret,
+            access_token,
+            access_token_secret,
+        }),
+        (None, None, None, None) => None,
+        (ck, cs, at, ats) => {
+            let missing: Vec<&str> = [
+                ("ENGAGE_CONSUMER_KEY", ck.is_none()),
+                ("ENGAGE_CONSUMER_SECRET", cs.is_none()),
+                ("ENGAGE_ACCESS_TOKEN", at.is_none()),
+                ("ENGAGE_ACCESS_TOKEN_SECRET", ats.is_none()),
+            ]
+            .into_iter()
+            .filter(|(_, m)| *m)
+            .map(|(n, _)| n)
+            .collect();
+            bail!(
+                "incomplete user-context credentials: missing {}",
+                missing.join(", ")
+            )
+        }
+    };
+    Ok(FoundCredentials {
+        user,
+        bearer: bt.map(BearerToken),
+    })
+}
+
+/// What `engage run` was given (the flags).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Endpoint: totals, 28hr or historical.
+    #[arg(long, default_value = "totals")]
+    pub endpoint: String,
+    /// Input files or folders (`-` for standard input); repeat or list several.
+    #[arg(long = "input", short = 'i', required = true, num_args = 1..)]
+    pub inputs: Vec<String>,
+    /// The checkpoint store (SQLite). Running again with the same file resumes.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Folder for the reports.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// API base URL [default: https://data-api.x.com].
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// A TOML config file (see config/engage.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// N of the top-N per metric.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Metrics, comma-separated [default: every metric the endpoint and auth allow].
+    #[arg(long, value_delimiter = ',')]
+    pub metrics: Option<Vec<String>>,
+    /// Requests in flight [default: 8].
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Local budget: at most this many requests per --window-secs (your contract's per-minute limit).
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// The budget's window in seconds [default: 60].
+    #[arg(long)]
+    pub window_secs: Option<u64>,
+    /// user (OAuth 1.0a user context) or bearer [default: user when user credentials are configured].
+    #[arg(long)]
+    pub auth: Option<String>,
+    /// Attempts per batch before its IDs end failed [default: 10].
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// Input format instead of guessing from the file name: plain, csv or jsonl.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// CSV column holding the Tweet ID [default: tweet_id, else id].
+    #[arg(long)]
+    pub id_column: Option<String>,
+    /// /historical window start (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ).
+    #[arg(long)]
+    pub start: Option<String>,
+    /// /historical window end (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ).
+    #[arg(long)]
+    pub end: Option<String>,
+    /// Request timeout in seconds [default: 60].
+    #[arg(long)]
+    pub request_timeout_secs: Option<u64>,
+    /// Allow plain http:// to a host that is not loopback (never do this with real credentials).
+    #[arg(long)]
+    pub allow_insecure_http: bool,
+    /// First backoff delay in milliseconds [default: 250].
+    #[arg(long, hide = true)]
+    pub backoff_ms: Option<u64>,
+}
+
+fn parse_format(s: &str) -> Result<Format> {
+    Ok(match s {
+        "plain" | "txt" | "text" => Format::Plain,
+        "csv" => Format::Csv,
+        "jsonl" | "json" | "ndjson" => Format::Jsonl,
+        other => bail!("--format {other}: expected plain, csv or jsonl"),
+    })
+}
+
+/// Validates the flags against the file and environment into a runnable spec.
+pub fn build(args: &RunArgs) -> Result<RunSpec> {
+    let (file, path) = match &args.config {
+        Some(p) => (FileConfig::load(p)?, p.clone()),
+        None => (FileConfig::default(), PathBuf::from("(no config file)")),
+    };
+    let endpoint: Endpoint = args
+        .endpoint
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--endpoint: {e}"))?;
+    let found = credentials(&file, &path)?;
+    let auth = match args.auth.as_deref() {
+        Some("user") => AuthKind::User,
+        Some("bearer") => AuthKind::Bearer,
+        Some(other) => bail!("--auth {other}: expected user or bearer"),
+        None if found.user.is_some() => AuthKind::User,
+        None => AuthKind::Bearer,
+    };
+    if !endpoint.allows_auth(auth) {
+        bail!("/{endpoint} needs OAuth 1.0a user context: set ENGAGE_CONSUMER_KEY, ENGAGE_CONSUMER_SECRET, ENGAGE_ACCESS_TOKEN and ENGAGE_ACCESS_TOKEN_SECRET (or the config file's [credentials])");
+    }
+    let credentials = match auth {
+        AuthKind::User => Credentials::User(found.user.ok_or_else(|| {
+            anyhow::anyhow!("--auth user: no user-context credentials (ENGAGE_CONSUMER_KEY, ENGAGE_CONSUMER_SECRET, ENGAGE_ACCESS_TOKEN, ENGAGE_ACCESS_TOKEN_SECRET)")
+        })?),
+        AuthKind::Bearer => Credentials::Bearer(found.bearer.ok_or_else(|| {
+            anyhow::anyhow!("no credentials: set ENGAGE_BEARER_TOKEN, or the four ENGAGE_CONSUMER_*/ENGAGE_ACCESS_TOKEN* variables, or a --config file")
+        })?),
+    };
+    let allowed = endpoint.allowed_metrics(auth);
+    let metrics: Vec<Metric> = match &args.metrics {
+        None => allowed.clone(),
+        Some(names) => {
+            let mut out = Vec::new();
+            for n in names.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+                let m: Metric =
+                    n.parse().map_err(|_| {
+                        anyhow::anyhow!(
+                        "--metrics: unknown metric `{n}`; /{endpoint} with {auth} auth allows: {}",
+                        allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")
+                    )
+                    })?;
+                if !allowed.contains(&m) {
+                    bail!(
+                        "--metrics: `{n}` is not available on /{endpoint} with {auth} auth; allowed: {}",
+                        allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")
+                    );
+                }
+                if !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+            if out.is_empty() {
+                bail!("--metrics: no metric given");
+            }
+            out
+        }
+    };
+    if args.top == 0 {
+        bail!("--top must be at least 1");
+    }
+    let window = match endpoint {
+        Endpoint::Historical => {
+            let now = time::OffsetDateTime::now_utc();
+            let parse = |field, v: &Option<String>| -> Result<_> {
+                v.as_deref()
+                    .map(|s| engagement_api::window::parse_time(field, s))
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--{field}: {e}"))
+            };
+            let (s, e) = (parse("start", &args.start)?, parse("end", &args.end)?);
+            let w: Window = engagement_api::window::resolve_historical(s, e, now)
+                .map_err(|e| anyhow::anyhow!("--start/--end: {e}"))?;
+            Some(w)
+        }
+        _ => {
+            if args.start.is_some() || args.end.is_some() {
+                bail!("--start/--end apply to --endpoint historical only");
+            }
+            None
+        }
+    };
+    let base_url = args
+        .base_url
+        .clone()
+        .or(file.base_url.clone())
+        .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+    let concurrency = args.concurrency.or(file.concurrency).unwrap_or(8);
+    if concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    let window_secs = args.window_secs.or(file.window_secs).unwrap_or(60);
+    if window_secs == 0 {
+        bail!("--window-secs must be at least 1");
+    }
+    let rate = args.rate.or(file.rate);
+    if rate == Some(0) {
+        bail!("--rate must be at least 1");
+    }
+    let max_attempts = args.max_attempts.or(file.max_attempts).unwrap_or(10);
+    if max_attempts == 0 {
+        bail!("--max-attempts must be at least 1");
+    }
+    let timeout = args
+        .request_timeout_secs
+        .or(file.request_timeout_secs)
+        .unwrap_or(60);
+    let mut retry = RetryPolicy {
+        max_attempts,
+        ..RetryPolicy::default()
+    };
+    if let Some(ms) = args.backoff_ms {
+        retry.base = Duration::from_millis(ms);
+        retry.cap = retry.cap.min(Duration::from_millis(ms.saturating_mul(64)));
+    }
+    Ok(RunSpec {
+        inputs: args.inputs.clone(),
+        read: ReadOptions {
+            format: args.format.as_deref().map(parse_format).transpose()?,
+            id_column: args.id_column.clone(),
+        },
+        db: args.db.clone(),
+        out: args.out.clone(),
+        endpoint,
+        metrics,
+        credentials,
+        top_n: args.top,
+        concurrency,
+        rate: rate.map(|n| (n, Duration::from_secs(window_secs))),
+        client: ClientConfig {
+            base_url,
+            connect_timeout: Duration::from_secs(10.min(timeout.max(1))),
+            request_timeout: Duration::from_secs(timeout.max(1)),
+            allow_insecure_http: args.allow_insecure_http,
+        },
+        retry,
+        window,
+    })
+}

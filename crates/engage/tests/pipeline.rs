@@ -1,0 +1,437 @@
+//! End-to-end tests of the pipeline against the simulator over real HTTP on 127.0.0.1:0.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use engage::fetch::RetryPolicy;
+use engage::ids::ReadOptions;
+use engage::run::{run, Progress, RunError, RunSpec};
+use engage::store::{Status, Store};
+use engage_sim::{metrics, SimConfig, SimHandle};
+use engagement_api::auth::{BearerToken, Credentials, UserCredentials};
+use engagement_api::client::ClientConfig;
+use engagement_api::{AuthKind, Endpoint, Metric};
+use time::macros::datetime;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+const NOW: OffsetDateTime = datetime!(2026-11-20 12:00 UTC);
+const TWEPOCH_MS: i128 = 1_288_834_974_657;
+
+fn snowflake(created: OffsetDateTime, low: u64) -> u64 {
+    let ms = (created.unix_timestamp_nanos() / 1_000_000 - TWEPOCH_MS) as u64;
+    (ms << 22) | (low & ((1 << 22) - 1))
+}
+
+/// `n` distinct IDs created over the 120 days before NOW (so some are past the 90-day rule).
+fn ids(n: usize, salt: u64) -> Vec<u64> {
+    (0..n as u64)
+        .map(|i| {
+            let secs = (i * 7919 + salt * 104_729) % (120 * 24 * 3600);
+            snowflake(NOW - time::Duration::seconds(secs as i64 + 60), i + salt)
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+fn demo_user() -> Credentials {
+    Credentials::User(UserCredentials {
+        consumer_key: "demo-consumer-key".into(),
+        consumer_secret: "demo-consumer-secret".into(),
+        access_token: "demo-access-token".into(),
+        access_token_secret: "demo-access-token-secret".into(),
+    })
+}
+
+async fn sim(config: SimConfig) -> SimHandle {
+    engage_sim::start(
+        SimConfig {
+            now: Some(NOW),
+            ..config
+        },
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("simulator starts")
+}
+
+struct Case {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    input: PathBuf,
+}
+
+fn case(lines: &[String]) -> Case {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().to_path_buf();
+    let input = dir.join("ids.txt");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    Case {
+        _dir: d,
+        dir,
+        input,
+    }
+}
+
+fn spec(c: &Case, url: &str, db: &str, credentials: Credentials) -> RunSpec {
+    let endpoint = Endpoint::Totals;
+    RunSpec {
+        inputs: vec![c.input.to_string_lossy().into_owned()],
+        read: ReadOptions::default(),
+        db: c.dir.join(db),
+        out: c.dir.join(format!("{db}.out")),
+        endpoint,
+        metrics: endpoint.allowed_metrics(credentials.kind()),
+        credentials,
+        top_n: 10,
+        concurrency: 4,
+        rate: None,
+        client: ClientConfig {
+            base_url: url.to_string(),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(2),
+            allow_insecure_http: false,
+        },
+        retry: RetryPolicy {
+            max_attempts: 6,
+            base: Duration::from_millis(5),
+            cap: Duration::from_millis(50),
+        },
+        window: None,
+    }
+}
+
+async fn go(spec: RunSpec) -> Result<engage::run::RunOutcome, RunError> {
+    let (_tx, rx) = watch::channel(false);
+    run(spec, Arc::new(Progress::default()), rx).await
+}
+
+fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// Every status in the store, by ID.
+fn statuses(db: &Path) -> BTreeMap<u64, Status> {
+    let s = Store::open(db).unwrap();
+    let mut out = BTreeMap::new();
+    s.for_each_ok(&[], |id, _| {
+        out.insert(id, Status::Ok);
+    })
+    .unwrap();
+    s.for_each_not_ok(|id, st, _| {
+        if st != Status::Pending {
+            out.insert(id, st);
+        }
+    })
+    .unwrap();
+    out
+}
+
+mod outcomes {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_unique_id_gets_exactly_one_outcome_and_the_simulators_numbers() {
+        let seed = 11;
+        let config = SimConfig {
+            seed,
+            deleted: 0.02,
+            protected: 0.01,
+            ..SimConfig::default()
+        };
+        let (p_deleted, p_protected) = (config.deleted, config.protected);
+        let s = sim(config).await;
+        let unique = ids(3000, 1);
+        let mut lines: Vec<String> = unique.iter().map(|i| i.to_string()).collect();
+        lines.extend(unique[..40].iter().map(|i| format!("  {i}  "))); // duplicates
+        lines.push("1.23457E+18".into());
+        lines.push("".into());
+        lines.push("junk".into());
+        let c = case(&lines);
+        let sp = spec(&c, &s.url(), "run.db", demo_user());
+        let metrics_run = sp.metrics.clone();
+        let out = go(sp).await.unwrap();
+        assert!(!out.interrupted);
+
+        let json = read_json(&c.dir.join("run.db.out/top.json"));
+        let counts = &json["counts"];
+        assert_eq!(counts["unique_ids"], 3000);
+        assert_eq!(counts["duplicate_ids"], 40);
+        assert_eq!(counts["rejected_lines"], 2);
+        assert_eq!(counts["input_lines"], 3042);
+        let sum: u64 = ["ok", "unavailable", "forbidden", "failed"]
+            .iter()
+            .map(|k| counts[k].as_u64().unwrap())
+            .sum();
+        assert_eq!(sum, 3000);
+        assert_eq!(counts["failed"], 0);
+
+        let st = statuses(&c.dir.join("run.db"));
+        assert_eq!(st.keys().copied().collect::<Vec<_>>(), unique);
+        for (&id, &status) in &st {
+            let gone = metrics::is_deleted(seed, id, p_deleted)
+                || metrics::is_protected(seed, id, p_protected);
+            assert_eq!(status == Status::Unavailable, gone, "{id}: {status:?}");
+        }
+
+        // The report equals "sort everything the simulator says" for every metric.
+        let store = Store::open(&c.dir.join("run.db")).unwrap();
+        let mut stored = BTreeMap::new();
+        store
+            .for_each_ok(&metrics_run, |id, v| {
+                stored.insert(id, v.to_vec());
+            })
+            .unwrap();
+        for (k, m) in metrics_run.iter().enumerate() {
+            let mut expect: Vec<(u64, u64)> = Vec::new();
+            let mut total = 0u64;
+            for &id in stored.keys() {
+                let age = NOW - metrics::created_at(id);
+                let supported = match m {
+                    Metric::Impressions | Metric::Engagements => age <= time::Duration::days(90),
+                    Metric::VideoViews => age <= time::Duration::days(1800),
+                    _ => true,
+                };
+                let v = if supported {
+                    metrics::cumulative(seed, id, *m, NOW)
+                } else {
+                    0
+                };
+                assert_eq!(stored[&id][k].unwrap_or(0), v, "{id} {m}");
+                total += v;
+                if v > 0 {
+                    expect.push((id, v));
+                }
+            }
+            expect.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            expect.truncate(10);
+            let got: Vec<(u64, u64)> = json["top"][m.as_str()]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["tweet_id"].as_str().unwrap().parse().unwrap(),
+                        e["value"].as_u64().unwrap(),
+                    )
+                })
+                .collect();
+            assert_eq!(got, expect, "{m}");
+            assert_eq!(json["totals"][m.as_str()].as_u64().unwrap(), total, "{m}");
+        }
+        let rejects = std::fs::read_to_string(c.dir.join("run.db.out/rejects.csv")).unwrap();
+        assert!(rejects.contains("scientific notation"), "{rejects}");
+        assert!(rejects.contains(",3041,1.23457E+18,"), "{rejects}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unowned_ids_end_forbidden_and_the_rest_is_resent() {
+        let mut config = SimConfig::default();
+        let mut second = config.accounts[0].clone();
+        second.name = "other".into();
+        second.access_token = "other-token".into();
+        second.access_token_secret = "other-secret".into();
+        config.accounts.push(second);
+        let s = sim(config).await;
+        let unique = ids(600, 2);
+        let c = case(&unique.iter().map(|i| i.to_string()).collect::<Vec<_>>());
+        go(spec(&c, &s.url(), "run.db", demo_user())).await.unwrap();
+        for (id, status) in statuses(&c.dir.join("run.db")) {
+            // Account 0 of 2 owns the even IDs.
+            let want = if id % 2 == 0 {
+                Status::Ok
+            } else {
+                Status::Forbidden
+            };
+            assert_eq!(status, want, "{id}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bearer_runs_ask_for_public_metrics_only() {
+        let s = sim(SimConfig::default()).await;
+        let unique = ids(300, 3);
+        let c = case(&unique.iter().map(|i| i.to_string()).collect::<Vec<_>>());
+        let sp = spec(
+            &c,
+            &s.url(),
+            "run.db",
+            Credentials::Bearer(BearerToken("demo-bearer-token".into())),
+        );
+        assert_eq!(
+            sp.metrics,
+            Endpoint::Totals.allowed_metrics(AuthKind::Bearer)
+        );
+        go(sp).await.unwrap();
+        let json = read_json(&c.dir.join("run.db.out/top.json"));
+        assert_eq!(json["counts"]["ok"], 300);
+        let keys: Vec<&String> = json["top"].as_object().unwrap().keys().collect();
+        assert!(!keys.iter().any(|k| *k == "impressions"), "{keys:?}");
+        assert_eq!(keys.len(), 5);
+    }
+}
+
+mod retries {
+    use super::*;
+    use engage_sim::FaultConfig;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn transient_faults_are_retried_and_numbers_match_a_clean_run() {
+        let faults = FaultConfig {
+            fail_5xx: 0.15,
+            fail_429: 0.05,
+            malformed: 0.05,
+            reset: 0.05,
+            no_gzip: 0.05,
+            ..FaultConfig::default()
+        };
+        let faulty = sim(SimConfig {
+            faults,
+            ..SimConfig::default()
+        })
+        .await;
+        let clean = sim(SimConfig::default()).await;
+        let unique = ids(6000, 4);
+        let c = case(&unique.iter().map(|i| i.to_string()).collect::<Vec<_>>());
+        let mut sp = spec(&c, &faulty.url(), "faulty.db", demo_user());
+        sp.retry.max_attempts = 30;
+        let out = go(sp).await.unwrap();
+        assert!(
+            out.retries + out.rate_limited > 0,
+            "faults were injected: {out:?}"
+        );
+        go(spec(&c, &clean.url(), "clean.db", demo_user()))
+            .await
+            .unwrap();
+        let a = read_json(&c.dir.join("faulty.db.out/top.json"));
+        let b = read_json(&c.dir.join("clean.db.out/top.json"));
+        assert_eq!(a, b);
+        assert_eq!(a["counts"]["failed"], 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn exhausted_retries_end_failed_with_the_last_error() {
+        let faults = FaultConfig {
+            fail_5xx: 1.0,
+            ..FaultConfig::default()
+        };
+        let s = sim(SimConfig {
+            faults,
+            ..SimConfig::default()
+        })
+        .await;
+        let unique = ids(300, 5);
+        let c = case(&unique.iter().map(|i| i.to_string()).collect::<Vec<_>>());
+        let mut sp = spec(&c, &s.url(), "run.db", demo_user());
+        sp.retry.max_attempts = 3;
+        let out = go(sp).await.unwrap();
+        assert_eq!(out.requests, 2 * 3, "two batches, three attempts each");
+        assert_eq!(out.summary.status.failed, 300);
+        let outcomes = std::fs::read_to_string(c.dir.join("run.db.out/outcomes.csv")).unwrap();
+        assert_eq!(
+            outcomes
+                .lines()
+                .filter(|l| l.contains(",failed,failed after 3 attempts: server error (HTTP 50"))
+                .count(),
+            300,
+            "{outcomes}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_401_aborts_the_run_and_leaves_ids_pending() {
+        let s = sim(SimConfig::default()).await;
+        let unique = ids(300, 6);
+        let c = case(&unique.iter().map(|i| i.to_string()).collect::<Vec<_>>());
+        let err = go(spec(
+            &c,
+            &s.url(),
+            "run.db",
+            Credentials::Bearer(BearerToken("wrong-token".into())),
+        ))
+        .await
+        .unwrap_err();
+        assert!(matches!(err, RunError::Abort(_)), "{err}");
+        assert!(!err.to_string().contains("wrong-token"), "{err}");
+        assert!(statuses(&c.dir.join("run.db")).is_empty(), "nothing final");
+        let store = Store::open(&c.dir.join("run.db")).unwrap();
+        assert_eq!(store.status_counts().unwrap().pending, 300);
+    }
+}
+
+mod resume {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_interrupted_run_resumes_to_the_same_report_without_refetching() {
+        let s = sim(SimConfig {
+            deleted: 0.01,
+            ..SimConfig::default()
+        })
+        .await;
+        let unique = ids(5000, 7);
+        let c = case(&unique.iter().map(|i| i.to_string()).collect::<Vec<_>>());
+        go(spec(&c, &s.url(), "whole.db", demo_user()))
+            .await
+            .unwrap();
+
+        // First life: stop once a few batches are committed.
+        let (tx, rx) = watch::channel(false);
+        let progress = Arc::new(Progress::default());
+        let p2 = progress.clone();
+        let stopper = tokio::spawn(async move {
+            while p2.resolved.load(std::sync::atomic::Ordering::Relaxed) < 1000 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            tx.send(true).unwrap();
+        });
+        let mut sp = spec(&c, &s.url(), "parts.db", demo_user());
+        sp.concurrency = 1;
+        let first = run(sp, progress, rx).await.unwrap();
+        stopper.await.unwrap();
+        assert!(first.interrupted);
+        let done_first = first.summary.status.unique() - first.summary.status.pending;
+        assert!(
+            done_first >= 1000 && first.summary.status.pending > 0,
+            "{:?}",
+            first.summary.status
+        );
+
+        let second = go(spec(&c, &s.url(), "parts.db", demo_user()))
+            .await
+            .unwrap();
+        assert!(!second.interrupted);
+        let pending = first.summary.status.pending;
+        assert_eq!(
+            second.requests,
+            pending.div_ceil(250),
+            "only pending IDs are fetched"
+        );
+        assert_eq!(
+            read_json(&c.dir.join("whole.db.out/top.json")),
+            read_json(&c.dir.join("parts.db.out/top.json"))
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_resume_with_other_inputs_or_settings_is_refused_with_what_differs() {
+        let s = sim(SimConfig::default()).await;
+        let unique = ids(300, 8);
+        let c = case(&unique.iter().map(|i| i.to_string()).collect::<Vec<_>>());
+        go(spec(&c, &s.url(), "run.db", demo_user())).await.unwrap();
+        let mut other = spec(&c, &s.url(), "run.db", demo_user());
+        other.top_n = 5;
+        let err = go(other).await.unwrap_err().to_string();
+        assert!(err.contains("top N: stored 10, now 5"), "{err}");
+        std::fs::write(&c.input, "1790000000000000001\n").unwrap();
+        let err = go(spec(&c, &s.url(), "run.db", demo_user()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("inputs: stored"), "{err}");
+    }
+}
