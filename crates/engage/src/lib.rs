@@ -7,6 +7,7 @@
 //! - [`fetch`]: one batch in, one outcome per ID out; every retry rule lives there.
 //! - [`topn`]: bounded top-N per metric and grand totals.
 //! - [`report`]: `top.json`, `top.md`, `top.csv`, `tweets.csv`, `outcomes.csv`, `rejects.csv`.
+//! - [`html`]: `report.html`, one self-contained page with inline SVG charts.
 //! - [`run`]: the stages wired together, resumable.
 #![warn(missing_docs)]
 
@@ -14,6 +15,7 @@ pub mod failpoint;
 pub mod fetch;
 pub mod fsutil;
 pub mod gate;
+pub mod html;
 pub mod ids;
 pub mod report;
 pub mod run;

@@ -235,6 +235,7 @@ pub async fn run(
 ) -> Result<RunOutcome, RunError> {
     let client = Client::new(spec.client.clone()).map_err(|e| RunError::Client(e.to_string()))?;
 
+    let started = std::time::Instant::now();
     progress.set_phase("fingerprint");
     let sources = resolve_inputs(&spec)?;
     let mut fingerprints = Vec::with_capacity(sources.len());
@@ -289,8 +290,10 @@ pub async fn run(
         }
     }
 
+    tracing::info!(elapsed = ?started.elapsed(), "inputs fingerprinted, identity checked");
     progress.set_phase("ingest");
     ingest(&mut store, sources, &spec.read, &progress)?;
+    tracing::info!(elapsed = ?started.elapsed(), "ingest done");
 
     let counts = store.status_counts()?;
     progress.total.store(counts.unique(), Ordering::Relaxed);
@@ -308,6 +311,7 @@ pub async fn run(
         agg.add(id, &row);
     })?;
 
+    tracing::info!(elapsed = ?started.elapsed(), pending = counts.pending, "heaps rebuilt from the store");
     let mut interrupted = false;
     let mut abort = None;
     if counts.pending > 0 && !*shutdown.borrow() {
@@ -325,9 +329,11 @@ pub async fn run(
         interrupted = true;
     }
 
+    tracing::info!(elapsed = ?started.elapsed(), "fetch done");
     progress.set_phase("report");
     let summary = Summary::from_aggregator(&store, spec.endpoint, &spec.metrics, spec.top_n, &agg)?;
     let files = report::write_all(&spec.out, &summary, &store)?;
+    tracing::info!(elapsed = ?started.elapsed(), "reports written");
     if let Some(a) = abort {
         return Err(a.into());
     }
@@ -356,38 +362,48 @@ fn ingest(
         reader.skip_to(pos.source, pos.line);
     }
     let mut pos = pos;
+    // Each chunk's IDs are inserted in ID order: the table is a B-tree keyed by ID, and sorted inserts
+    // touch each page once instead of at random (an order of magnitude faster at millions of IDs).
+    // The sort is stable, so the first occurrence of a duplicate keeps its account.
+    let mut chunk: Vec<(u64, Option<String>)> = Vec::with_capacity(INGEST_CHUNK);
+    let mut rejects: Vec<RejectRow> = Vec::new();
     loop {
-        let tx = store.ingest_tx()?;
-        let mut n = 0;
+        chunk.clear();
+        rejects.clear();
         let mut finished = true;
         while let Some(item) = reader.next_record() {
             let p = item?;
             counts.input_lines += 1;
             match p.record {
-                Record::Id { id, account } => {
-                    if !tx.insert_id(id, account.as_deref())? {
-                        counts.duplicate_ids += 1;
-                    }
-                }
+                Record::Id { id, account } => chunk.push((id, account)),
                 Record::Reject(r) => {
                     counts.rejected_lines += 1;
-                    tx.insert_reject(&RejectRow {
+                    rejects.push(RejectRow {
                         source: r.source,
                         line: r.line,
                         content: r.content,
                         reason: r.reason,
-                    })?;
+                    });
                 }
             }
             pos = IngestPos {
                 source: p.source_index,
                 line: p.line,
             };
-            n += 1;
-            if n == INGEST_CHUNK {
+            if chunk.len() + rejects.len() == INGEST_CHUNK {
                 finished = false;
                 break;
             }
+        }
+        chunk.sort_by_key(|(id, _)| *id);
+        let tx = store.ingest_tx()?;
+        for (id, account) in &chunk {
+            if !tx.insert_id(*id, account.as_deref())? {
+                counts.duplicate_ids += 1;
+            }
+        }
+        for r in &rejects {
+            tx.insert_reject(r)?;
         }
         tx.commit(pos, counts, finished)?;
         progress

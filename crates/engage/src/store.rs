@@ -24,8 +24,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 pub const SCHEMA_VERSION: i64 = 1;
 /// Marks our files apart from other SQLite databases (`PRAGMA application_id`, "ENGA").
 pub const APPLICATION_ID: i32 = 0x454e_4741;
-/// Records per ingest transaction.
-pub const INGEST_CHUNK: usize = 50_000;
+/// Records per ingest transaction (also the most IDs held in memory while ingesting).
+pub const INGEST_CHUNK: usize = 200_000;
 
 /// The final (or pending) state of one unique Tweet ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -234,7 +234,7 @@ impl Store {
             }
         }
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768;",
         )
         .map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
@@ -274,7 +274,6 @@ CREATE TABLE tweets (
     note TEXT,
 {cols}
 );
-CREATE INDEX tweets_pending ON tweets(id) WHERE status = 'pending';
 CREATE TABLE rejects (source TEXT NOT NULL, line INTEGER NOT NULL, content TEXT NOT NULL, reason TEXT NOT NULL);
 PRAGMA application_id = {APPLICATION_ID};
 PRAGMA user_version = {SCHEMA_VERSION};
