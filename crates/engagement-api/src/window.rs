@@ -3,7 +3,7 @@
 //! Rules (fact sheet §3, decisions in `docs/simulator.md`):
 //! - accepted forms are `YYYY-MM-DD` (midnight UTC) and `YYYY-MM-DDTHH:MM:SSZ` (also without seconds);
 //! - `start` rounds down and `end` rounds up to the hour;
-//! - `end` may not be in the future (checked before rounding, so "now" is a valid end);
+//! - `end` may not be in the future: after the end of the current hour, since clients send it rounded up;
 //! - `start` may not be before 2014-09-01; the rounded span must be positive and at most 28 days;
 //! - neither given: the 28 days ending at the next hour boundary; only `start`: 28 days from it, capped at
 //!   the next hour boundary; only `end`: the 28 days before it (never before 2014-09-01);
@@ -123,8 +123,9 @@ pub fn resolve_historical(
     end: Option<OffsetDateTime>,
     now: OffsetDateTime,
 ) -> Result<Window, WindowError> {
+    // Clients send the end rounded up to the hour, so an end inside the current hour is accepted.
     if let Some(e) = end {
-        if e > now {
+        if e > ceil_hour(now) {
             return Err(WindowError::InFuture(format_time(e)));
         }
     }
@@ -168,6 +169,51 @@ pub fn window_28hr(now: OffsetDateTime) -> Window {
         start: end - Duration::hours(29),
         end,
     }
+}
+
+/// Resolves a period of any length for a job that fetches it window by window: `end` defaults to the
+/// end of the current hour, `start` to `end` minus `days` (28 when not given). The same rules as one
+/// request apply otherwise: not before 2014-09-01, not in the future, hour-aligned, non-empty.
+pub fn resolve_period(
+    start: Option<OffsetDateTime>,
+    end: Option<OffsetDateTime>,
+    days: Option<u32>,
+    now: OffsetDateTime,
+) -> Result<Window, WindowError> {
+    let end = match end {
+        Some(e) if e > ceil_hour(now) => return Err(WindowError::InFuture(format_time(e))),
+        Some(e) => ceil_hour(e),
+        None => ceil_hour(now),
+    };
+    let start = match start {
+        Some(s) => floor_hour(s),
+        None => end - Duration::days(i64::from(days.unwrap_or(28))),
+    };
+    if start < EARLIEST_START {
+        return Err(WindowError::TooEarly(format_time(start)));
+    }
+    if start >= end {
+        return Err(WindowError::Empty {
+            start: format_time(start),
+            end: format_time(end),
+        });
+    }
+    Ok(Window { start, end })
+}
+
+/// Splits `[start, end)` into consecutive, non-overlapping windows of at most 28 days, on hour
+/// boundaries (start rounded down, end rounded up). Each window's end is the next one's start, and the
+/// API's buckets are half-open, so no hour is counted twice — unlike 27-day walks whose windows share a
+/// boundary date.
+pub fn split(start: OffsetDateTime, end: OffsetDateTime) -> Vec<Window> {
+    let (mut s, end) = (floor_hour(start), ceil_hour(end));
+    let mut out = Vec::new();
+    while s < end {
+        let e = (s + MAX_SPAN).min(end);
+        out.push(Window { start: s, end: e });
+        s = e;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -229,7 +275,8 @@ mod tests {
         assert!(exactly_28.is_ok());
         let early = resolve_historical(Some(datetime!(2014-08-31 23:00 UTC)), None, NOW);
         assert!(matches!(early, Err(WindowError::TooEarly(_))));
-        let future = resolve_historical(None, Some(datetime!(2024-05-02 09:41 UTC)), NOW);
+        let future = resolve_historical(None, Some(datetime!(2024-05-02 10:01 UTC)), NOW);
+        assert!(resolve_historical(None, Some(datetime!(2024-05-02 10:00 UTC)), NOW).is_ok());
         assert!(matches!(future, Err(WindowError::InFuture(_))));
         let empty = resolve_historical(
             Some(datetime!(2024-03-02 00:00 UTC)),
@@ -248,6 +295,48 @@ mod tests {
         assert_eq!(w.end, datetime!(2024-05-02 10:00 UTC));
         let w = resolve_historical(None, Some(datetime!(2014-09-10 00:00 UTC)), NOW).unwrap();
         assert_eq!(w.start, EARLIEST_START);
+    }
+
+    #[test]
+    fn split_covers_the_period_exactly_without_overlap() {
+        let ws = split(
+            datetime!(2024-01-01 10:30 UTC),
+            datetime!(2024-03-31 00:10 UTC),
+        );
+        assert_eq!(ws.first().unwrap().start, datetime!(2024-01-01 10:00 UTC));
+        assert_eq!(ws.last().unwrap().end, datetime!(2024-03-31 01:00 UTC));
+        for w in &ws {
+            assert!(w.end - w.start <= MAX_SPAN && w.start < w.end);
+        }
+        for pair in ws.windows(2) {
+            assert_eq!(pair[0].end, pair[1].start);
+        }
+        assert_eq!(ws.len(), 4);
+        assert!(split(
+            datetime!(2024-05-02 09:00 UTC),
+            datetime!(2024-05-02 09:00 UTC)
+        )
+        .is_empty());
+        assert_eq!(
+            split(NOW, NOW).len(),
+            1,
+            "rounding widens a point to its hour"
+        );
+    }
+
+    #[test]
+    fn periods_may_be_longer_than_a_window() {
+        let p = resolve_period(None, None, Some(90), NOW).unwrap();
+        assert_eq!(p.end, datetime!(2024-05-02 10:00 UTC));
+        assert_eq!(p.end - p.start, Duration::days(90));
+        assert!(matches!(
+            resolve_period(Some(datetime!(2014-01-01 00:00 UTC)), None, None, NOW),
+            Err(WindowError::TooEarly(_))
+        ));
+        assert!(matches!(
+            resolve_period(None, Some(datetime!(2024-05-03 00:00 UTC)), None, NOW),
+            Err(WindowError::InFuture(_))
+        ));
     }
 
     #[test]
