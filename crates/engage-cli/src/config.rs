@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use engage::fetch::RetryPolicy;
+use engage::fetch::{Granularity, RetryPolicy};
 use engage::ids::{Format, ReadOptions};
 use engage::run::RunSpec;
 use engagement_api::auth::{BearerToken, Credentials, UserCredentials};
@@ -218,6 +218,13 @@ pub struct RunArgs {
     /// /historical window end (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ).
     #[arg(long)]
     pub end: Option<String>,
+    /// /historical: the period ending now (or at --end) that is this many days long [default: 28].
+    /// Periods longer than 28 days are fetched as consecutive 28-day windows and merged.
+    #[arg(long)]
+    pub days: Option<u32>,
+    /// Time-series jobs: keep each Tweet's series by `day` or `hour` [default: hour for 28hr, day for historical].
+    #[arg(long)]
+    pub series: Option<String>,
     /// Request timeout in seconds [default: 60].
     #[arg(long)]
     pub request_timeout_secs: Option<u64>,
@@ -299,7 +306,7 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
     if args.top == 0 {
         bail!("--top must be at least 1");
     }
-    let window = match endpoint {
+    let (period, period_spec) = match endpoint {
         Endpoint::Historical => {
             let now = time::OffsetDateTime::now_utc();
             let parse = |field, v: &Option<String>| -> Result<_> {
@@ -309,16 +316,33 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
                     .map_err(|e| anyhow::anyhow!("--{field}: {e}"))
             };
             let (s, e) = (parse("start", &args.start)?, parse("end", &args.end)?);
-            let w: Window = engagement_api::window::resolve_historical(s, e, now)
-                .map_err(|e| anyhow::anyhow!("--start/--end: {e}"))?;
-            Some(w)
+            if s.is_some() && args.days.is_some() {
+                bail!("--days and --start both set the start; give one");
+            }
+            let w: Window = engagement_api::window::resolve_period(s, e, args.days, now)
+                .map_err(|e| anyhow::anyhow!("--start/--end/--days: {e}"))?;
+            let spec = match (&args.start, &args.end, args.days) {
+                (None, None, days) => format!("days={}", days.unwrap_or(28)),
+                (None, Some(e), days) => format!("days={}..{e}", days.unwrap_or(28)),
+                (Some(s), e, _) => format!("{s}..{}", e.as_deref().unwrap_or("now")),
+            };
+            (Some(w), Some(spec))
         }
         _ => {
-            if args.start.is_some() || args.end.is_some() {
-                bail!("--start/--end apply to --endpoint historical only");
+            if args.start.is_some() || args.end.is_some() || args.days.is_some() {
+                bail!("--start/--end/--days apply to --endpoint historical only");
             }
-            None
+            (None, None)
         }
+    };
+    let series = match (endpoint, args.series.as_deref()) {
+        (Endpoint::Totals, None) => None,
+        (Endpoint::Totals, Some(_)) => bail!("--series applies to --endpoint 28hr and historical"),
+        (_, Some("day")) => Some(Granularity::Day),
+        (_, Some("hour")) => Some(Granularity::Hour),
+        (_, Some(other)) => bail!("--series {other}: expected day or hour"),
+        (Endpoint::Hr28, None) => Some(Granularity::Hour),
+        (_, None) => Some(Granularity::Day),
     };
     let base_url = args
         .base_url
@@ -374,6 +398,8 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
             allow_insecure_http: args.allow_insecure_http,
         },
         retry,
-        window,
+        period,
+        period_spec,
+        series,
     })
 }

@@ -150,7 +150,9 @@ pub async fn run(args: DemoArgs) -> u8 {
             allow_insecure_http: false,
         },
         retry: RetryPolicy::default(),
-        window: None,
+        period: None,
+        period_spec: None,
+        series: None,
     };
     let started = std::time::Instant::now();
     let code = crate::run_job(spec, true).await;

@@ -29,7 +29,15 @@ use rand::Rng;
 use tokio::sync::watch;
 
 use crate::gate::{Admit, Gate};
-use crate::store::{IdOutcome, Status};
+use crate::store::{Commit, IdOutcome, Status};
+
+/// Hourly sums of one response: (metric index, hour start as Unix seconds, value).
+pub type Hourly = Vec<(usize, i64, u64)>;
+
+/// A bucket's start as Unix seconds: the day's midnight UTC, plus the hour when there is one.
+fn bucket(day: time::Date, hour: Option<u8>) -> i64 {
+    day.midnight().assume_utc().unix_timestamp() + i64::from(hour.unwrap_or(0)) * 3600
+}
 
 /// The grouping every job asks for: one value per Tweet and metric.
 pub const BY_TWEET: &str = "by_tweet";
@@ -88,9 +96,36 @@ pub struct Job {
     pub endpoint: Endpoint,
     /// The metrics, in report order.
     pub metrics: Vec<Metric>,
-    /// `/historical` window (sent explicitly).
-    pub window: Option<Window>,
+    /// The windows to fetch, in order: one `None` for `/totals` and `/28hr` (the server's window),
+    /// consecutive windows of at most 28 days for `/historical`.
+    pub windows: Vec<Option<Window>>,
+    /// Time-series jobs: the granularity of the per-Tweet series kept.
+    pub series: Option<Granularity>,
 }
+
+/// Granularity of the per-Tweet series of time-series jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Granularity {
+    /// One bucket per UTC day (`engagement.day`).
+    Day,
+    /// One bucket per hour (`engagement.day`, `engagement.hour`).
+    Hour,
+}
+
+impl Granularity {
+    /// `day` or `hour`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Granularity::Day => "day",
+            Granularity::Hour => "hour",
+        }
+    }
+}
+
+/// The grouping with each Tweet's series (time-series jobs).
+pub const SERIES: &str = "series";
+/// The grouping with hourly sums over the request's Tweets (time-series jobs).
+pub const HOURLY: &str = "hourly";
 
 /// A problem that would fail every batch alike: the run stops and says why.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -132,21 +167,43 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    /// Fetches one batch; outcomes go to `sink` one response at a time so the store commits per response.
+    /// Fetches one batch through the windows from `first_window` on; each response's outcomes go to
+    /// `sink` as one [`Commit`], so the store commits per response. An ID that ends anything but `ok`
+    /// in a window is final and leaves the batch; the others go on to the next window.
     pub async fn fetch_batch(
         &self,
         ids: Vec<u64>,
-        sink: &tokio::sync::mpsc::Sender<Vec<IdOutcome>>,
+        first_window: usize,
+        sink: &tokio::sync::mpsc::Sender<Commit>,
     ) -> BatchEnd {
-        let mut queue = vec![ids];
-        while let Some(batch) = queue.pop() {
-            match self.fetch_one(&batch, &mut queue).await {
-                Ok(outcomes) => {
-                    if !outcomes.is_empty() && sink.send(outcomes).await.is_err() {
-                        return BatchEnd::Interrupted;
+        let windows = self.job.windows.len().max(1);
+        let mut live = ids;
+        for w in first_window..windows {
+            let mut queue = vec![std::mem::take(&mut live)];
+            while let Some(batch) = queue.pop() {
+                match self.fetch_one(w, &batch, &mut queue).await {
+                    Ok((outcomes, hourly)) => {
+                        live.extend(
+                            outcomes
+                                .iter()
+                                .filter(|o| o.status == Status::Ok)
+                                .map(|o| o.id),
+                        );
+                        let commit = Commit {
+                            window: w,
+                            windows,
+                            outcomes,
+                            hourly,
+                        };
+                        if !commit.outcomes.is_empty() && sink.send(commit).await.is_err() {
+                            return BatchEnd::Interrupted;
+                        }
                     }
+                    Err(end) => return end,
                 }
-                Err(end) => return end,
+            }
+            if live.is_empty() {
+                break;
             }
         }
         BatchEnd::Done
@@ -155,13 +212,14 @@ impl Fetcher {
     /// Sends one request (with retries) for `batch`; sub-batches still to send go to `queue`.
     async fn fetch_one(
         &self,
+        window: usize,
         batch: &[u64],
         queue: &mut Vec<Vec<u64>>,
-    ) -> Result<Vec<IdOutcome>, BatchEnd> {
+    ) -> Result<(Vec<IdOutcome>, Hourly), BatchEnd> {
         let mut attempt = 0u32;
         loop {
             self.admit().await?;
-            let request = self.build(batch).map_err(|e| {
+            let request = self.build(window, batch).map_err(|e| {
                 self.gate.release();
                 BatchEnd::Abort(Abort {
                     what: format!("invalid request: {e}"),
@@ -191,10 +249,13 @@ impl Fetcher {
                     attempt += 1;
                     if attempt >= self.retry.max_attempts {
                         let note = format!("failed after {attempt} attempts: {err}");
-                        return Ok(batch
-                            .iter()
-                            .map(|&id| self.outcome(id, Status::Failed, &note))
-                            .collect());
+                        return Ok((
+                            batch
+                                .iter()
+                                .map(|&id| IdOutcome::final_status(id, Status::Failed, &note))
+                                .collect(),
+                            Vec::new(),
+                        ));
                     }
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(attempt, error = %err, ids = batch.len(), "retrying batch");
@@ -214,32 +275,38 @@ impl Fetcher {
                     if !rest.is_empty() {
                         queue.push(rest);
                     }
-                    return Ok(forbidden
-                        .into_iter()
-                        .map(|id| {
-                            self.outcome(
-                                id,
-                                Status::Forbidden,
-                                "forbidden to access this Tweet with these credentials",
-                            )
-                        })
-                        .collect());
+                    return Ok((
+                        forbidden
+                            .into_iter()
+                            .map(|id| {
+                                IdOutcome::final_status(
+                                    id,
+                                    Status::Forbidden,
+                                    "forbidden to access this Tweet with these credentials",
+                                )
+                            })
+                            .collect(),
+                        Vec::new(),
+                    ));
                 }
                 Outcome::Fatal(Fatal::BadRequest {
                     protected: true, ..
                 }) => {
                     if batch.len() == 1 {
-                        return Ok(vec![self.outcome(
-                            batch[0],
-                            Status::Unavailable,
-                            "protected",
-                        )]);
+                        return Ok((
+                            vec![IdOutcome::final_status(
+                                batch[0],
+                                Status::Unavailable,
+                                "protected",
+                            )],
+                            Vec::new(),
+                        ));
                     }
                     self.stats.splits.fetch_add(1, Ordering::Relaxed);
                     let (a, b) = batch.split_at(batch.len() / 2);
                     queue.push(b.to_vec());
                     queue.push(a.to_vec());
-                    return Ok(Vec::new());
+                    return Ok((Vec::new(), Vec::new()));
                 }
                 Outcome::Fatal(fatal) => {
                     return Err(BatchEnd::Abort(Abort {
@@ -250,35 +317,45 @@ impl Fetcher {
         }
     }
 
-    fn outcome(&self, id: u64, status: Status, note: &str) -> IdOutcome {
-        IdOutcome {
-            id,
-            status,
-            values: Vec::new(),
-            note: Some(note.to_string()),
-        }
-    }
-
     fn build(
         &self,
+        window: usize,
         batch: &[u64],
     ) -> Result<engagement_api::EngagementRequest, engagement_api::RequestError> {
+        use GroupBy::*;
         let mut b = RequestBuilder::new(self.job.endpoint, self.credentials.kind())
             .tweet_ids(batch.iter().copied())
-            .metrics(self.job.metrics.iter().copied())
-            .grouping(BY_TWEET, &[GroupBy::TweetId, GroupBy::EngagementType]);
-        if let (Endpoint::Historical, Some(w)) = (self.job.endpoint, self.job.window) {
+            .metrics(self.job.metrics.iter().copied());
+        b = match self.job.series {
+            None => b.grouping(BY_TWEET, &[TweetId, EngagementType]),
+            Some(Granularity::Day) => b.grouping(SERIES, &[TweetId, EngagementType, EngagementDay]),
+            Some(Granularity::Hour) => b.grouping(
+                SERIES,
+                &[TweetId, EngagementType, EngagementDay, EngagementHour],
+            ),
+        };
+        if self.job.series.is_some() {
+            b = b.grouping(HOURLY, &[EngagementType, EngagementDay, EngagementHour]);
+        }
+        if let Some(Some(w)) = self.job.windows.get(window) {
             b = b.start(w.start).end(w.end);
         }
         b.build()
     }
 
-    /// Turns a 200 into one outcome per requested ID.
-    fn outcomes(&self, batch: &[u64], resp: &EngagementResponse) -> Vec<IdOutcome> {
+    /// Turns a 200 into one outcome per requested ID (plus, for time series, the hourly sums).
+    fn outcomes(&self, batch: &[u64], resp: &EngagementResponse) -> (Vec<IdOutcome>, Hourly) {
         let index: HashMap<u64, usize> = batch.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        let n = self.job.metrics.len();
         let mut values: Vec<Option<Vec<Option<u64>>>> = vec![None; batch.len()];
+        let mut series: Vec<Vec<(usize, i64, u64)>> = vec![Vec::new(); batch.len()];
         let metric_pos = |m: Metric| self.job.metrics.iter().position(|x| *x == m);
-        if let Some(g) = resp.grouping(BY_TWEET) {
+        let name = if self.job.series.is_some() {
+            SERIES
+        } else {
+            BY_TWEET
+        };
+        if let Some(g) = resp.grouping(name) {
             for cell in &g.cells {
                 let (Some(id), Some(m)) = (cell.tweet_id, cell.metric) else {
                     continue;
@@ -286,28 +363,46 @@ impl Fetcher {
                 let (Some(&i), Some(k)) = (index.get(&id), metric_pos(m)) else {
                     continue;
                 };
-                let row = values[i].get_or_insert_with(|| vec![None; self.job.metrics.len()]);
+                let row = values[i].get_or_insert_with(|| vec![None; n]);
                 row[k] = Some(row[k].unwrap_or(0) + cell.value);
+                if let (Some(day), true) = (cell.day, cell.value > 0) {
+                    series[i].push((k, bucket(day, cell.hour), cell.value));
+                }
+            }
+        }
+        let mut hourly = Vec::new();
+        if let Some(g) = resp.grouping(HOURLY) {
+            for cell in &g.cells {
+                if let (Some(m), Some(day), true) = (cell.metric, cell.day, cell.value > 0) {
+                    if let Some(k) = metric_pos(m) {
+                        hourly.push((k, bucket(day, cell.hour), cell.value));
+                    }
+                }
             }
         }
         let unavailable: std::collections::HashSet<u64> =
             resp.unavailable_tweet_ids.iter().copied().collect();
-        batch
+        let outcomes = batch
             .iter()
             .zip(values)
-            .map(|(&id, v)| match v {
+            .zip(series)
+            .map(|((&id, v), series)| match v {
                 _ if unavailable.contains(&id) => {
-                    self.outcome(id, Status::Unavailable, "deleted or no longer public")
+                    IdOutcome::final_status(id, Status::Unavailable, "deleted or no longer public")
                 }
                 Some(values) => IdOutcome {
                     id,
                     status: Status::Ok,
                     values,
                     note: None,
+                    series,
                 },
-                None => self.outcome(id, Status::Failed, "absent from a successful response"),
+                None => {
+                    IdOutcome::final_status(id, Status::Failed, "absent from a successful response")
+                }
             })
-            .collect()
+            .collect();
+        (outcomes, hourly)
     }
 
     async fn admit(&self) -> Result<(), BatchEnd> {

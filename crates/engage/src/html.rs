@@ -329,7 +329,7 @@ h1{margin:4px 0 8px;font-size:28px;line-height:1.2;letter-spacing:-.01em}
 .meta{margin:0;color:var(--muted);display:flex;flex-wrap:wrap;gap:4px 18px}
 .meta b{color:var(--ink);font-weight:600}
 .warn{background:#fff7e6;border:1px solid #f5d48a;color:#6b4b00;border-radius:10px;padding:10px 14px;margin:0 0 20px}
-.toolbar{position:sticky;top:0;z-index:2;display:flex;align-items:center;gap:12px;padding:10px 0;margin:-10px 0 10px;background:rgba(244,246,249,.92);backdrop-filter:blur(6px)}
+.toolbar{position:sticky;top:0;z-index:2;display:flex;align-items:center;gap:12px;padding:10px 0;margin:-10px 0 10px;background:var(--bg);box-shadow:0 8px 8px -8px rgba(16,24,40,.12)}
 .toolbar a{margin-left:auto;font-size:14px}
 .seg{display:inline-flex;background:#fff;border:1px solid var(--line);border-radius:9px;padding:3px}
 .seg label{padding:4px 14px;border-radius:6px;cursor:pointer;font-size:14px;color:var(--muted);user-select:none}
@@ -384,11 +384,14 @@ svg.chart{display:block;width:100%;height:auto;overflow:visible}
 .curves:hover .ln{opacity:.3}
 .curves .ln:hover{opacity:1;stroke-width:3}
 .c0{color:#1d9bf0}.c1{color:#f28e2b}.c2{color:#e15759}.c3{color:#59a14f}.c4{color:#b07aa1}.c5{color:#d4a500}.c6{color:#4bb3b0}.c7{color:#ff8fa3}.c8{color:#9c755f}.c9{color:#6b7785}
-.legend{list-style:none;margin:8px 0 0;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(230px,1fr));gap:2px 16px;font-size:13px}
+.legend{list-style:none;margin:8px 0 0;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:2px 16px;font-size:13px}
 .legend li{display:flex;align-items:center;white-space:nowrap}
-.legend .rank{color:var(--muted);width:2.2em;text-align:right;margin-right:6px;font-variant-numeric:tabular-nums}
-.legend .num{margin-left:auto;color:var(--muted)}
-.note{font-size:12.5px;color:var(--muted);margin:4px 0 0}
+.legend .rank{color:var(--muted);width:1.8em;text-align:right;margin-right:6px;font-variant-numeric:tabular-nums}
+.stats{display:grid;grid-template-columns:repeat(3,1fr);gap:10px;margin-top:12px}
+.stat{border-left:3px solid var(--line);padding:2px 0 2px 10px;min-width:0}
+.stat .k{display:block;color:var(--muted);font-size:12.5px}
+.stat .v{display:block;font-size:17px;font-weight:650;font-variant-numeric:tabular-nums}
+.stat .when{display:block;color:var(--muted);font-size:12px}
 footer{color:var(--muted);font-size:13px;padding:8px 20px 40px}
 @media (max-width:640px){.pair{grid-template-columns:1fr}h1{font-size:23px}.card{padding:16px}}
 @media print{.toolbar{display:none}.card{break-inside:avoid;box-shadow:none}}
@@ -644,11 +647,7 @@ fn metric_section(
              <span class=\"muted hourly\">per hour</span><span class=\"muted daily\">per day (UTC)</span></figcaption>\n",
         );
         totals_chart(out, metric, &t.hours, days, totals);
-        if days.iter().any(|d| d.len < 24) {
-            out.push_str(
-                "<p class=\"note daily\">Hollow points are partial days: the window starts or ends within them.</p>",
-            );
-        }
+        totals_stats(out, &t.hours, days, totals);
         let shown = curves.len().min(MAX_CURVES);
         w!(
             out,
@@ -667,16 +666,17 @@ fn metric_section(
         if shown > 0 {
             out.push_str("<ol class=\"legend\">");
             for (rank, (id, values)) in curves[..shown].iter().enumerate() {
+                // The value is in the bar chart above; here it is only a hover, to keep the
+                // legend to two columns.
                 let sum = values.iter().fold(0u64, |a, v| a.saturating_add(*v));
                 w!(
                     out,
-                    "<li><span class=\"sw c{}\"></span><span class=\"rank\">{}.</span>\
-                     <a class=\"mono\" href=\"{}\" target=\"_blank\" rel=\"noopener\">{id}</a>\
-                     <span class=\"num\">{}</span></li>",
+                    "<li title=\"{} over the window\"><span class=\"sw c{}\"></span><span class=\"rank\">{}.</span>\
+                     <a class=\"mono\" href=\"{}\" target=\"_blank\" rel=\"noopener\">{id}</a></li>",
+                    num(sum),
                     rank % 10,
                     rank + 1,
-                    tweet_url(*id),
-                    num(sum)
+                    tweet_url(*id)
                 );
             }
             out.push_str("</ol>");
@@ -684,6 +684,87 @@ fn metric_section(
         out.push_str("</figure></div>\n");
     }
     out.push_str("</section>\n");
+}
+
+/// Busiest, average and quietest hour (or day) under the totals chart: the numbers a reader would
+/// otherwise hover for.
+fn totals_stats(out: &mut String, hours: &[OffsetDateTime], days: &[Day], totals: &[u64]) {
+    let hourly = &totals[..totals.len().min(hours.len())];
+    let stat = |out: &mut String, class: &str, k: &str, v: String, when: String| {
+        w!(
+            out,
+            "<div class=\"stat {class}\"><span class=\"k\">{k}</span><span class=\"v\">{v}</span>\
+             <span class=\"when\">{}</span></div>",
+            escape(&when)
+        );
+    };
+    let hour_at = |i: usize| {
+        let t = utc(hours[i]);
+        format!("{} {:02}:00 UTC", day_label(t.date()), t.hour())
+    };
+    out.push_str("<div class=\"stats\">");
+    // Ties go to the earliest hour.
+    let busiest = (0..hourly.len()).max_by(|a, b| hourly[*a].cmp(&hourly[*b]).then(b.cmp(a)));
+    let quietest = (0..hourly.len()).min_by(|a, b| hourly[*a].cmp(&hourly[*b]).then(a.cmp(b)));
+    let sum = hourly.iter().fold(0u128, |a, v| a + *v as u128);
+    let avg = if hours.is_empty() {
+        0
+    } else {
+        (sum / hours.len() as u128) as u64
+    };
+    if let (Some(b), Some(q)) = (busiest, quietest) {
+        stat(out, "hourly", "Busiest hour", num(hourly[b]), hour_at(b));
+        stat(
+            out,
+            "hourly",
+            "Average per hour",
+            num(avg),
+            format!("over {} hours", num(hours.len() as u64)),
+        );
+        stat(out, "hourly", "Quietest hour", num(hourly[q]), hour_at(q));
+    }
+    // Partial days would drag the daily numbers down, so they count only when there is no full day.
+    let per_day = daily(totals, days);
+    let full: Vec<usize> = (0..days.len()).filter(|d| days[*d].len == 24).collect();
+    let pool: Vec<usize> = if full.is_empty() {
+        (0..days.len()).collect()
+    } else {
+        full.clone()
+    };
+    if let Some(b) = pool
+        .iter()
+        .copied()
+        .max_by(|a, b| per_day[*a].cmp(&per_day[*b]).then(b.cmp(a)))
+    {
+        let d = &days[b];
+        let when = if d.len < 24 {
+            format!("{} (partial: {} h)", day_label(d.date), d.len)
+        } else {
+            day_label(d.date)
+        };
+        stat(out, "daily", "Busiest day", num(per_day[b]), when);
+    }
+    if !full.is_empty() {
+        let sum = full.iter().fold(0u128, |a, d| a + per_day[*d] as u128);
+        stat(
+            out,
+            "daily",
+            "Average per full day",
+            num((sum / full.len() as u128) as u64),
+            format!("over {} full days", full.len()),
+        );
+    }
+    let partial = days.len() - full.len();
+    if partial > 0 {
+        stat(
+            out,
+            "daily",
+            "Partial days",
+            partial.to_string(),
+            "hollow points: the window starts or ends within them".into(),
+        );
+    }
+    out.push_str("</div>");
 }
 
 /// Opens a chart's `<svg>` with its accessible title.
@@ -832,7 +913,7 @@ impl Frame {
 
     /// Vertical grid lines and time labels, shared by both views.
     fn x_axis(&self, out: &mut String, hours: &[OffsetDateTime]) {
-        let max_ticks = ((self.width / 75.0) as usize).max(2);
+        let max_ticks = ((self.width / 58.0) as usize).max(2);
         // Hours between ticks; from 24 on, ticks sit on UTC midnights.
         const STEPS: [i64; 12] = [1, 2, 3, 6, 12, 24, 48, 72, 96, 168, 336, 672];
         let hour_no = |t: &OffsetDateTime| utc(*t).unix_timestamp().div_euclid(3600);

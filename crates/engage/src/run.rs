@@ -21,13 +21,11 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
-use crate::fetch::{Abort, BatchEnd, FetchStats, Fetcher, Job, RetryPolicy};
+use crate::fetch::{Abort, BatchEnd, FetchStats, Fetcher, Granularity, Job, RetryPolicy};
 use crate::gate::{pace, Gate};
 use crate::ids::{self, IdsError, InputSource, ReadOptions, Record};
 use crate::report::{self, ReportError, Summary};
-use crate::store::{
-    IdOutcome, IngestCounts, IngestPos, RejectRow, Store, StoreError, INGEST_CHUNK,
-};
+use crate::store::{Commit, IngestCounts, IngestPos, RejectRow, Store, StoreError, INGEST_CHUNK};
 use crate::topn::Aggregator;
 
 /// Everything a run needs, validated.
@@ -56,8 +54,13 @@ pub struct RunSpec {
     pub client: ClientConfig,
     /// Retry settings.
     pub retry: RetryPolicy,
-    /// `/historical` window.
-    pub window: Option<Window>,
+    /// `/historical` period, any length: fetched as consecutive windows of at most 28 days.
+    pub period: Option<Window>,
+    /// How the period was asked for (e.g. `days=90`). It is part of the identity, and a relative period
+    /// is resolved once: a resume keeps the stored period.
+    pub period_spec: Option<String>,
+    /// Time-series jobs: the granularity of the per-Tweet series.
+    pub series: Option<Granularity>,
 }
 
 /// What identifies a run; a resume must match it exactly.
@@ -71,8 +74,11 @@ pub struct Identity {
     pub auth: String,
     /// N.
     pub top_n: usize,
-    /// Window as `start/end`, if any.
+    /// The period as asked for, if any.
     pub window: Option<String>,
+    /// Series granularity of time-series jobs.
+    #[serde(default)]
+    pub series: Option<String>,
     /// Forced format, if any.
     pub format: Option<String>,
     /// CSV ID column, if any.
@@ -98,6 +104,11 @@ impl Identity {
             "window",
             format!("{:?}", self.window),
             format!("{:?}", stored.window),
+        );
+        cmp(
+            "series",
+            format!("{:?}", self.series),
+            format!("{:?}", stored.series),
         );
         cmp(
             "format",
@@ -251,13 +262,8 @@ pub async fn run(
             .collect(),
         auth: spec.credentials.kind().to_string(),
         top_n: spec.top_n,
-        window: spec.window.map(|w| {
-            format!(
-                "{}/{}",
-                engagement_api::window::format_time(w.start),
-                engagement_api::window::format_time(w.end)
-            )
-        }),
+        window: spec.period_spec.clone(),
+        series: spec.series.map(|g| g.as_str().to_string()),
         format: spec.read.format.map(|f| format!("{f:?}").to_lowercase()),
         id_column: spec.read.id_column.clone(),
         inputs: fingerprints,
@@ -291,6 +297,28 @@ pub async fn run(
     }
 
     tracing::info!(elapsed = ?started.elapsed(), "inputs fingerprinted, identity checked");
+    // The period is resolved once; a resume uses the stored one.
+    let period = match store.meta("period")? {
+        Some(p) => Some(parse_period(&p).ok_or_else(|| {
+            RunError::Other(format!(
+                "{}: unreadable stored period `{p}`",
+                spec.db.display()
+            ))
+        })?),
+        None => {
+            if let Some(w) = spec.period {
+                store.set_meta("period", &format_period(&w))?;
+            }
+            spec.period
+        }
+    };
+    let windows: Vec<Option<Window>> = match (spec.endpoint, period) {
+        (Endpoint::Historical, Some(p)) => engagement_api::window::split(p.start, p.end)
+            .into_iter()
+            .map(Some)
+            .collect(),
+        _ => vec![None],
+    };
     progress.set_phase("ingest");
     ingest(&mut store, sources, &spec.read, &progress)?;
     tracing::info!(elapsed = ?started.elapsed(), "ingest done");
@@ -316,8 +344,16 @@ pub async fn run(
     let mut abort = None;
     if counts.pending > 0 && !*shutdown.borrow() {
         progress.set_phase("fetch");
-        let (store2, agg2, end) =
-            fetch_all(&spec, client, store, agg, &progress, shutdown.clone()).await?;
+        let (store2, agg2, end) = fetch_all(
+            &spec,
+            windows,
+            client,
+            store,
+            agg,
+            &progress,
+            shutdown.clone(),
+        )
+        .await?;
         store = store2;
         agg = agg2;
         match end {
@@ -423,6 +459,7 @@ enum FetchEnd {
 
 async fn fetch_all(
     spec: &RunSpec,
+    windows: Vec<Option<Window>>,
     client: Client,
     store: Store,
     agg: Aggregator,
@@ -438,59 +475,77 @@ async fn fetch_all(
     // Producer: keyset pages of pending IDs from a second connection (WAL lets it read while the
     // writer commits). IDs in flight are never offered again because the cursor only moves forward.
     let reader = Store::open(&spec.db)?;
-    let (batch_tx, batch_rx) = mpsc::channel::<Vec<u64>>(concurrency * 2);
+    let (batch_tx, batch_rx) = mpsc::channel::<(Vec<u64>, usize)>(concurrency * 2);
     let producer_stop = stop_flag.clone();
     let mut producer_shutdown = shutdown.clone();
     let producer = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+        // A batch starts at one window for all its IDs, so IDs are grouped by windows done
+        // (after a resume, a multi-window run has IDs at different windows).
+        let mut buckets: std::collections::BTreeMap<usize, Vec<u64>> = Default::default();
         let mut after = 0u64;
         loop {
             if producer_stop.load(Ordering::Relaxed) || *producer_shutdown.borrow_and_update() {
                 return Ok(());
             }
-            let page = reader.pending_after(after, batch_size * 16)?;
-            if page.is_empty() {
-                return Ok(());
+            let page = reader.pending_windows_after(after, batch_size * 16)?;
+            let last_page = page.is_empty();
+            if let Some((id, _)) = page.last() {
+                after = *id;
             }
-            after = *page.last().expect("non-empty");
-            for chunk in page.chunks(batch_size) {
-                if batch_tx.blocking_send(chunk.to_vec()).is_err() {
-                    return Ok(());
+            for (id, w) in page {
+                buckets.entry(w).or_default().push(id);
+            }
+            let full: Vec<usize> = buckets
+                .iter()
+                .filter(|(_, ids)| last_page || ids.len() >= batch_size)
+                .map(|(w, _)| *w)
+                .collect();
+            for w in full {
+                let ids = buckets.remove(&w).unwrap_or_default();
+                for chunk in ids.chunks(batch_size) {
+                    if chunk.len() < batch_size && !last_page {
+                        buckets.entry(w).or_default().extend_from_slice(chunk);
+                    } else if batch_tx.blocking_send((chunk.to_vec(), w)).is_err() {
+                        return Ok(());
+                    }
                 }
+            }
+            if last_page {
+                return Ok(());
             }
         }
     });
 
     // Writer: owns the store; one transaction per message (several responses when they queue up).
-    let (out_tx, mut out_rx) = mpsc::channel::<Vec<IdOutcome>>(concurrency * 4);
+    let (out_tx, mut out_rx) = mpsc::channel::<Commit>(concurrency * 4);
     let metrics = spec.metrics.clone();
     let wprogress = progress.clone();
     let writer = std::thread::spawn(move || -> Result<(Store, Aggregator), StoreError> {
         let (mut store, mut agg) = (store, agg);
-        let mut row = vec![0u64; metrics.len()];
-        let mut pending: Vec<IdOutcome> = Vec::new();
+        let mut pending: Vec<Commit> = Vec::new();
         while let Some(first) = out_rx.blocking_recv() {
             pending.clear();
-            pending.extend(first);
-            while pending.len() < 10_000 {
+            pending.push(first);
+            while pending.len() < 64 {
                 match out_rx.try_recv() {
-                    Ok(more) => pending.extend(more),
+                    Ok(more) => pending.push(more),
                     Err(_) => break,
                 }
             }
             crate::failpoint::hit("before-commit");
-            store.record(&metrics, &pending)?;
+            let finals = store.record(&metrics, &pending)?;
             crate::failpoint::hit("after-commit");
-            for o in &pending {
-                if o.status == crate::store::Status::Ok {
-                    for (r, v) in row.iter_mut().zip(&o.values) {
-                        *r = v.unwrap_or(0);
-                    }
-                    agg.add(o.id, &row);
-                }
+            for (id, values) in &finals {
+                agg.add(*id, values);
             }
+            let others = pending
+                .iter()
+                .flat_map(|c| &c.outcomes)
+                .filter(|o| o.status != crate::store::Status::Ok)
+                .count();
             wprogress
                 .resolved
-                .fetch_add(pending.len() as u64, Ordering::Relaxed);
+                .fetch_add((finals.len() + others) as u64, Ordering::Relaxed);
         }
         Ok((store, agg))
     });
@@ -505,7 +560,8 @@ async fn fetch_all(
         job: Job {
             endpoint: spec.endpoint,
             metrics: spec.metrics.clone(),
-            window: spec.window,
+            windows,
+            series: spec.series,
         },
         stats: progress.fetch.clone(),
         shutdown: merge_shutdown(shutdown.clone(), stop_rx),
@@ -517,10 +573,10 @@ async fn fetch_all(
             rx.recv().await.map(|b| (b, rx))
         });
         let ends = batches
-            .map(|ids| {
+            .map(|(ids, first)| {
                 let f = fetcher.clone();
                 let tx = out_tx.clone();
-                async move { f.fetch_batch(ids, &tx).await }
+                async move { f.fetch_batch(ids, first, &tx).await }
             })
             .buffer_unordered(concurrency);
         let mut ends = std::pin::pin!(ends);
@@ -573,6 +629,23 @@ fn merge_shutdown(
         let _ = tx.send(true);
     });
     rx
+}
+
+/// `start/end` in the API's time format.
+pub fn format_period(w: &Window) -> String {
+    format!(
+        "{}/{}",
+        engagement_api::window::format_time(w.start),
+        engagement_api::window::format_time(w.end)
+    )
+}
+
+fn parse_period(s: &str) -> Option<Window> {
+    let (a, b) = s.split_once('/')?;
+    Some(Window {
+        start: engagement_api::window::parse_time("start", a).ok()?,
+        end: engagement_api::window::parse_time("end", b).ok()?,
+    })
 }
 
 /// The default metrics of an endpoint for an authentication kind: everything allowed.

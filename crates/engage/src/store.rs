@@ -116,6 +116,35 @@ pub struct IdOutcome {
     pub values: Vec<Option<u64>>,
     /// Why, for anything but `Ok` (the last error for `Failed`).
     pub note: Option<String>,
+    /// Time-series jobs: this window's non-zero buckets, (metric index in run order, bucket start as
+    /// Unix seconds, value).
+    pub series: Vec<(usize, i64, u64)>,
+}
+
+impl IdOutcome {
+    /// A final outcome other than `Ok`.
+    pub fn final_status(id: u64, status: Status, note: impl Into<String>) -> IdOutcome {
+        IdOutcome {
+            id,
+            status,
+            values: Vec::new(),
+            note: Some(note.into()),
+            series: Vec::new(),
+        }
+    }
+}
+
+/// What one API response settled, written in one transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Commit {
+    /// Index of the window the response covers (0 for single-window jobs).
+    pub window: usize,
+    /// Number of windows of the run: an `Ok` becomes final with the last one.
+    pub windows: usize,
+    /// One outcome per ID settled by the response.
+    pub outcomes: Vec<IdOutcome>,
+    /// Sums over the response's Tweets per hour: (metric index, hour start as Unix seconds, value).
+    pub hourly: Vec<(usize, i64, u64)>,
 }
 
 /// Line counters of the ingest, as in `top.json`'s `counts`.
@@ -272,8 +301,22 @@ CREATE TABLE tweets (
         CHECK (status IN ('pending','ok','unavailable','forbidden','failed')),
     account TEXT,
     note TEXT,
+    windows_done INTEGER NOT NULL DEFAULT 0,
 {cols}
 );
+CREATE TABLE series (
+    tweet_id INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (tweet_id, metric, bucket)
+) WITHOUT ROWID;
+CREATE TABLE hourly_totals (
+    metric TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (metric, hour)
+) WITHOUT ROWID;
 CREATE TABLE rejects (source TEXT NOT NULL, line INTEGER NOT NULL, content TEXT NOT NULL, reason TEXT NOT NULL);
 PRAGMA application_id = {APPLICATION_ID};
 PRAGMA user_version = {SCHEMA_VERSION};
@@ -350,42 +393,203 @@ COMMIT;",
         Ok(IngestTx { tx, path })
     }
 
-    /// Writes outcomes of one or more responses in one transaction.
-    pub fn record(&mut self, metrics: &[Metric], outcomes: &[IdOutcome]) -> Result<(), StoreError> {
+    /// Writes the commits of one or more responses in one transaction and returns the IDs that became
+    /// final `ok` with their accumulated values (run order; absent metrics as 0), for the heaps.
+    ///
+    /// An `ok` for window `w` only applies to a row whose `windows_done` is `w`, so a window can never
+    /// be added twice, and values accumulate across windows until the last one makes the row `ok`.
+    pub fn record(
+        &mut self,
+        metrics: &[Metric],
+        commits: &[Commit],
+    ) -> Result<Vec<(u64, Vec<u64>)>, StoreError> {
         let path = self.path.clone();
         let e = |source| StoreError::Sqlite {
             path: path.clone(),
             source,
         };
+        let mut finals = Vec::new();
         let tx = self.conn.transaction().map_err(e)?;
         {
             let set: String = metrics
                 .iter()
                 .enumerate()
-                .map(|(i, m)| format!(", {} = ?{}", m.as_str(), i + 4))
+                .map(|(i, m)| {
+                    let (c, k) = (m.as_str(), i + 5);
+                    format!(
+                        ", {c} = CASE WHEN ?{k} IS NULL THEN {c} ELSE coalesce({c}, 0) + ?{k} END"
+                    )
+                })
                 .collect();
-            let sql = format!("UPDATE tweets SET status = ?2, note = ?3{set} WHERE id = ?1");
-            let mut stmt = tx.prepare_cached(&sql).map_err(e)?;
-            let mut args: Vec<rusqlite::types::Value> = Vec::with_capacity(3 + metrics.len());
-            for o in outcomes {
-                args.clear();
-                args.push((o.id as i64).into());
-                args.push(o.status.as_str().to_string().into());
-                args.push(match &o.note {
-                    Some(n) => n.clone().into(),
-                    None => rusqlite::types::Value::Null,
-                });
-                for i in 0..metrics.len() {
-                    args.push(match o.values.get(i).copied().flatten() {
-                        Some(v) => (v.min(i64::MAX as u64) as i64).into(),
-                        None => rusqlite::types::Value::Null,
-                    });
+            let ret: Vec<String> = metrics
+                .iter()
+                .map(|m| format!("coalesce({}, 0)", m.as_str()))
+                .collect();
+            let ok_sql = format!(
+                "UPDATE tweets SET windows_done = ?2 + 1, note = NULL, \
+                 status = CASE WHEN ?2 + 1 >= ?3 THEN 'ok' ELSE 'pending' END{set} \
+                 WHERE id = ?1 AND windows_done = ?2 AND status = 'pending' AND ?4 = 'ok' \
+                 RETURNING status{}{}",
+                if ret.is_empty() { "" } else { ", " },
+                ret.join(", ")
+            );
+            let mut ok_stmt = tx.prepare_cached(&ok_sql).map_err(e)?;
+            let mut other = tx
+                .prepare_cached(
+                    "UPDATE tweets SET status = ?2, note = ?3 WHERE id = ?1 AND status = 'pending'",
+                )
+                .map_err(e)?;
+            let mut series = tx
+                .prepare_cached(
+                    "INSERT INTO series (tweet_id, metric, bucket, value) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT DO UPDATE SET value = value + excluded.value",
+                )
+                .map_err(e)?;
+            let mut hourly = tx
+                .prepare_cached(
+                    "INSERT INTO hourly_totals (metric, hour, value) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT DO UPDATE SET value = value + excluded.value",
+                )
+                .map_err(e)?;
+            let mut args: Vec<rusqlite::types::Value> = Vec::with_capacity(4 + metrics.len());
+            for c in commits {
+                // A response's hourly sums count only if its `ok`s applied (they all do, or none).
+                let mut applied = false;
+                for o in &c.outcomes {
+                    if o.status != Status::Ok {
+                        other
+                            .execute(params![o.id as i64, o.status.as_str(), o.note])
+                            .map_err(e)?;
+                        continue;
+                    }
+                    args.clear();
+                    args.push((o.id as i64).into());
+                    args.push((c.window as i64).into());
+                    args.push((c.windows.max(1) as i64).into());
+                    args.push(rusqlite::types::Value::Text("ok".into()));
+                    for i in 0..metrics.len() {
+                        args.push(match o.values.get(i).copied().flatten() {
+                            Some(v) => (v.min(i64::MAX as u64) as i64).into(),
+                            None => rusqlite::types::Value::Null,
+                        });
+                    }
+                    let mut rows = ok_stmt
+                        .query(rusqlite::params_from_iter(args.iter()))
+                        .map_err(e)?;
+                    let Some(row) = rows.next().map_err(e)? else {
+                        // Already applied (or no longer pending): never add a window twice.
+                        continue;
+                    };
+                    applied = true;
+                    let status: String = row.get(0).map_err(e)?;
+                    if status == "ok" {
+                        let mut vals = Vec::with_capacity(metrics.len());
+                        for i in 0..metrics.len() {
+                            vals.push(row.get::<_, i64>(i + 1).map_err(e)? as u64);
+                        }
+                        finals.push((o.id, vals));
+                    }
+                    drop(rows);
+                    for &(k, bucket, value) in &o.series {
+                        series
+                            .execute(params![
+                                o.id as i64,
+                                metrics[k].as_str(),
+                                bucket,
+                                value.min(i64::MAX as u64) as i64
+                            ])
+                            .map_err(e)?;
+                    }
                 }
-                stmt.execute(rusqlite::params_from_iter(args.iter()))
-                    .map_err(e)?;
+                for &(k, hour, value) in c.hourly.iter().filter(|_| applied) {
+                    hourly
+                        .execute(params![
+                            metrics[k].as_str(),
+                            hour,
+                            value.min(i64::MAX as u64) as i64
+                        ])
+                        .map_err(e)?;
+                }
             }
         }
-        tx.commit().map_err(e)
+        tx.commit().map_err(e)?;
+        Ok(finals)
+    }
+
+    /// Pending IDs greater than `after`, ascending, at most `limit`, with the windows already done for
+    /// each: the batcher's keyset page.
+    pub fn pending_windows_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, usize)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, windows_done FROM tweets WHERE status = 'pending' AND id > ?1 ORDER BY id LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![after as i64, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as usize))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.map(|r| r.map_err(|e| self.err(e))).collect()
+    }
+
+    /// Hourly sums over all `ok` Tweets: (metric name, hour start as Unix seconds, value), ordered.
+    pub fn hourly_totals(&self) -> Result<Vec<(String, i64, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT metric, hour, value FROM hourly_totals ORDER BY metric, hour")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.map(|r| r.map_err(|e| self.err(e))).collect()
+    }
+
+    /// Calls `f` for every series row of `ok` Tweets: (tweet, metric name, bucket start, value), in
+    /// (tweet, metric, bucket) order.
+    pub fn for_each_series(
+        &self,
+        mut f: impl FnMut(u64, &str, i64, u64),
+    ) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT s.tweet_id, s.metric, s.bucket, s.value FROM series s \
+                 JOIN tweets t ON t.id = s.tweet_id WHERE t.status = 'ok' \
+                 ORDER BY s.tweet_id, s.metric, s.bucket",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let id: i64 = row.get(0).map_err(|e| self.err(e))?;
+            let m: String = row.get(1).map_err(|e| self.err(e))?;
+            let b: i64 = row.get(2).map_err(|e| self.err(e))?;
+            let v: i64 = row.get(3).map_err(|e| self.err(e))?;
+            f(id as u64, &m, b, v as u64);
+        }
+        Ok(())
+    }
+
+    /// The series of one Tweet and metric: (bucket start, value), ascending.
+    pub fn series_of(&self, tweet_id: u64, metric: Metric) -> Result<Vec<(i64, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT bucket, value FROM series WHERE tweet_id = ?1 AND metric = ?2 ORDER BY bucket",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![tweet_id as i64, metric.as_str()], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.map(|r| r.map_err(|e| self.err(e))).collect()
     }
 
     /// Counts per status.
@@ -411,21 +615,6 @@ COMMIT;",
             }
         }
         Ok(c)
-    }
-
-    /// Pending IDs greater than `after`, ascending, at most `limit`: the batcher's keyset page.
-    pub fn pending_after(&self, after: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT id FROM tweets WHERE status = 'pending' AND id > ?1 ORDER BY id LIMIT ?2",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![after as i64, limit as i64], |r| r.get::<_, i64>(0))
-            .map_err(|e| self.err(e))?;
-        rows.map(|r| r.map(|v| v as u64).map_err(|e| self.err(e)))
-            .collect()
     }
 
     /// Calls `f` for every `ok` Tweet in ID order with its values for `metrics` (`None` where absent).
@@ -605,34 +794,63 @@ mod tests {
             .unwrap();
         let (pos, done, c) = s.ingest_state().unwrap();
         assert_eq!((pos.line, done, c), (4, true, counts));
-        assert_eq!(s.pending_after(0, 10).unwrap(), vec![3, 5]);
-        assert_eq!(s.pending_after(3, 10).unwrap(), vec![5]);
+        assert_eq!(
+            s.pending_windows_after(0, 10).unwrap(),
+            vec![(3, 0), (5, 0)]
+        );
+        assert_eq!(s.pending_windows_after(3, 10).unwrap(), vec![(5, 0)]);
 
         let metrics = [Metric::Favorites, Metric::Retweets];
-        s.record(
-            &metrics,
-            &[
-                IdOutcome {
-                    id: 3,
-                    status: Status::Ok,
-                    values: vec![Some(7), None],
-                    note: None,
-                },
-                IdOutcome {
-                    id: 5,
-                    status: Status::Failed,
-                    values: vec![],
-                    note: Some("HTTP 503".into()),
-                },
-            ],
-        )
-        .unwrap();
+        let commit = |window, outcomes| Commit {
+            window,
+            windows: 2,
+            outcomes,
+            hourly: vec![(0, 3600, 4)],
+        };
+        let ok3 = |v| IdOutcome {
+            id: 3,
+            status: Status::Ok,
+            values: vec![Some(v), None],
+            note: None,
+            series: vec![(0, 0, v)],
+        };
+        // Window 0 of 2: accumulates, stays pending; applying it twice changes nothing.
+        let finals = s
+            .record(
+                &metrics,
+                &[commit(0, vec![ok3(7)]), commit(0, vec![ok3(7)])],
+            )
+            .unwrap();
+        assert!(finals.is_empty());
+        assert_eq!(
+            s.pending_windows_after(0, 10).unwrap(),
+            vec![(3, 1), (5, 0)]
+        );
+        let finals = s
+            .record(
+                &metrics,
+                &[commit(
+                    1,
+                    vec![
+                        ok3(5),
+                        IdOutcome::final_status(5, Status::Failed, "HTTP 503"),
+                    ],
+                )],
+            )
+            .unwrap();
+        assert_eq!(finals, vec![(3, vec![12, 0])]);
+        assert_eq!(s.series_of(3, Metric::Favorites).unwrap(), vec![(0, 12)]);
+        assert_eq!(
+            s.hourly_totals().unwrap(),
+            vec![("favorites".to_string(), 3600, 8)],
+            "the duplicate commit adds nothing"
+        );
         let c = s.status_counts().unwrap();
         assert_eq!((c.ok, c.failed, c.pending, c.unique()), (1, 1, 0, 2));
         let mut seen = vec![];
         s.for_each_ok(&metrics, |id, v| seen.push((id, v.to_vec())))
             .unwrap();
-        assert_eq!(seen, vec![(3, vec![Some(7), None])]);
+        assert_eq!(seen, vec![(3, vec![Some(12), None])]);
         let mut bad = vec![];
         s.for_each_not_ok(|id, st, note| bad.push((id, st, note.map(str::to_string))))
             .unwrap();

@@ -101,7 +101,9 @@ fn spec(c: &Case, url: &str, db: &str, credentials: Credentials) -> RunSpec {
             base: Duration::from_millis(5),
             cap: Duration::from_millis(50),
         },
-        window: None,
+        period: None,
+        period_spec: None,
+        series: None,
     }
 }
 

@@ -1,0 +1,266 @@
+//! `report.html` in a real browser: headless Chromium loads the page from disk and must finish the
+//! inline script without an error and keep every chart in the DOM.
+//!
+//! Skipped (with a note) when Chromium is not installed, except under `CI`, where it must be.
+//! With `ENGAGE_SCREENSHOT=<path>` it also writes a 1280×2400 screenshot there (`docs/report.png`).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use engage::html::{render, TimeSeries};
+use engage::report::Summary;
+use engage::store::{IngestCounts, StatusCounts};
+use engagement_api::{Endpoint, Metric};
+use time::macros::datetime;
+use time::OffsetDateTime;
+
+const GENERATED: OffsetDateTime = datetime!(2026-11-20 06:12 UTC);
+const START: OffsetDateTime = datetime!(2026-11-13 09:00 UTC);
+const HOURS: usize = 168;
+const TOP_N: usize = 10;
+
+/// The run's metrics and how large each one is relative to impressions; the last one is all zeros,
+/// so the page also shows the empty state.
+const METRICS: [(Metric, f64); 8] = [
+    (Metric::Impressions, 1.0),
+    (Metric::Engagements, 0.061),
+    (Metric::Favorites, 0.024),
+    (Metric::Retweets, 0.0062),
+    (Metric::Replies, 0.0031),
+    (Metric::UrlClicks, 0.0093),
+    (Metric::UserProfileClicks, 0.0041),
+    (Metric::AppInstallAttempts, 0.0),
+];
+
+/// A small deterministic generator, so the page (and the screenshot) is the same on every run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Engagement with one Tweet: nothing before it is posted, then a decay, with a daily rhythm.
+fn tweet_curve(rng: &mut Lcg, posted: usize, peak: f64, half_life: f64) -> Vec<f64> {
+    (0..HOURS)
+        .map(|h| {
+            if h < posted {
+                return 0.0;
+            }
+            let age = (h - posted) as f64;
+            let rhythm =
+                1.0 + 0.55 * ((h as f64 + 9.0 - 15.0) / 24.0 * std::f64::consts::TAU).cos();
+            peak * 0.5f64.powf(age / half_life) * rhythm * (0.85 + 0.3 * rng.next())
+        })
+        .collect()
+}
+
+/// A made-up `/historical` run: a week of hourly data for [`METRICS`].
+fn made_up_report() -> (Summary, TimeSeries) {
+    let mut rng = Lcg(42);
+    // The same Tweets lead every metric, in an order that varies a little per metric.
+    let tweets: Vec<(u64, Vec<f64>)> = (0..40u64)
+        .map(|k| {
+            // Snowflake-shaped: a creation time in the high bits, noise below.
+            let created_ms = 505_000_000_000 + ((rng.next() * 600_000_000.0) as u64 + k);
+            let id = (created_ms << 22) | (rng.next() * (1u64 << 22) as f64) as u64;
+            let posted = (rng.next() * (HOURS as f64 - 12.0)) as usize;
+            let peak = 40_000.0 * (0.3 + rng.next()) / (1.0 + k as f64 * 0.15);
+            let half_life = 3.0 + rng.next() * 20.0;
+            (id, tweet_curve(&mut rng, posted, peak, half_life))
+        })
+        .collect();
+    // Everything else: many small Tweets, which only show in the totals.
+    let background = tweet_curve(&mut rng, 0, 90_000.0, 1e9);
+
+    let mut top = Vec::new();
+    let mut totals = Vec::new();
+    let mut series_totals = Vec::new();
+    let mut series_top = Vec::new();
+    for (m, scale) in METRICS {
+        let jitter: Vec<f64> = (0..tweets.len()).map(|_| 0.3 + 1.4 * rng.next()).collect();
+        let mut per_tweet: Vec<(u64, Vec<u64>, u64)> = tweets
+            .iter()
+            .zip(&jitter)
+            .map(|((id, curve), j)| {
+                let values: Vec<u64> = curve
+                    .iter()
+                    .map(|v| (v * scale * j).round() as u64)
+                    .collect();
+                let sum = values.iter().sum();
+                (*id, values, sum)
+            })
+            .filter(|(_, _, sum)| *sum > 0)
+            .collect();
+        let hourly: Vec<u64> = (0..HOURS)
+            .map(|h| {
+                let bg = (background[h] * scale).round() as u64;
+                bg + per_tweet.iter().map(|(_, v, _)| v[h]).sum::<u64>()
+            })
+            .collect();
+        per_tweet.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+        per_tweet.truncate(TOP_N);
+        assert!(m != Metric::AppInstallAttempts || per_tweet.is_empty());
+        totals.push(hourly.iter().sum());
+        series_totals.push(hourly);
+        top.push(per_tweet.iter().map(|(id, _, sum)| (*id, *sum)).collect());
+        series_top.push(per_tweet.into_iter().map(|(id, v, _)| (id, v)).collect());
+    }
+    let summary = Summary {
+        endpoint: Endpoint::Historical,
+        top_n: TOP_N,
+        metrics: METRICS.iter().map(|(m, _)| *m).collect(),
+        ingest: IngestCounts {
+            input_lines: 48_212,
+            rejected_lines: 37,
+            duplicate_ids: 1_164,
+        },
+        status: StatusCounts {
+            pending: 0,
+            ok: 44_873,
+            unavailable: 1_702,
+            forbidden: 398,
+            failed: 38,
+        },
+        totals,
+        top,
+    };
+    let series = TimeSeries {
+        hours: (0..HOURS as i64)
+            .map(|h| START + time::Duration::hours(h))
+            .collect(),
+        totals: series_totals,
+        top: series_top,
+    };
+    (summary, series)
+}
+
+fn find_chromium() -> Option<PathBuf> {
+    let fixed = Path::new("/usr/bin/chromium");
+    if fixed.is_file() {
+        return Some(fixed.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
+        .find(|p| p.is_file())
+}
+
+/// Runs Chromium headless on `page` with `extra` arguments; returns stdout. A fresh profile per
+/// run, and every background feature off, so the browser makes no network request of its own.
+fn chromium(bin: &Path, page: &Path, extra: &[String]) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ])
+    .arg(format!("--user-data-dir={}", profile.path().display()))
+    .arg("--virtual-time-budget=2000")
+    .args(extra)
+    .arg(format!("file://{}", page.display()))
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("starting chromium");
+    // Read both pipes on threads so a chatty browser cannot block on a full pipe.
+    let mut out_pipe = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out_pipe.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err_pipe.read_to_string(&mut s);
+        s
+    });
+    // A hung browser must fail the test, not hang CI.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish in 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    assert!(status.success(), "chromium failed: {status}\n{err}");
+    out
+}
+
+#[test]
+fn report_loads_in_headless_chromium() {
+    let Some(bin) = find_chromium() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("chromium is not installed, and CI must run the browser test (apt-get install chromium)");
+        }
+        eprintln!("note: chromium not found; skipping the browser test of report.html");
+        return;
+    };
+    let (summary, series) = made_up_report();
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    let html = render(&summary, Some(&series), GENERATED);
+    std::fs::write(&page, &html).unwrap();
+    if let Some(keep) = std::env::var_os("TMP_KEEP_HTML") {
+        std::fs::write(keep, &html).unwrap();
+    } // TEMP
+
+    let dom = chromium(&bin, &page, &["--dump-dom".to_string()]);
+    let root = dom
+        .find("<html")
+        .map(|at| &dom[at..at + dom[at..].find('>').unwrap_or(0)])
+        .unwrap_or_else(|| {
+            panic!(
+                "no <html> in the dumped DOM:\n{}",
+                &dom[..dom.len().min(2000)]
+            )
+        });
+    assert!(!root.contains("data-errors"), "script errors: {root}");
+    assert!(
+        root.contains("data-ready=\"1\""),
+        "the page did not finish: {root}"
+    );
+    assert_eq!(
+        dom.matches("<svg class=\"chart\"").count(),
+        summary.metrics.len() * 3,
+        "a bar chart, a totals chart and a curves chart per metric"
+    );
+    assert!(dom.contains("No Tweet has a non-zero value"));
+
+    if let Some(shot) = std::env::var_os("ENGAGE_SCREENSHOT") {
+        let shot = std::path::absolute(PathBuf::from(shot)).unwrap();
+        let _ = std::fs::remove_file(&shot);
+        chromium(
+            &bin,
+            &page,
+            &[
+                format!("--screenshot={}", shot.display()),
+                "--window-size=1280,2400".to_string(),
+                "--hide-scrollbars".to_string(),
+            ],
+        );
+        let len = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 10_000, "no screenshot at {}", shot.display());
+        eprintln!("screenshot: {}", shot.display());
+    }
+}
