@@ -437,3 +437,185 @@ mod resume {
         assert!(err.contains("inputs: stored"), "{err}");
     }
 }
+
+mod time_series {
+    use super::*;
+    use engage::fetch::Granularity;
+    use engagement_api::Window;
+    use proptest::prelude::*;
+
+    fn historical(c: &Case, url: &str, db: &str, period: Window, series: Granularity) -> RunSpec {
+        let mut sp = spec(c, url, db, demo_user());
+        sp.endpoint = Endpoint::Historical;
+        sp.metrics = Endpoint::Historical.allowed_metrics(AuthKind::User);
+        sp.period = Some(period);
+        sp.period_spec = Some(engage::run::format_period(&period));
+        sp.series = Some(series);
+        sp
+    }
+
+    /// Checks every stored number against the simulator's own function over the whole period.
+    fn check_against_simulator(
+        db: &Path,
+        seed: u64,
+        period: Window,
+        metrics_run: &[Metric],
+    ) -> usize {
+        let store = Store::open(db).unwrap();
+        let mut per_metric_total = vec![0u64; metrics_run.len()];
+        let mut n = 0;
+        store
+            .for_each_ok(metrics_run, |id, values| {
+                n += 1;
+                for (k, m) in metrics_run.iter().enumerate() {
+                    let want = metrics::count(seed, id, *m, period.start, period.end.min(NOW));
+                    assert_eq!(values[k].unwrap_or(0), want, "{id} {m} over {period:?}");
+                    per_metric_total[k] += want;
+                }
+            })
+            .unwrap();
+        // The series rows of each Tweet add up to its total, and the hourly sums to the grand total.
+        let mut series_sum = vec![0u64; metrics_run.len()];
+        store
+            .for_each_series(|_, m, bucket, v| {
+                assert!(
+                    bucket >= period.start.unix_timestamp() - 86_400
+                        && bucket < period.end.unix_timestamp()
+                );
+                let k = metrics_run.iter().position(|x| x.as_str() == m).unwrap();
+                series_sum[k] += v;
+            })
+            .unwrap();
+        assert_eq!(series_sum, per_metric_total);
+        let mut hourly_sum = vec![0u64; metrics_run.len()];
+        for (m, hour, v) in store.hourly_totals().unwrap() {
+            assert!(hour >= period.start.unix_timestamp() && hour < period.end.unix_timestamp());
+            let k = metrics_run.iter().position(|x| x.as_str() == m).unwrap();
+            hourly_sum[k] += v;
+        }
+        assert_eq!(hourly_sum, per_metric_total);
+        n
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4, .. ProptestConfig::default() })]
+        /// Merged windows equal the simulator's function over the whole period: no hour lost at a
+        /// window boundary, none counted twice.
+        #[test]
+        fn split_windows_merge_exactly(start_h in 24i64 * 30..24 * 100, len_h in 24i64 * 29..24 * 70, minute in 0i64..60, hourly in any::<bool>()) {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                let seed = 5;
+                let s = sim(SimConfig { seed, deleted: 0.05, ..SimConfig::default() }).await;
+                let start = NOW - time::Duration::hours(start_h) + time::Duration::minutes(minute);
+                let end = (start + time::Duration::hours(len_h)).min(NOW);
+                let period = engagement_api::window::resolve_period(Some(start), Some(end), None, NOW).unwrap();
+                let unique = ids(40, 9);
+                let c = case(&unique.iter().map(|i| i.to_string()).collect::<Vec<_>>());
+                let g = if hourly { Granularity::Hour } else { Granularity::Day };
+                let sp = historical(&c, &s.url(), "run.db", period, g);
+                let metrics_run = sp.metrics.clone();
+                let out = go(sp).await.unwrap();
+                let windows = engagement_api::window::split(period.start, period.end).len() as u64;
+                assert!(windows >= 2, "{period:?}");
+                assert_eq!(out.requests, 2 * windows, "two batches of at most 25, each through every window");
+                let n = check_against_simulator(&c.dir.join("run.db"), seed, period, &metrics_run);
+                assert_eq!(n as u64, out.summary.status.ok);
+                assert_eq!(out.summary.status.unique(), 40);
+            });
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_resume_in_the_middle_of_a_multi_window_run_refetches_no_finished_window() {
+        let seed = 6;
+        let s = sim(SimConfig {
+            seed,
+            ..SimConfig::default()
+        })
+        .await;
+        let period =
+            engagement_api::window::resolve_period(None, Some(NOW), Some(80), NOW).unwrap();
+        let unique = ids(200, 10);
+        let c = case(&unique.iter().map(|i| i.to_string()).collect::<Vec<_>>());
+        let whole = go(historical(
+            &c,
+            &s.url(),
+            "whole.db",
+            period,
+            Granularity::Day,
+        ))
+        .await
+        .unwrap();
+        let windows = engagement_api::window::split(period.start, period.end).len() as u64;
+        assert_eq!(whole.requests, 8 * windows);
+
+        // First life: stop after 11 responses, mid-way through some batch's windows.
+        let (tx, rx) = watch::channel(false);
+        let progress = Arc::new(Progress::default());
+        let p2 = progress.clone();
+        let stopper = tokio::spawn(async move {
+            while p2.fetch.requests.load(std::sync::atomic::Ordering::Relaxed) < 11 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            tx.send(true).unwrap();
+        });
+        let mut sp = historical(&c, &s.url(), "parts.db", period, Granularity::Day);
+        sp.concurrency = 1;
+        let first = run(sp, progress, rx).await.unwrap();
+        stopper.await.unwrap();
+        assert!(first.interrupted);
+        let second = go(historical(
+            &c,
+            &s.url(),
+            "parts.db",
+            period,
+            Granularity::Day,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            first.requests + second.requests,
+            whole.requests,
+            "every (batch, window) fetched exactly once across the two lives"
+        );
+        assert_eq!(
+            read_json(&c.dir.join("whole.db.out/top.json")),
+            read_json(&c.dir.join("parts.db.out/top.json"))
+        );
+        check_against_simulator(
+            &c.dir.join("parts.db"),
+            seed,
+            period,
+            &Endpoint::Historical.allowed_metrics(AuthKind::User),
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_28hr_run_keeps_hourly_series() {
+        let seed = 8;
+        let s = sim(SimConfig {
+            seed,
+            ..SimConfig::default()
+        })
+        .await;
+        // Tweets from the last three days, so the 28-hour window holds engagement.
+        let unique: Vec<u64> = (0..30u64)
+            .map(|i| snowflake(NOW - time::Duration::hours(1 + i as i64 * 2), i))
+            .collect();
+        let c = case(&unique.iter().map(|i| i.to_string()).collect::<Vec<_>>());
+        let mut sp = spec(&c, &s.url(), "run.db", demo_user());
+        sp.endpoint = Endpoint::Hr28;
+        sp.metrics = Endpoint::Hr28.allowed_metrics(AuthKind::User);
+        sp.series = Some(Granularity::Hour);
+        let metrics_run = sp.metrics.clone();
+        go(sp).await.unwrap();
+        let w = engagement_api::window::window_28hr(NOW);
+        let clamped = Window {
+            start: w.start,
+            end: w.end.min(NOW),
+        };
+        let n = check_against_simulator(&c.dir.join("run.db"), seed, clamped, &metrics_run);
+        assert_eq!(n, 30);
+    }
+}
