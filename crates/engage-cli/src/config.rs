@@ -176,7 +176,7 @@ pub struct RunArgs {
     /// The checkpoint store (SQLite). Running again with the same file resumes.
     #[arg(long)]
     pub db: PathBuf,
-    /// Folder for the reports.
+    /// Folder for the reports; `{date}` is replaced by today's UTC date (YYYY-MM-DD).
     #[arg(long)]
     pub out: PathBuf,
     /// API base URL [default: https://data-api.x.com].
@@ -243,6 +243,17 @@ fn parse_format(s: &str) -> Result<Format> {
         "jsonl" | "json" | "ndjson" => Format::Jsonl,
         other => bail!("--format {other}: expected plain, csv or jsonl"),
     })
+}
+
+/// Replaces `{date}` in a path with today's UTC date, for nightly jobs writing one folder a day.
+pub fn expand_date(p: &Path) -> PathBuf {
+    let s = p.to_string_lossy();
+    if !s.contains("{date}") {
+        return p.to_path_buf();
+    }
+    let d = time::OffsetDateTime::now_utc().date();
+    let date = format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day());
+    PathBuf::from(s.replace("{date}", &date))
 }
 
 /// Validates the flags against the file and environment into a runnable spec.
@@ -384,7 +395,7 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
             id_column: args.id_column.clone(),
         },
         db: args.db.clone(),
-        out: args.out.clone(),
+        out: expand_date(&args.out),
         endpoint,
         metrics,
         credentials,

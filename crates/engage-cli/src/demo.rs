@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use engage::fetch::RetryPolicy;
+use engage::fetch::{Granularity, RetryPolicy};
 use engage::ids::ReadOptions;
 use engage::run::RunSpec;
 use engagement_api::auth::{Credentials, UserCredentials};
@@ -22,9 +22,15 @@ const TWEPOCH_MS: u64 = 1_288_834_974_657;
 /// `engage demo` flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
-    /// How many IDs to generate.
-    #[arg(long, default_value_t = 100_000)]
-    pub ids: usize,
+    /// Endpoint: totals, 28hr or historical.
+    #[arg(long, default_value = "totals")]
+    pub endpoint: String,
+    /// /historical: the period, in days up to now (longer than 28 is split into windows and merged).
+    #[arg(long, default_value_t = 60)]
+    pub days: u32,
+    /// How many IDs to generate [default: 100,000 for totals, 5,000 for the time series].
+    #[arg(long)]
+    pub ids: Option<usize>,
     /// Folder for the input, the store and the reports [default: a new temporary folder, kept].
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -36,12 +42,12 @@ pub struct DemoArgs {
     pub seed: u64,
 }
 
-/// Writes `n` realistic snowflake IDs from the last 60 days, with about 2% duplicates and a few
+/// Writes `n` realistic snowflake IDs from the last `days` days, with about 2% duplicates and a few
 /// lines of the kinds spreadsheets and exports leave behind.
-fn generate(path: &std::path::Path, n: usize, seed: u64) -> std::io::Result<()> {
+fn generate(path: &std::path::Path, n: usize, days: u64, seed: u64) -> std::io::Result<()> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() as u64 * 1000;
-    let span = 60 * 24 * 3600 * 1000u64;
+    let span = days * 24 * 3600 * 1000;
     let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
     let mut recent: Vec<u64> = Vec::with_capacity(1024);
     let bad = [
@@ -76,6 +82,33 @@ fn generate(path: &std::path::Path, n: usize, seed: u64) -> std::io::Result<()> 
 
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> u8 {
+    let endpoint: Endpoint = match args.endpoint.parse() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: --endpoint: {e}");
+            return exit::USAGE;
+        }
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let (ids, id_days, period, series) = match endpoint {
+        Endpoint::Totals => (args.ids.unwrap_or(100_000), 60, None, None),
+        // Tweets of the last three days, so that the 28 hours hold most of their engagement.
+        Endpoint::Hr28 => (args.ids.unwrap_or(5_000), 3, None, Some(Granularity::Hour)),
+        Endpoint::Historical => {
+            match engagement_api::window::resolve_period(None, None, Some(args.days), now) {
+                Ok(p) => (
+                    args.ids.unwrap_or(5_000),
+                    u64::from(args.days),
+                    Some(p),
+                    Some(Granularity::Day),
+                ),
+                Err(e) => {
+                    eprintln!("error: --days: {e}");
+                    return exit::USAGE;
+                }
+            }
+        }
+    };
     let dir = match &args.dir {
         Some(d) => {
             if let Err(e) = std::fs::create_dir_all(d) {
@@ -100,7 +133,7 @@ pub async fn run(args: DemoArgs) -> u8 {
             let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
         }
     }
-    if let Err(e) = generate(&input, args.ids, args.seed) {
+    if let Err(e) = generate(&input, ids, id_days, args.seed) {
         eprintln!("error: writing {}: {e}", input.display());
         return exit::INTERNAL;
     }
@@ -121,11 +154,10 @@ pub async fn run(args: DemoArgs) -> u8 {
     eprintln!(
         "simulator listening on {}; {} IDs generated in {}",
         sim.url(),
-        args.ids,
+        ids,
         input.display()
     );
 
-    let endpoint = Endpoint::Totals;
     let spec = RunSpec {
         inputs: vec![input.to_string_lossy().into_owned()],
         read: ReadOptions::default(),
@@ -150,9 +182,9 @@ pub async fn run(args: DemoArgs) -> u8 {
             allow_insecure_http: false,
         },
         retry: RetryPolicy::default(),
-        period: None,
-        period_spec: None,
-        series: None,
+        period,
+        period_spec: period.map(|_| format!("days={}", args.days)),
+        series,
     };
     let started = std::time::Instant::now();
     let code = crate::run_job(spec, true).await;

@@ -100,7 +100,7 @@ fn main() -> ExitCode {
                 }
             },
             Command::Status { db } => report_cmd(db, None),
-            Command::Report { db, out } => report_cmd(db, Some(out)),
+            Command::Report { db, out } => report_cmd(db, Some(config::expand_date(&out))),
             Command::Demo(args) => demo::run(args).await,
             Command::Sim(args) => match engage_sim::cli::run(args).await {
                 Ok(()) => exit::OK,
@@ -210,7 +210,12 @@ fn report_cmd(db: PathBuf, out: Option<PathBuf>) -> u8 {
         let (store, identity, summary) = run::summary_of(&db)?;
         match out {
             Some(dir) => {
-                let files = engage::report::write_all(&dir, &summary, &store)?;
+                let series = match identity.series.as_deref() {
+                    Some("day") => Some(engage::fetch::Granularity::Day),
+                    Some("hour") => Some(engage::fetch::Granularity::Hour),
+                    _ => None,
+                };
+                let files = engage::report::write_all(&dir, &summary, &store, series)?;
                 for f in files {
                     println!("{}", f.display());
                 }

@@ -117,7 +117,7 @@ fn num(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -329,7 +329,7 @@ h1{margin:4px 0 8px;font-size:28px;line-height:1.2;letter-spacing:-.01em}
 .meta{margin:0;color:var(--muted);display:flex;flex-wrap:wrap;gap:4px 18px}
 .meta b{color:var(--ink);font-weight:600}
 .warn{background:#fff7e6;border:1px solid #f5d48a;color:#6b4b00;border-radius:10px;padding:10px 14px;margin:0 0 20px}
-.toolbar{position:sticky;top:0;z-index:2;display:flex;align-items:center;gap:12px;padding:10px 0;margin:-10px 0 10px;background:var(--bg);box-shadow:0 8px 8px -8px rgba(16,24,40,.12)}
+.toolbar{position:sticky;top:0;z-index:2;display:flex;align-items:center;gap:12px;padding:10px 0;margin:-10px 0 10px;background:var(--bg)}
 .toolbar a{margin-left:auto;font-size:14px}
 .seg{display:inline-flex;background:#fff;border:1px solid var(--line);border-radius:9px;padding:3px}
 .seg label{padding:4px 14px;border-radius:6px;cursor:pointer;font-size:14px;color:var(--muted);user-select:none}
@@ -346,7 +346,7 @@ h2{font-size:19px;margin:0;letter-spacing:-.005em}
 .tile .k{display:block;color:var(--muted);font-size:13px}
 .tile .v{display:block;font-size:22px;font-weight:650;font-variant-numeric:tabular-nums}
 svg.outcomes{display:block;width:100%;height:22px;border-radius:6px;background:var(--grid)}
-.olegend{list-style:none;padding:0;margin:12px 0 0;display:grid;grid-template-columns:repeat(auto-fit,minmax(190px,1fr));gap:8px 16px;font-size:14px}
+.olegend{list-style:none;padding:0;margin:12px 0 0;display:grid;grid-template-columns:repeat(auto-fit,minmax(180px,1fr));gap:8px 18px;font-size:14px}
 .olegend small{display:block;color:var(--muted);font-size:12.5px;margin-left:20px}
 .sw{display:inline-block;width:12px;height:12px;border-radius:3px;margin-right:8px;vertical-align:-1px;background:currentColor}
 .o-ok{color:#1f9d63;fill:#1f9d63}.o-unavailable{color:#98a2b3;fill:#98a2b3}.o-forbidden{color:#eaa300;fill:#eaa300}.o-failed{color:#e5484d;fill:#e5484d}.o-pending{color:#8cb8f0;fill:#8cb8f0}
@@ -540,8 +540,8 @@ fn outcomes(out: &mut String, s: &Summary) {
     for (k, v, what) in kinds {
         w!(
             out,
-            "<li><span class=\"sw o-{k}\"></span><b>{k}</b> <span class=\"num\">{}</span> \
-             <span class=\"muted\">({})</span><small>{what}</small></li>",
+            "<li><span class=\"sw o-{k}\"></span><b>{k}</b> <span class=\"num\">{}</span>\
+             <small>{} · {what}</small></li>",
             num(v),
             pct(v, unique)
         );
@@ -649,9 +649,14 @@ fn metric_section(
         totals_chart(out, metric, &t.hours, days, totals);
         totals_stats(out, &t.hours, days, totals);
         let shown = curves.len().min(MAX_CURVES);
+        let top_count = if shown > 0 {
+            format!("Top {shown} Tweets")
+        } else {
+            "Top Tweets".into()
+        };
         w!(
             out,
-            "</figure>\n<figure><figcaption>Top {shown} Tweets \
+            "</figure>\n<figure><figcaption>{top_count} \
              <span class=\"muted hourly\">per hour</span><span class=\"muted daily\">per day (UTC)</span>"
         );
         if curves.len() > MAX_CURVES {
@@ -690,6 +695,10 @@ fn metric_section(
 /// otherwise hover for.
 fn totals_stats(out: &mut String, hours: &[OffsetDateTime], days: &[Day], totals: &[u64]) {
     let hourly = &totals[..totals.len().min(hours.len())];
+    if hourly.iter().all(|v| *v == 0) {
+        // "Busiest hour: 0" says nothing the chart's "zero in every hour" does not.
+        return;
+    }
     let stat = |out: &mut String, class: &str, k: &str, v: String, when: String| {
         w!(
             out,
@@ -761,7 +770,7 @@ fn totals_stats(out: &mut String, hours: &[OffsetDateTime], days: &[Day], totals
             "daily",
             "Partial days",
             partial.to_string(),
-            "hollow points: the window starts or ends within them".into(),
+            "hollow points: the window cuts them".into(),
         );
     }
     out.push_str("</div>");
@@ -1025,6 +1034,20 @@ fn line_chart(
             if daily_view { "daily" } else { "hourly" }
         );
         f.y_axis(out, axis, ticks);
+        if ticks.len() < 2 {
+            // A flat line on the baseline reads as "no data"; say that it is zeros.
+            w!(
+                out,
+                "<text class=\"empty\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">Zero {}</text>",
+                F(f.left + f.width / 2.0),
+                F(f.top + f.height / 2.0),
+                if daily_view {
+                    "on every day"
+                } else {
+                    "in every hour"
+                }
+            );
+        }
         w!(out, "\n<g transform=\"{transform}\">");
         for line in lines {
             let hourly = &line.hourly[..line.hourly.len().min(hours.len())];
@@ -1310,7 +1333,7 @@ mod tests {
         assert_eq!(pct(0, 0), "0%");
         assert_eq!(F(12.0).to_string(), "12");
         assert_eq!(F(-0.25).to_string(), "-0.3");
-        assert_eq!(F(3.14).to_string(), "3.1");
+        assert_eq!(F(2.44).to_string(), "2.4");
     }
 
     #[test]

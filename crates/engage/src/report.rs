@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use engagement_api::{Endpoint, Metric};
 use serde_json::{json, Map, Value};
 
+use crate::fetch::Granularity;
 use crate::store::{IngestCounts, StatusCounts, Store, StoreError};
 use crate::topn::Aggregator;
 
@@ -198,11 +199,23 @@ fn csv_err(path: &Path) -> impl Fn(csv::Error) -> ReportError + '_ {
     }
 }
 
-/// Writes every output into `dir` and returns the files written.
+/// A bucket start as the reports show it: `YYYY-MM-DD` for days, `YYYY-MM-DDTHH:00:00Z` for hours.
+pub fn format_bucket(unix: i64, granularity: Granularity) -> String {
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    match granularity {
+        Granularity::Day => format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+        Granularity::Hour => engagement_api::window::format_time(t),
+    }
+}
+
+/// Writes every output into `dir` and returns the files written. `series` is the granularity of a
+/// time-series job's per-Tweet series (`None` for `/totals`).
 pub fn write_all(
     dir: &Path,
     summary: &Summary,
     store: &Store,
+    series: Option<Granularity>,
 ) -> Result<Vec<PathBuf>, ReportError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut written = Vec::new();
@@ -309,6 +322,43 @@ pub fn write_all(
     }
     w.flush().map_err(io(&p))?;
     written.push(p);
+
+    if let Some(g) = series {
+        let p = dir.join("series.csv");
+        let mut w = csv::Writer::from_writer(create(&p)?);
+        w.write_record(["tweet_id", "metric", "bucket", "value"])
+            .map_err(csv_err(&p))?;
+        let mut failure = None;
+        store.for_each_series(|id, m, bucket, v| {
+            if failure.is_none() {
+                let rec = [
+                    id.to_string(),
+                    m.to_string(),
+                    format_bucket(bucket, g),
+                    v.to_string(),
+                ];
+                if let Err(e) = w.write_record(&rec) {
+                    failure = Some(e);
+                }
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(csv_err(&p)(e));
+        }
+        w.flush().map_err(io(&p))?;
+        written.push(p);
+
+        let p = dir.join("hourly.csv");
+        let mut w = csv::Writer::from_writer(create(&p)?);
+        w.write_record(["metric", "hour", "value"])
+            .map_err(csv_err(&p))?;
+        for (m, hour, v) in store.hourly_totals()? {
+            w.write_record([m, format_bucket(hour, Granularity::Hour), v.to_string()])
+                .map_err(csv_err(&p))?;
+        }
+        w.flush().map_err(io(&p))?;
+        written.push(p);
+    }
 
     Ok(written)
 }

@@ -368,7 +368,7 @@ pub async fn run(
     tracing::info!(elapsed = ?started.elapsed(), "fetch done");
     progress.set_phase("report");
     let summary = Summary::from_aggregator(&store, spec.endpoint, &spec.metrics, spec.top_n, &agg)?;
-    let files = report::write_all(&spec.out, &summary, &store)?;
+    let files = report::write_all(&spec.out, &summary, &store, spec.series)?;
     tracing::info!(elapsed = ?started.elapsed(), "reports written");
     if let Some(a) = abort {
         return Err(a.into());
