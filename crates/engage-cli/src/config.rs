@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use engage::fetch::{Granularity, RetryPolicy};
 use engage::ids::{Format, ReadOptions};
+use engage::route::Routes;
 use engage::run::RunSpec;
 use engagement_api::auth::{BearerToken, Credentials, UserCredentials};
 use engagement_api::client::ClientConfig;
@@ -36,6 +37,21 @@ pub struct FileConfig {
     /// Credentials (or the names of environment variables holding them).
     #[serde(default)]
     pub credentials: FileCredentials,
+    /// Owner accounts; their tokens come from the named environment variables only.
+    #[serde(default)]
+    pub accounts: Vec<FileAccount>,
+}
+
+/// An owner account in the config file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAccount {
+    /// The name used in the CSV `account` column and `--account`.
+    pub name: String,
+    /// Environment variable holding the account's access token.
+    pub access_token_env: String,
+    /// Environment variable holding the account's access token secret.
+    pub access_token_secret_env: String,
 }
 
 /// Credentials in the config file: each value literally, or `<name>_env` naming an environment
@@ -87,10 +103,13 @@ fn pick(
     Ok(literal.clone())
 }
 
+/// The name of the account given by the `ENGAGE_ACCESS_TOKEN*` variables.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
 /// Credentials found in the environment and the file.
 pub struct FoundCredentials {
-    /// User context, when all four parts are present.
-    pub user: Option<UserCredentials>,
+    /// Owner accounts with their user-context credentials.
+    pub accounts: Vec<(String, UserCredentials)>,
     /// The bearer token, if any.
     pub bearer: Option<BearerToken>,
 }
@@ -128,19 +147,25 @@ pub fn credentials(file: &FileConfig, path: &Path) -> Result<FoundCredentials> {
         &c.bearer_token_env,
         path,
     )?;
-    let user = match (ck, cs, at, ats) {
+    let mut accounts = Vec::new();
+    match (&ck, &cs, at, ats) {
+        (Some(_), Some(_), None, None) | (None, None, None, None) => {}
         (
             Some(consumer_key),
             Some(consumer_secret),
             Some(access_token),
             Some(access_token_secret),
-        ) => Some(UserCredentials {
-            consumer_key,
-            consumer_secret,
-            access_token,
-            access_token_secret,
-        }),
-        (None, None, None, None) => None,
+        ) => {
+            accounts.push((
+                DEFAULT_ACCOUNT.to_string(),
+                UserCredentials {
+                    consumer_key: consumer_key.clone(),
+                    consumer_secret: consumer_secret.clone(),
+                    access_token,
+                    access_token_secret,
+                },
+            ));
+        }
         (ck, cs, at, ats) => {
             let missing: Vec<&str> = [
                 ("ENGAGE_CONSUMER_KEY", ck.is_none()),
@@ -157,9 +182,51 @@ pub fn credentials(file: &FileConfig, path: &Path) -> Result<FoundCredentials> {
                 missing.join(", ")
             )
         }
-    };
+    }
+    for a in &file.accounts {
+        let (Some(consumer_key), Some(consumer_secret)) = (&ck, &cs) else {
+            bail!(
+                "config file {}: account `{}` needs the app's consumer key and secret (ENGAGE_CONSUMER_KEY / ENGAGE_CONSUMER_SECRET or [credentials])",
+                path.display(),
+                a.name
+            );
+        };
+        if a.name.trim().is_empty() || a.name == "bearer" {
+            bail!(
+                "config file {}: account name `{}` is not allowed",
+                path.display(),
+                a.name
+            );
+        }
+        if accounts.iter().any(|(n, _)| *n == a.name) {
+            bail!(
+                "config file {}: account `{}` is listed twice",
+                path.display(),
+                a.name
+            );
+        }
+        let var = |v: &str| -> Result<String> {
+            match std::env::var(v) {
+                Ok(x) if !x.is_empty() => Ok(x),
+                _ => bail!(
+                    "config file {}: account `{}`: environment variable {v} is not set",
+                    path.display(),
+                    a.name
+                ),
+            }
+        };
+        accounts.push((
+            a.name.clone(),
+            UserCredentials {
+                consumer_key: consumer_key.clone(),
+                consumer_secret: consumer_secret.clone(),
+                access_token: var(&a.access_token_env)?,
+                access_token_secret: var(&a.access_token_secret_env)?,
+            },
+        ));
+    }
     Ok(FoundCredentials {
-        user,
+        accounts,
         bearer: bt.map(BearerToken),
     })
 }
@@ -200,6 +267,9 @@ pub struct RunArgs {
     /// The budget's window in seconds [default: 60].
     #[arg(long)]
     pub window_secs: Option<u64>,
+    /// The owner account of every input ID without a CSV `account` value.
+    #[arg(long)]
+    pub account: Option<String>,
     /// user (OAuth 1.0a user context) or bearer [default: user when user credentials are configured].
     #[arg(long)]
     pub auth: Option<String>,
@@ -271,20 +341,48 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
         Some("user") => AuthKind::User,
         Some("bearer") => AuthKind::Bearer,
         Some(other) => bail!("--auth {other}: expected user or bearer"),
-        None if found.user.is_some() => AuthKind::User,
+        None if !found.accounts.is_empty() => AuthKind::User,
         None => AuthKind::Bearer,
     };
     if !endpoint.allows_auth(auth) {
-        bail!("/{endpoint} needs OAuth 1.0a user context: set ENGAGE_CONSUMER_KEY, ENGAGE_CONSUMER_SECRET, ENGAGE_ACCESS_TOKEN and ENGAGE_ACCESS_TOKEN_SECRET (or the config file's [credentials])");
+        bail!("/{endpoint} needs OAuth 1.0a user context: set ENGAGE_CONSUMER_KEY, ENGAGE_CONSUMER_SECRET, ENGAGE_ACCESS_TOKEN and ENGAGE_ACCESS_TOKEN_SECRET (or accounts in the config file)");
     }
-    let credentials = match auth {
-        AuthKind::User => Credentials::User(found.user.ok_or_else(|| {
-            anyhow::anyhow!("--auth user: no user-context credentials (ENGAGE_CONSUMER_KEY, ENGAGE_CONSUMER_SECRET, ENGAGE_ACCESS_TOKEN, ENGAGE_ACCESS_TOKEN_SECRET)")
-        })?),
-        AuthKind::Bearer => Credentials::Bearer(found.bearer.ok_or_else(|| {
-            anyhow::anyhow!("no credentials: set ENGAGE_BEARER_TOKEN, or the four ENGAGE_CONSUMER_*/ENGAGE_ACCESS_TOKEN* variables, or a --config file")
-        })?),
+    let routes = match auth {
+        AuthKind::User => {
+            if found.accounts.is_empty() {
+                bail!("--auth user: no user-context credentials (ENGAGE_CONSUMER_KEY, ENGAGE_CONSUMER_SECRET, ENGAGE_ACCESS_TOKEN, ENGAGE_ACCESS_TOKEN_SECRET, or accounts in the config file)");
+            }
+            Routes {
+                endpoint,
+                accounts: found
+                    .accounts
+                    .into_iter()
+                    .map(|(n, c)| (n, Credentials::User(c)))
+                    .collect(),
+                bearer: found.bearer.map(Credentials::Bearer),
+                bearer_only: false,
+            }
+        }
+        AuthKind::Bearer => Routes::bearer_only(
+            endpoint,
+            found.bearer.ok_or_else(|| {
+                anyhow::anyhow!("no credentials: set ENGAGE_BEARER_TOKEN, or the four ENGAGE_CONSUMER_*/ENGAGE_ACCESS_TOKEN* variables, or a --config file")
+            })?,
+        ),
     };
+    if let Some(a) = &args.account {
+        if auth == AuthKind::User && !routes.accounts.iter().any(|(n, _)| n == a) {
+            bail!(
+                "--account {a}: no such account configured (configured: {})",
+                routes
+                    .accounts
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
     let allowed = endpoint.allowed_metrics(auth);
     let metrics: Vec<Metric> = match &args.metrics {
         None => allowed.clone(),
@@ -398,7 +496,8 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
         out: expand_date(&args.out),
         endpoint,
         metrics,
-        credentials,
+        routes,
+        default_account: args.account.clone(),
         top_n: args.top,
         concurrency,
         rate: rate.map(|n| (n, Duration::from_secs(window_secs))),

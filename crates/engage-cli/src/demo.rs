@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use engage::fetch::{Granularity, RetryPolicy};
 use engage::ids::ReadOptions;
+use engage::route::Routes;
 use engage::run::RunSpec;
-use engagement_api::auth::{Credentials, UserCredentials};
+use engagement_api::auth::UserCredentials;
 use engagement_api::client::ClientConfig;
 use engagement_api::{AuthKind, Endpoint};
 use rand::{Rng, SeedableRng};
@@ -166,12 +167,17 @@ pub async fn run(args: DemoArgs) -> u8 {
         endpoint,
         metrics: endpoint.allowed_metrics(AuthKind::User),
         // The simulator's documented fake demo credentials.
-        credentials: Credentials::User(UserCredentials {
-            consumer_key: "demo-consumer-key".into(),
-            consumer_secret: "demo-consumer-secret".into(),
-            access_token: "demo-access-token".into(),
-            access_token_secret: "demo-access-token-secret".into(),
-        }),
+        routes: Routes::single_user(
+            endpoint,
+            "demo",
+            UserCredentials {
+                consumer_key: "demo-consumer-key".into(),
+                consumer_secret: "demo-consumer-secret".into(),
+                access_token: "demo-access-token".into(),
+                access_token_secret: "demo-access-token-secret".into(),
+            },
+        ),
+        default_account: None,
         top_n: 10,
         concurrency: args.concurrency,
         rate: None,

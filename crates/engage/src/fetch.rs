@@ -20,15 +20,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use engagement_api::auth::Credentials;
 use engagement_api::client::{Client, Fatal, Outcome, Retryable};
 use engagement_api::response::EngagementResponse;
-use engagement_api::{Endpoint, GroupBy, Metric, RequestBuilder, Window};
+use engagement_api::{AuthKind, Endpoint, GroupBy, Metric, RequestBuilder, Window};
 use governor::DefaultDirectRateLimiter;
 use rand::Rng;
 use tokio::sync::watch;
 
 use crate::gate::{Admit, Gate};
+use crate::route::{Route, Routes};
 use crate::store::{Commit, IdOutcome, Status};
 
 /// Hourly sums of one response: (metric index, hour start as Unix seconds, value).
@@ -150,8 +150,8 @@ pub enum BatchEnd {
 pub struct Fetcher {
     /// The HTTP client.
     pub client: Client,
-    /// The credentials every request is signed with.
-    pub credentials: Arc<Credentials>,
+    /// Which credentials serve which IDs.
+    pub routes: Arc<Routes>,
     /// The header-driven gate.
     pub gate: Arc<Gate>,
     /// The local pace, when a budget was given.
@@ -174,26 +174,31 @@ impl Fetcher {
         &self,
         ids: Vec<u64>,
         first_window: usize,
+        route: Route,
         sink: &tokio::sync::mpsc::Sender<Commit>,
     ) -> BatchEnd {
         let windows = self.job.windows.len().max(1);
-        let mut live = ids;
+        // IDs move on to the next window with the route that served them.
+        let mut live = vec![(ids, route)];
         for w in first_window..windows {
-            let mut queue = vec![std::mem::take(&mut live)];
-            while let Some(batch) = queue.pop() {
-                match self.fetch_one(w, &batch, &mut queue).await {
+            let mut queue = std::mem::take(&mut live);
+            while let Some((batch, route)) = queue.pop() {
+                match self.fetch_one(w, &batch, route, &mut queue).await {
                     Ok((outcomes, hourly)) => {
-                        live.extend(
-                            outcomes
-                                .iter()
-                                .filter(|o| o.status == Status::Ok)
-                                .map(|o| o.id),
-                        );
+                        let ok: Vec<u64> = outcomes
+                            .iter()
+                            .filter(|o| o.status == Status::Ok)
+                            .map(|o| o.id)
+                            .collect();
+                        if !ok.is_empty() {
+                            live.push((ok, route));
+                        }
                         let commit = Commit {
                             window: w,
                             windows,
                             outcomes,
                             hourly,
+                            via: Some(self.routes.via(route).to_string()),
                         };
                         if !commit.outcomes.is_empty() && sink.send(commit).await.is_err() {
                             return BatchEnd::Interrupted;
@@ -214,19 +219,31 @@ impl Fetcher {
         &self,
         window: usize,
         batch: &[u64],
-        queue: &mut Vec<Vec<u64>>,
+        route: Route,
+        queue: &mut Vec<(Vec<u64>, Route)>,
     ) -> Result<(Vec<IdOutcome>, Hourly), BatchEnd> {
+        let Some(credentials) = self.routes.credentials(route) else {
+            let note = format!(
+                "no configured account owns it; /{} needs the owner's user context",
+                self.job.endpoint
+            );
+            let outcomes = batch
+                .iter()
+                .map(|&id| IdOutcome::final_status(id, Status::Forbidden, &note))
+                .collect();
+            return Ok((outcomes, Vec::new()));
+        };
         let mut attempt = 0u32;
         loop {
             self.admit().await?;
-            let request = self.build(window, batch).map_err(|e| {
+            let request = self.build(window, batch, credentials.kind()).map_err(|e| {
                 self.gate.release();
                 BatchEnd::Abort(Abort {
                     what: format!("invalid request: {e}"),
                 })
             })?;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let reply = self.client.send(&request, &self.credentials).await;
+            let reply = self.client.send(&request, credentials).await;
             let now = SystemTime::now();
             let limited = matches!(
                 reply.outcome,
@@ -273,7 +290,12 @@ impl Fetcher {
                     }
                     self.stats.splits.fetch_add(1, Ordering::Relaxed);
                     if !rest.is_empty() {
-                        queue.push(rest);
+                        queue.push((rest, route));
+                    }
+                    if let Some(next) = self.routes.after_forbidden(route) {
+                        // Public metrics of a Tweet we do not own: the bearer token can serve them.
+                        queue.push((forbidden, next));
+                        return Ok((Vec::new(), Vec::new()));
                     }
                     return Ok((
                         forbidden
@@ -304,8 +326,8 @@ impl Fetcher {
                     }
                     self.stats.splits.fetch_add(1, Ordering::Relaxed);
                     let (a, b) = batch.split_at(batch.len() / 2);
-                    queue.push(b.to_vec());
-                    queue.push(a.to_vec());
+                    queue.push((b.to_vec(), route));
+                    queue.push((a.to_vec(), route));
                     return Ok((Vec::new(), Vec::new()));
                 }
                 Outcome::Fatal(fatal) => {
@@ -321,11 +343,20 @@ impl Fetcher {
         &self,
         window: usize,
         batch: &[u64],
+        auth: AuthKind,
     ) -> Result<engagement_api::EngagementRequest, engagement_api::RequestError> {
         use GroupBy::*;
-        let mut b = RequestBuilder::new(self.job.endpoint, self.credentials.kind())
+        // A bearer token asks for the public metrics of the run only; the others stay empty.
+        let allowed = self.job.endpoint.allowed_metrics(auth);
+        let mut b = RequestBuilder::new(self.job.endpoint, auth)
             .tweet_ids(batch.iter().copied())
-            .metrics(self.job.metrics.iter().copied());
+            .metrics(
+                self.job
+                    .metrics
+                    .iter()
+                    .copied()
+                    .filter(|m| allowed.contains(m)),
+            );
         b = match self.job.series {
             None => b.grouping(BY_TWEET, &[TweetId, EngagementType]),
             Some(Granularity::Day) => b.grouping(SERIES, &[TweetId, EngagementType, EngagementDay]),

@@ -4,6 +4,7 @@
 //! - [`ids`]: streaming, resumable Tweet ID reader (plain, CSV, JSON lines, gzip) with per-line rejects.
 //! - [`store`]: the SQLite checkpoint store: deduplicated IDs, outcomes, rejects, the run's identity.
 //! - [`gate`]: the client-side pace and the gate driven by the server's rate-limit headers.
+//! - [`route`]: which credentials (an owner account's user context, or the bearer token) serve which ID.
 //! - [`fetch`]: one batch in, one outcome per ID out; every retry rule lives there.
 //! - [`topn`]: bounded top-N per metric and grand totals.
 //! - [`report`]: `top.json`, `top.md`, `top.csv`, `tweets.csv`, `outcomes.csv`, `rejects.csv`.
@@ -18,6 +19,7 @@ pub mod gate;
 pub mod html;
 pub mod ids;
 pub mod report;
+pub mod route;
 pub mod run;
 pub mod store;
 pub mod topn;

@@ -60,6 +60,9 @@ pub struct Summary {
     pub totals: Vec<u64>,
     /// Top-N per metric (run order): (tweet id, value).
     pub top: Vec<Vec<(u64, u64)>>,
+    /// Owner accounts whose user context fetched at least one `ok` Tweet (contracts bill per unique
+    /// owner account and month).
+    pub accounts_used: Vec<String>,
 }
 
 impl Summary {
@@ -98,6 +101,7 @@ impl Summary {
             status: store.status_counts()?,
             totals: agg.totals().to_vec(),
             top: (0..metrics.len()).map(|i| agg.top(i)).collect(),
+            accounts_used: store.accounts_used()?,
         })
     }
 
@@ -155,6 +159,14 @@ impl Summary {
             c.failed,
             if c.pending > 0 { format!(", {} still pending", c.pending) } else { String::new() }
         ));
+        if !self.accounts_used.is_empty() {
+            let n = self.accounts_used.len();
+            s.push_str(&format!(
+                "{n} owner account{} used ({}).\n\n",
+                if n == 1 { "" } else { "s" },
+                self.accounts_used.join(", ")
+            ));
+        }
         s.push_str("## Totals\n\n| metric | total |\n|---|---:|\n");
         for (i, m) in self.metrics.iter().enumerate() {
             s.push_str(&format!("| {} | {} |\n", m, self.totals[i]));

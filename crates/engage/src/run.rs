@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use engagement_api::auth::Credentials;
 use engagement_api::client::{Client, ClientConfig};
 use engagement_api::{AuthKind, Endpoint, Metric, Window};
 use futures::StreamExt;
@@ -25,6 +24,7 @@ use crate::fetch::{Abort, BatchEnd, FetchStats, Fetcher, Granularity, Job, Retry
 use crate::gate::{pace, Gate};
 use crate::ids::{self, IdsError, InputSource, ReadOptions, Record};
 use crate::report::{self, ReportError, Summary};
+use crate::route::{Route, Routes};
 use crate::store::{Commit, IngestCounts, IngestPos, RejectRow, Store, StoreError, INGEST_CHUNK};
 use crate::topn::Aggregator;
 
@@ -42,8 +42,10 @@ pub struct RunSpec {
     pub endpoint: Endpoint,
     /// The metrics.
     pub metrics: Vec<Metric>,
-    /// How requests are signed.
-    pub credentials: Credentials,
+    /// Which credentials serve which IDs.
+    pub routes: Routes,
+    /// Owner of every input ID that has none in its CSV `account` column (`--account`).
+    pub default_account: Option<String>,
     /// N of the top-N.
     pub top_n: usize,
     /// Requests in flight.
@@ -72,6 +74,12 @@ pub struct Identity {
     pub metrics: Vec<String>,
     /// `user` or `bearer`.
     pub auth: String,
+    /// Names of the configured owner accounts.
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// `--account`, the owner of IDs without one.
+    #[serde(default)]
+    pub account: Option<String>,
     /// N.
     pub top_n: usize,
     /// The period as asked for, if any.
@@ -99,6 +107,16 @@ impl Identity {
         cmp("endpoint", self.endpoint.clone(), stored.endpoint.clone());
         cmp("metrics", self.metrics.join(","), stored.metrics.join(","));
         cmp("auth", self.auth.clone(), stored.auth.clone());
+        cmp(
+            "accounts",
+            self.accounts.join(","),
+            stored.accounts.join(","),
+        );
+        cmp(
+            "account",
+            format!("{:?}", self.account),
+            format!("{:?}", stored.account),
+        );
         cmp("top N", self.top_n.to_string(), stored.top_n.to_string());
         cmp(
             "window",
@@ -260,7 +278,14 @@ pub async fn run(
             .iter()
             .map(|m| m.as_str().to_string())
             .collect(),
-        auth: spec.credentials.kind().to_string(),
+        auth: spec.routes.kind().to_string(),
+        accounts: spec
+            .routes
+            .accounts
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect(),
+        account: spec.default_account.clone(),
         top_n: spec.top_n,
         window: spec.period_spec.clone(),
         series: spec.series.map(|g| g.as_str().to_string()),
@@ -320,7 +345,13 @@ pub async fn run(
         _ => vec![None],
     };
     progress.set_phase("ingest");
-    ingest(&mut store, sources, &spec.read, &progress)?;
+    ingest(
+        &mut store,
+        sources,
+        &spec.read,
+        spec.default_account.as_deref(),
+        &progress,
+    )?;
     tracing::info!(elapsed = ?started.elapsed(), "ingest done");
 
     let counts = store.status_counts()?;
@@ -387,6 +418,7 @@ fn ingest(
     store: &mut Store,
     sources: Vec<InputSource>,
     read: &ReadOptions,
+    default_account: Option<&str>,
     progress: &Progress,
 ) -> Result<(), RunError> {
     let (pos, done, mut counts) = store.ingest_state()?;
@@ -411,7 +443,9 @@ fn ingest(
             let p = item?;
             counts.input_lines += 1;
             match p.record {
-                Record::Id { id, account } => chunk.push((id, account)),
+                Record::Id { id, account } => {
+                    chunk.push((id, account.or_else(|| default_account.map(str::to_string))))
+                }
                 Record::Reject(r) => {
                     counts.rejected_lines += 1;
                     rejects.push(RejectRow {
@@ -475,13 +509,16 @@ async fn fetch_all(
     // Producer: keyset pages of pending IDs from a second connection (WAL lets it read while the
     // writer commits). IDs in flight are never offered again because the cursor only moves forward.
     let reader = Store::open(&spec.db)?;
-    let (batch_tx, batch_rx) = mpsc::channel::<(Vec<u64>, usize)>(concurrency * 2);
+    let (batch_tx, batch_rx) = mpsc::channel::<(Vec<u64>, usize, Route)>(concurrency * 2);
+    let routes = Arc::new(spec.routes.clone());
+    let producer_routes = routes.clone();
     let producer_stop = stop_flag.clone();
     let mut producer_shutdown = shutdown.clone();
     let producer = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
         // A batch starts at one window for all its IDs, so IDs are grouped by windows done
         // (after a resume, a multi-window run has IDs at different windows).
-        let mut buckets: std::collections::BTreeMap<usize, Vec<u64>> = Default::default();
+        // and by route (one set of credentials per request).
+        let mut buckets: std::collections::BTreeMap<(usize, Route), Vec<u64>> = Default::default();
         let mut after = 0u64;
         loop {
             if producer_stop.load(Ordering::Relaxed) || *producer_shutdown.borrow_and_update() {
@@ -489,13 +526,14 @@ async fn fetch_all(
             }
             let page = reader.pending_windows_after(after, batch_size * 16)?;
             let last_page = page.is_empty();
-            if let Some((id, _)) = page.last() {
+            if let Some((id, _, _)) = page.last() {
                 after = *id;
             }
-            for (id, w) in page {
-                buckets.entry(w).or_default().push(id);
+            for (id, w, account) in page {
+                let route = producer_routes.route(account.as_deref());
+                buckets.entry((w, route)).or_default().push(id);
             }
-            let full: Vec<usize> = buckets
+            let full: Vec<(usize, Route)> = buckets
                 .iter()
                 .filter(|(_, ids)| last_page || ids.len() >= batch_size)
                 .map(|(w, _)| *w)
@@ -505,7 +543,7 @@ async fn fetch_all(
                 for chunk in ids.chunks(batch_size) {
                     if chunk.len() < batch_size && !last_page {
                         buckets.entry(w).or_default().extend_from_slice(chunk);
-                    } else if batch_tx.blocking_send((chunk.to_vec(), w)).is_err() {
+                    } else if batch_tx.blocking_send((chunk.to_vec(), w.0, w.1)).is_err() {
                         return Ok(());
                     }
                 }
@@ -553,7 +591,7 @@ async fn fetch_all(
     let pace = spec.rate.and_then(|(n, w)| pace(n, w)).map(Arc::new);
     let fetcher = Arc::new(Fetcher {
         client,
-        credentials: Arc::new(spec.credentials.clone()),
+        routes: routes.clone(),
         gate: progress.gate.clone(),
         pace,
         retry: spec.retry,
@@ -573,10 +611,10 @@ async fn fetch_all(
             rx.recv().await.map(|b| (b, rx))
         });
         let ends = batches
-            .map(|(ids, first)| {
+            .map(|(ids, first, route)| {
                 let f = fetcher.clone();
                 let tx = out_tx.clone();
-                async move { f.fetch_batch(ids, first, &tx).await }
+                async move { f.fetch_batch(ids, first, route, &tx).await }
             })
             .buffer_unordered(concurrency);
         let mut ends = std::pin::pin!(ends);

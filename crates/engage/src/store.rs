@@ -145,6 +145,8 @@ pub struct Commit {
     pub outcomes: Vec<IdOutcome>,
     /// Sums over the response's Tweets per hour: (metric index, hour start as Unix seconds, value).
     pub hourly: Vec<(usize, i64, u64)>,
+    /// Which credentials answered: an account's name, or `bearer` (kept for `ok` IDs).
+    pub via: Option<String>,
 }
 
 /// Line counters of the ingest, as in `top.json`'s `counts`.
@@ -301,6 +303,7 @@ CREATE TABLE tweets (
         CHECK (status IN ('pending','ok','unavailable','forbidden','failed')),
     account TEXT,
     note TEXT,
+    via TEXT,
     windows_done INTEGER NOT NULL DEFAULT 0,
 {cols}
 );
@@ -426,12 +429,13 @@ COMMIT;",
                 .map(|m| format!("coalesce({}, 0)", m.as_str()))
                 .collect();
             let ok_sql = format!(
-                "UPDATE tweets SET windows_done = ?2 + 1, note = NULL, \
+                "UPDATE tweets SET windows_done = ?2 + 1, note = NULL, via = ?{via}, \
                  status = CASE WHEN ?2 + 1 >= ?3 THEN 'ok' ELSE 'pending' END{set} \
                  WHERE id = ?1 AND windows_done = ?2 AND status = 'pending' AND ?4 = 'ok' \
                  RETURNING status{}{}",
                 if ret.is_empty() { "" } else { ", " },
-                ret.join(", ")
+                ret.join(", "),
+                via = metrics.len() + 5,
             );
             let mut ok_stmt = tx.prepare_cached(&ok_sql).map_err(e)?;
             let mut other = tx
@@ -473,6 +477,10 @@ COMMIT;",
                             None => rusqlite::types::Value::Null,
                         });
                     }
+                    args.push(match &c.via {
+                        Some(v) => v.clone().into(),
+                        None => rusqlite::types::Value::Null,
+                    });
                     let mut rows = ok_stmt
                         .query(rusqlite::params_from_iter(args.iter()))
                         .map_err(e)?;
@@ -522,18 +530,35 @@ COMMIT;",
         &self,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, usize)>, StoreError> {
+    ) -> Result<Vec<(u64, usize, Option<String>)>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, windows_done FROM tweets WHERE status = 'pending' AND id > ?1 ORDER BY id LIMIT ?2",
+                "SELECT id, windows_done, account FROM tweets WHERE status = 'pending' AND id > ?1 ORDER BY id LIMIT ?2",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(params![after as i64, limit as i64], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as usize))
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, i64>(1)? as usize,
+                    r.get(2)?,
+                ))
             })
             .map_err(|e| self.err(e))?;
+        rows.map(|r| r.map_err(|e| self.err(e))).collect()
+    }
+
+    /// The accounts whose user context fetched at least one `ok` Tweet (contracts bill per unique
+    /// owner account and month).
+    pub fn accounts_used(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT DISTINCT via FROM tweets WHERE status = 'ok' AND via IS NOT NULL AND via <> 'bearer' ORDER BY via",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
         rows.map(|r| r.map_err(|e| self.err(e))).collect()
     }
 
@@ -796,9 +821,9 @@ mod tests {
         assert_eq!((pos.line, done, c), (4, true, counts));
         assert_eq!(
             s.pending_windows_after(0, 10).unwrap(),
-            vec![(3, 0), (5, 0)]
+            vec![(3, 0, Some("demo".to_string())), (5, 0, None)]
         );
-        assert_eq!(s.pending_windows_after(3, 10).unwrap(), vec![(5, 0)]);
+        assert_eq!(s.pending_windows_after(3, 10).unwrap(), vec![(5, 0, None)]);
 
         let metrics = [Metric::Favorites, Metric::Retweets];
         let commit = |window, outcomes| Commit {
@@ -806,6 +831,7 @@ mod tests {
             windows: 2,
             outcomes,
             hourly: vec![(0, 3600, 4)],
+            via: Some("demo".to_string()),
         };
         let ok3 = |v| IdOutcome {
             id: 3,
@@ -824,7 +850,7 @@ mod tests {
         assert!(finals.is_empty());
         assert_eq!(
             s.pending_windows_after(0, 10).unwrap(),
-            vec![(3, 1), (5, 0)]
+            vec![(3, 1, Some("demo".to_string())), (5, 0, None)]
         );
         let finals = s
             .record(
@@ -839,6 +865,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(finals, vec![(3, vec![12, 0])]);
+        assert_eq!(s.accounts_used().unwrap(), vec!["demo".to_string()]);
         assert_eq!(s.series_of(3, Metric::Favorites).unwrap(), vec![(0, 12)]);
         assert_eq!(
             s.hourly_totals().unwrap(),

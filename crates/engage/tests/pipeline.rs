@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use engage::fetch::RetryPolicy;
 use engage::ids::ReadOptions;
+use engage::route::Routes;
 use engage::run::{run, Progress, RunError, RunSpec};
 use engage::store::{Status, Store};
 use engage_sim::{metrics, SimConfig, SimHandle};
@@ -86,7 +87,11 @@ fn spec(c: &Case, url: &str, db: &str, credentials: Credentials) -> RunSpec {
         out: c.dir.join(format!("{db}.out")),
         endpoint,
         metrics: endpoint.allowed_metrics(credentials.kind()),
-        credentials,
+        routes: match credentials {
+            Credentials::User(u) => Routes::single_user(endpoint, "demo", u),
+            Credentials::Bearer(b) => Routes::bearer_only(endpoint, b),
+        },
+        default_account: None,
         top_n: 10,
         concurrency: 4,
         rate: None,
@@ -617,5 +622,163 @@ mod time_series {
         };
         let n = check_against_simulator(&c.dir.join("run.db"), seed, clamped, &metrics_run);
         assert_eq!(n, 30);
+    }
+}
+
+mod accounts {
+    use super::*;
+
+    fn account(name: &str) -> UserCredentials {
+        UserCredentials {
+            consumer_key: "demo-consumer-key".into(),
+            consumer_secret: "demo-consumer-secret".into(),
+            access_token: format!("{name}-token"),
+            access_token_secret: format!("{name}-secret"),
+        }
+    }
+
+    /// A simulator with two accounts, `a` owning the even IDs and `b` the odd ones.
+    fn two_accounts() -> SimConfig {
+        let mut c = SimConfig::default();
+        c.accounts = ["a", "b"]
+            .iter()
+            .map(|n| engage_sim::Account {
+                name: n.to_string(),
+                access_token: format!("{n}-token"),
+                access_token_secret: format!("{n}-secret"),
+            })
+            .collect();
+        c
+    }
+
+    fn routes(endpoint: Endpoint, bearer: bool) -> Routes {
+        Routes {
+            endpoint,
+            accounts: ["a", "b"]
+                .iter()
+                .map(|n| (n.to_string(), Credentials::User(account(n))))
+                .collect(),
+            bearer: bearer.then(|| Credentials::Bearer(BearerToken("demo-bearer-token".into()))),
+            bearer_only: false,
+        }
+    }
+
+    fn via(db: &Path) -> BTreeMap<u64, (String, Option<i64>)> {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT id, status, via, impressions FROM tweets")
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                (
+                    format!(
+                        "{}:{}",
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?.unwrap_or_default()
+                    ),
+                    r.get(3)?,
+                ),
+            ))
+        })
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn owned_ids_use_their_owner_and_the_rest_falls_back_to_the_bearer_token() {
+        let s = sim(two_accounts()).await;
+        let unique = ids(900, 11);
+        // Rows 0..300 name their true owner, 300..600 name the wrong one, 600.. name nobody.
+        let mut lines = vec!["tweet_id,account".to_string()];
+        for (i, id) in unique.iter().enumerate() {
+            let owner = if id % 2 == 0 { "a" } else { "b" };
+            let wrong = if id % 2 == 0 { "b" } else { "a" };
+            lines.push(match i {
+                0..300 => format!("{id},{owner}"),
+                300..600 => format!("{id},{wrong}"),
+                _ => format!("{id},"),
+            });
+        }
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("ids.csv");
+        std::fs::write(&input, lines.join("\n")).unwrap();
+        let c = Case {
+            dir: d.path().to_path_buf(),
+            input,
+            _dir: d,
+        };
+        let mut sp = spec(&c, &s.url(), "run.db", demo_user());
+        sp.routes = routes(Endpoint::Totals, true);
+        let out = go(sp).await.unwrap();
+        assert_eq!(out.summary.status.ok, 900, "{:?}", out.summary.status);
+        let rows = via(&c.dir.join("run.db"));
+        for (i, id) in unique.iter().enumerate() {
+            let owner = if id % 2 == 0 { "a" } else { "b" };
+            let (how, impressions) = &rows[id];
+            if i < 300 {
+                assert_eq!(how, &format!("ok:{owner}"), "{id}");
+                let young = NOW - metrics::created_at(*id) <= time::Duration::days(90);
+                assert_eq!(
+                    impressions.is_some(),
+                    young,
+                    "owned: impressions fetched when under 90 days"
+                );
+            } else {
+                assert_eq!(how, "ok:bearer", "{id} (row {i})");
+                assert!(impressions.is_none(), "bearer: public metrics only");
+            }
+        }
+        let store = Store::open(&c.dir.join("run.db")).unwrap();
+        assert_eq!(
+            store.accounts_used().unwrap(),
+            vec!["a".to_string(), "b".to_string()]
+        );
+        let md = std::fs::read_to_string(c.dir.join("run.db.out/top.md")).unwrap();
+        assert!(md.contains("2 owner accounts used (a, b)"), "{md}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn time_series_ids_without_an_owner_end_forbidden_and_without_bearer_a_403_is_final() {
+        let s = sim(two_accounts()).await;
+        let unique = ids(100, 12);
+        let mut lines = vec!["tweet_id,account".to_string()];
+        for (i, id) in unique.iter().enumerate() {
+            // Half name account a (right for even IDs, wrong for odd), half nobody.
+            lines.push(if i < 50 {
+                format!("{id},a")
+            } else {
+                format!("{id},")
+            });
+        }
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("ids.csv");
+        std::fs::write(&input, lines.join("\n")).unwrap();
+        let c = Case {
+            dir: d.path().to_path_buf(),
+            input,
+            _dir: d,
+        };
+        let mut sp = spec(&c, &s.url(), "run.db", demo_user());
+        sp.endpoint = Endpoint::Historical;
+        sp.metrics = Endpoint::Historical.allowed_metrics(AuthKind::User);
+        let period =
+            engagement_api::window::resolve_period(None, Some(NOW), Some(10), NOW).unwrap();
+        sp.period = Some(period);
+        sp.series = Some(engage::fetch::Granularity::Day);
+        sp.routes = routes(Endpoint::Historical, true);
+        go(sp).await.unwrap();
+        let rows = via(&c.dir.join("run.db"));
+        for (i, id) in unique.iter().enumerate() {
+            let want = match (i < 50, id % 2 == 0) {
+                (true, true) => "ok:a",
+                (true, false) => "forbidden:",
+                (false, _) => "forbidden:",
+            };
+            assert_eq!(rows[id].0, want, "{id} (row {i})");
+        }
+        let out = std::fs::read_to_string(c.dir.join("run.db.out/outcomes.csv")).unwrap();
+        assert!(out.contains("no configured account owns it"), "{out}");
     }
 }
