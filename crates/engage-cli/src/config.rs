@@ -301,6 +301,9 @@ pub struct RunArgs {
     /// Allow plain http:// to a host that is not loopback (never do this with real credentials).
     #[arg(long)]
     pub allow_insecure_http: bool,
+    /// Send the IDs that ended `failed` in an earlier run of this --db once more.
+    #[arg(long)]
+    pub retry_failed: bool,
     /// First backoff delay in milliseconds [default: 250].
     #[arg(long, hide = true)]
     pub backoff_ms: Option<u64>,
@@ -511,5 +514,6 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
         period,
         period_spec,
         series,
+        retry_failed: args.retry_failed,
     })
 }

@@ -63,6 +63,8 @@ pub struct RunSpec {
     pub period_spec: Option<String>,
     /// Time-series jobs: the granularity of the per-Tweet series.
     pub series: Option<Granularity>,
+    /// Send the IDs that ended `failed` in an earlier life once more.
+    pub retry_failed: bool,
 }
 
 /// What identifies a run; a resume must match it exactly.
@@ -354,6 +356,10 @@ pub async fn run(
     )?;
     tracing::info!(elapsed = ?started.elapsed(), "ingest done");
 
+    if spec.retry_failed {
+        let n = store.retry_failed()?;
+        tracing::info!(ids = n, "failed IDs made pending again");
+    }
     let counts = store.status_counts()?;
     progress.total.store(counts.unique(), Ordering::Relaxed);
     progress

@@ -617,6 +617,18 @@ COMMIT;",
         rows.map(|r| r.map_err(|e| self.err(e))).collect()
     }
 
+    /// Makes `failed` IDs pending again (`--retry-failed`). Their windows already done stay done, so
+    /// a multi-window ID goes on from the window that failed.
+    pub fn retry_failed(&self) -> Result<u64, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE tweets SET status = 'pending', note = NULL WHERE status = 'failed'",
+                [],
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
     /// Counts per status.
     pub fn status_counts(&self) -> Result<StatusCounts, StoreError> {
         let mut c = StatusCounts::default();

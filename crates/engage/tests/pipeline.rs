@@ -109,6 +109,7 @@ fn spec(c: &Case, url: &str, db: &str, credentials: Credentials) -> RunSpec {
         period: None,
         period_spec: None,
         series: None,
+        retry_failed: false,
     }
 }
 
@@ -339,6 +340,12 @@ mod retries {
         assert_eq!(out.requests, 2 * 3, "two batches, three attempts each");
         assert_eq!(out.summary.status.failed, 300);
         let outcomes = std::fs::read_to_string(c.dir.join("run.db.out/outcomes.csv")).unwrap();
+        // --retry-failed against a healed server: every failed ID is fetched once more and ends ok.
+        let healed = sim(SimConfig::default()).await;
+        let mut again = spec(&c, &healed.url(), "run.db", demo_user());
+        again.retry_failed = true;
+        let out2 = go(again).await.unwrap();
+        assert_eq!((out2.requests, out2.summary.status.ok), (2, 300));
         assert_eq!(
             outcomes
                 .lines()
