@@ -8,11 +8,12 @@
 //! - The one inline script records errors into `data-errors` on `<html>` and sets `data-ready="1"`
 //!   at the end of the page, which is what the headless-browser test reads. The hourly/daily switch
 //!   is CSS-only (two radio inputs ahead of `<main>`), so it works with scripts off.
-//! - Size: an hourly line is a polyline in data coordinates (hour index, per-mille of the plot
-//!   height) under one scale transform, with strokes that do not scale: about 8 bytes a point, so
-//!   18 metrics × 11 lines × 672 hours stay near 1.2 MB. Lines longer than [`MAX_POINTS`] keep each
-//!   bucket's minimum and maximum, so spikes survive the reduction. At most [`MAX_CURVES`] Tweets
-//!   are drawn per curve chart: more lines are unreadable and would blow the size budget.
+//! - Size: an hourly line is a path in data coordinates (hour index, per-mille of the plot height)
+//!   under one scale transform, with strokes that do not scale, and relative steps: about 6 bytes a
+//!   point, so 18 metrics × 12 lines (area, total, 10 Tweets) × 672 hours stay under 1.3 MB. Lines
+//!   longer than [`MAX_POINTS`] keep each bucket's minimum and maximum, so spikes survive the
+//!   reduction. At most [`MAX_CURVES`] Tweets are drawn per curve chart: more lines are unreadable
+//!   and would blow the size budget.
 //! - Every per-metric chart is `<svg class="chart" data-metric="<metric>" data-kind="…" role="img">`
 //!   with a `<title>`: one `top` bar chart per metric and, for a time series with at least one
 //!   hour, a `totals` and a `curves` line chart per metric. Empty data still draws its chart (with
@@ -48,6 +49,9 @@ pub struct TimeSeries {
     pub totals: Vec<Vec<u64>>,
     /// Per metric: the top Tweets' own hourly curves, (tweet_id, values per hour), at most top_n.
     pub top: Vec<Vec<(u64, Vec<u64>)>>,
+    /// The per-Tweet series were kept by day (each day's value sits at its first hour in `top`): the
+    /// top Tweets' curves are then drawn per day only.
+    pub top_by_day: bool,
 }
 
 /// Renders `report.html`. A series with no hours draws no line charts; missing per-metric entries
@@ -303,11 +307,12 @@ fn nice_axis(max: u64) -> (u64, Vec<u64>) {
     (top, ticks)
 }
 
-/// Where `v` sits on a 0..=1000 scale from the top of the plot (1000 is the baseline).
-fn per_mille_from_top(v: u64, axis_max: u64) -> u64 {
+/// Where `v` sits on a 0..=1000 scale up from the baseline. Up, not down from the top, because
+/// most points of a Tweet's curve are zero and `0` is the shortest coordinate.
+fn per_mille(v: u64, axis_max: u64) -> u64 {
     let axis_max = axis_max.max(1) as u128;
     let v = (v as u128).min(axis_max);
-    (1000 - (v * 1000 + axis_max / 2) / axis_max) as u64
+    ((v * 1000 + axis_max / 2) / axis_max) as u64
 }
 
 const CSS: &str = r#"
@@ -656,8 +661,12 @@ fn metric_section(
         };
         w!(
             out,
-            "</figure>\n<figure><figcaption>{top_count} \
-             <span class=\"muted hourly\">per hour</span><span class=\"muted daily\">per day (UTC)</span>"
+            "</figure>\n<figure><figcaption>{top_count} {}",
+            if t.top_by_day {
+                "<span class=\"muted\">per day (UTC)</span>"
+            } else {
+                "<span class=\"muted hourly\">per hour</span><span class=\"muted daily\">per day (UTC)</span>"
+            }
         );
         if curves.len() > MAX_CURVES {
             w!(
@@ -667,7 +676,7 @@ fn metric_section(
             );
         }
         out.push_str("</figcaption>\n");
-        curves_chart(out, metric, &t.hours, days, &curves[..shown]);
+        curves_chart(out, metric, &t.hours, days, &curves[..shown], t.top_by_day);
         if shown > 0 {
             out.push_str("<ol class=\"legend\">");
             for (rank, (id, values)) in curves[..shown].iter().enumerate() {
@@ -897,27 +906,22 @@ impl Frame {
     }
 
     fn y(&self, v: u64, axis_max: u64) -> f64 {
-        self.top + self.height * per_mille_from_top(v, axis_max) as f64 / 1000.0
+        self.top + self.height * (1000 - per_mille(v, axis_max)) as f64 / 1000.0
     }
 
-    /// The transform that maps (hour index, per-mille from the top) onto the plot.
+    /// The transform that maps (hour index, per-mille up from the baseline) onto the plot.
     fn data_transform(&self) -> String {
-        if self.n > 1 {
-            format!(
-                "translate({} {}) scale({} {})",
-                F(self.left),
-                F(self.top),
-                self.width / (self.n - 1) as f64,
-                self.height / 1000.0
-            )
+        let (x, sx) = if self.n > 1 {
+            (self.left, self.width / (self.n - 1) as f64)
         } else {
-            format!(
-                "translate({} {}) scale(1 {})",
-                F(self.left + self.width / 2.0),
-                F(self.top),
-                self.height / 1000.0
-            )
-        }
+            (self.left + self.width / 2.0, 1.0)
+        };
+        format!(
+            "translate({} {}) scale({sx} {})",
+            F(x),
+            F(self.top + self.height),
+            -self.height / 1000.0
+        )
     }
 
     /// Vertical grid lines and time labels, shared by both views.
@@ -978,11 +982,23 @@ impl Frame {
     }
 }
 
-/// Polyline points in data coordinates: hour index, per-mille from the top.
-fn hourly_points(out: &mut String, values: &[u64], axis_max: u64) {
-    for (i, v) in downsample(values, MAX_POINTS) {
-        w!(out, "{},{} ", i, per_mille_from_top(v, axis_max));
-    }
+/// An hourly line in data coordinates: hour index, per-mille up from the baseline. Inside a run of
+/// equal heights only the run's ends are kept: the line is the same, and a Tweet's curve is mostly
+/// a run of zeros before it was posted.
+fn hourly_points(values: &[u64], axis_max: u64) -> Vec<(f64, i64)> {
+    let points: Vec<(f64, i64)> = downsample(values, MAX_POINTS)
+        .into_iter()
+        .map(|(i, v)| (i as f64, per_mille(v, axis_max) as i64))
+        .collect();
+    (0..points.len())
+        .filter(|&k| {
+            let y = points[k].1;
+            let inside_run =
+                k > 0 && points[k - 1].1 == y && points.get(k + 1).is_some_and(|n| n.1 == y);
+            !inside_run
+        })
+        .map(|k| points[k])
+        .collect()
 }
 
 /// Day midpoints in the same data coordinates as the hours, so both views share the time axis.
@@ -990,9 +1006,42 @@ fn day_x(d: &Day) -> f64 {
     d.first as f64 + (d.len - 1) as f64 / 2.0
 }
 
-fn daily_points(out: &mut String, values: &[u64], days: &[Day], axis_max: u64) {
-    for (d, v) in days.iter().zip(values) {
-        w!(out, "{},{} ", F(day_x(d)), per_mille_from_top(*v, axis_max));
+fn daily_points(values: &[u64], days: &[Day], axis_max: u64) -> Vec<(f64, i64)> {
+    days.iter()
+        .zip(values)
+        .map(|(d, v)| (day_x(d), per_mille(*v, axis_max) as i64))
+        .collect()
+}
+
+/// SVG path data through `points`: one absolute move, then relative line-tos, which are a step of
+/// one hour and a few per-mille, about half the bytes of absolute points. With `area` the path
+/// starts and ends on the baseline, so it can be filled.
+fn path_data(out: &mut String, points: &[(f64, i64)], area: bool) {
+    let Some(&(x0, y0)) = points.first() else {
+        return;
+    };
+    if area {
+        w!(out, "M{} 0V{y0}", F(x0));
+    } else {
+        w!(out, "M{} {y0}", F(x0));
+    }
+    if points.len() > 1 {
+        out.push('l');
+    }
+    for (k, pair) in points.windows(2).enumerate() {
+        let (dx, dy) = (pair[1].0 - pair[0].0, pair[1].1 - pair[0].1);
+        if k > 0 {
+            out.push(' ');
+        }
+        // A minus sign separates numbers by itself.
+        if dy < 0 {
+            w!(out, "{}{dy}", F(dx));
+        } else {
+            w!(out, "{} {dy}", F(dx));
+        }
+    }
+    if area {
+        out.push_str("V0Z");
     }
 }
 
@@ -1003,6 +1052,7 @@ fn line_chart(
     days: &[Day],
     lines: &[Line<'_>],
     annotate: bool,
+    daily_only: bool,
 ) {
     let hmax = lines
         .iter()
@@ -1022,7 +1072,8 @@ fn line_chart(
     f.x_axis(out, hours);
     let transform = f.data_transform();
 
-    for daily_view in [false, true] {
+    let views: &[bool] = if daily_only { &[true] } else { &[false, true] };
+    for &daily_view in views {
         let (axis, ticks) = if daily_view {
             (d_axis, &d_ticks)
         } else {
@@ -1031,7 +1082,11 @@ fn line_chart(
         w!(
             out,
             "<g class=\"{}\">",
-            if daily_view { "daily" } else { "hourly" }
+            match (daily_only, daily_view) {
+                (true, _) => "both",
+                (false, true) => "daily",
+                (false, false) => "hourly",
+            }
         );
         f.y_axis(out, axis, ticks);
         if ticks.len() < 2 {
@@ -1051,41 +1106,22 @@ fn line_chart(
         w!(out, "\n<g transform=\"{transform}\">");
         for line in lines {
             let hourly = &line.hourly[..line.hourly.len().min(hours.len())];
-            if annotate {
-                // The area under the line, closed along the baseline.
-                let last = if daily_view {
-                    days.last().map_or(0.0, day_x)
-                } else {
-                    hourly.len().saturating_sub(1) as f64
-                };
-                let first = if daily_view {
-                    days.first().map_or(0.0, day_x)
-                } else {
-                    0.0
-                };
-                w!(
-                    out,
-                    "<polygon class=\"area {}\" points=\"{},1000 ",
-                    line.class,
-                    F(first)
-                );
-                if daily_view {
-                    daily_points(out, &line.daily, days, axis);
-                } else {
-                    hourly_points(out, hourly, axis);
-                }
-                w!(out, "{},1000\"/>", F(last));
-            }
-            w!(out, "<polyline class=\"ln {}\" points=\"", line.class);
-            if daily_view {
-                daily_points(out, &line.daily, days, axis);
+            let points = if daily_view {
+                daily_points(&line.daily, days, axis)
             } else {
-                hourly_points(out, hourly, axis);
+                hourly_points(hourly, axis)
+            };
+            if annotate {
+                w!(out, "<path class=\"area {}\" d=\"", line.class);
+                path_data(out, &points, true);
+                out.push_str("\"/>");
             }
+            w!(out, "<path class=\"ln {}\" d=\"", line.class);
+            path_data(out, &points, false);
             if line.label.is_empty() {
                 out.push_str("\"/>");
             } else {
-                w!(out, "\"><title>{}</title></polyline>", escape(&line.label));
+                w!(out, "\"><title>{}</title></path>", escape(&line.label));
             }
         }
         out.push_str("</g>\n");
@@ -1185,7 +1221,7 @@ fn totals_chart(
         class: "tot".into(),
         label: String::new(),
     };
-    line_chart(out, hours, days, &[line], true);
+    line_chart(out, hours, days, &[line], true, false);
     out.push_str("</svg>\n");
 }
 
@@ -1195,14 +1231,20 @@ fn curves_chart(
     hours: &[OffsetDateTime],
     days: &[Day],
     curves: &[(u64, Vec<u64>)],
+    by_day: bool,
 ) {
     if curves.is_empty() {
         empty_chart(out, metric, "curves", LINE_W);
         return;
     }
     let title = format!(
-        "{metric}: the top {} Tweets per hour and per day",
-        curves.len()
+        "{metric}: the top {} Tweets {}",
+        curves.len(),
+        if by_day {
+            "per day"
+        } else {
+            "per hour and per day"
+        }
     );
     chart_open(out, metric, "curves", LINE_W, LINE_H, &title);
     // Drawn lowest rank first so the top Tweet's line ends up on top.
@@ -1222,7 +1264,7 @@ fn curves_chart(
         })
         .collect();
     out.push_str("<g class=\"curves\">");
-    line_chart(out, hours, days, &lines, false);
+    line_chart(out, hours, days, &lines, false, by_day);
     out.push_str("</g></svg>\n");
 }
 
@@ -1268,6 +1310,7 @@ mod tests {
                 .map(|i| 1_234_567 * (i + 1))
                 .collect(),
             top,
+            accounts_used: vec!["brand".into()],
         }
     }
 
@@ -1290,6 +1333,7 @@ mod tests {
                 .iter()
                 .map(|t| t.iter().map(|(id, _)| (*id, curve(*id % 97, 10))).collect())
                 .collect(),
+            top_by_day: false,
         }
     }
 
@@ -1360,6 +1404,24 @@ mod tests {
         assert!(pts.iter().any(|(_, v)| *v == max));
         assert!(pts.iter().all(|(i, v)| values[*i] == *v));
         assert_eq!(downsample(&[3, 1], MAX_POINTS), vec![(0, 3), (1, 1)]);
+    }
+
+    #[test]
+    fn paths_use_relative_steps_and_skip_flat_runs() {
+        let mut d = String::new();
+        path_data(&mut d, &[(0.0, 0), (1.0, 5), (2.0, 3), (4.0, 3)], false);
+        assert_eq!(d, "M0 0l1 5 1-2 2 0");
+        d.clear();
+        path_data(&mut d, &[(11.5, 7), (35.5, 2)], true);
+        assert_eq!(d, "M11.5 0V7l24-5V0Z");
+        d.clear();
+        path_data(&mut d, &[], false);
+        assert_eq!(d, "");
+        let kept: Vec<f64> = hourly_points(&[0, 0, 0, 0, 5, 5, 5, 1], 10)
+            .iter()
+            .map(|p| p.0)
+            .collect();
+        assert_eq!(kept, vec![0.0, 3.0, 4.0, 6.0, 7.0]);
     }
 
     #[test]
@@ -1484,7 +1546,7 @@ mod tests {
         let curves = html.split("data-kind=\"curves\"").nth(1).unwrap();
         let curves = curves.split("</svg>").next().unwrap();
         assert_eq!(
-            count(curves, "<polyline"),
+            count(curves, "class=\"ln "),
             MAX_CURVES * 2,
             "hourly and daily"
         );
@@ -1505,6 +1567,7 @@ mod tests {
             hours: vec![NOW],
             totals: vec![vec![5], vec![0]],
             top: vec![vec![(1, vec![5])], vec![]],
+            top_by_day: true,
         };
         let html = render(&s, Some(&one_hour), NOW);
         assert_eq!(count(&html, "<svg class=\"chart\""), 6);
@@ -1512,6 +1575,7 @@ mod tests {
             hours: vec![],
             totals: vec![],
             top: vec![],
+            top_by_day: false,
         };
         assert_eq!(
             count(&render(&s, Some(&none), NOW), "<svg class=\"chart\""),

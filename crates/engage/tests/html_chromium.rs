@@ -21,17 +21,17 @@ const START: OffsetDateTime = datetime!(2026-11-13 09:00 UTC);
 const HOURS: usize = 168;
 const TOP_N: usize = 10;
 
-/// The run's metrics and how large each one is relative to impressions; the last one is all zeros,
-/// so the page also shows the empty state.
+/// The run's metrics and how large each one is relative to impressions. None of the Tweets has a
+/// video, so `video_views` is all zeros and the page also shows the empty state.
 const METRICS: [(Metric, f64); 8] = [
     (Metric::Impressions, 1.0),
     (Metric::Engagements, 0.061),
     (Metric::Favorites, 0.024),
     (Metric::Retweets, 0.0062),
     (Metric::Replies, 0.0031),
+    (Metric::VideoViews, 0.0),
     (Metric::UrlClicks, 0.0093),
     (Metric::UserProfileClicks, 0.0041),
-    (Metric::AppInstallAttempts, 0.0),
 ];
 
 /// A small deterministic generator, so the page (and the screenshot) is the same on every run.
@@ -84,7 +84,7 @@ fn made_up_report() -> (Summary, TimeSeries) {
     let mut totals = Vec::new();
     let mut series_totals = Vec::new();
     let mut series_top = Vec::new();
-    for (m, scale) in METRICS {
+    for (_, scale) in METRICS {
         let jitter: Vec<f64> = (0..tweets.len()).map(|_| 0.3 + 1.4 * rng.next()).collect();
         let mut per_tweet: Vec<(u64, Vec<u64>, u64)> = tweets
             .iter()
@@ -107,7 +107,7 @@ fn made_up_report() -> (Summary, TimeSeries) {
             .collect();
         per_tweet.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
         per_tweet.truncate(TOP_N);
-        assert!(m != Metric::AppInstallAttempts || per_tweet.is_empty());
+        assert!(scale > 0.0 || per_tweet.is_empty());
         totals.push(hourly.iter().sum());
         series_totals.push(hourly);
         top.push(per_tweet.iter().map(|(id, _, sum)| (*id, *sum)).collect());
@@ -131,6 +131,7 @@ fn made_up_report() -> (Summary, TimeSeries) {
         },
         totals,
         top,
+        accounts_used: vec!["brand".into(), "support".into()],
     };
     let series = TimeSeries {
         hours: (0..HOURS as i64)
@@ -138,6 +139,7 @@ fn made_up_report() -> (Summary, TimeSeries) {
             .collect(),
         totals: series_totals,
         top: series_top,
+        top_by_day: false,
     };
     (summary, series)
 }
@@ -207,6 +209,41 @@ fn chromium(bin: &Path, page: &Path, extra: &[String]) -> String {
     out
 }
 
+/// Loads `html` in Chromium and checks the page ran to its end without a script error and kept
+/// `charts` charts. Returns the page's path (inside `dir`).
+fn check_in_browser(bin: &Path, dir: &Path, name: &str, html: &str, charts: usize) -> PathBuf {
+    let page = dir.join(name);
+    std::fs::write(&page, html).unwrap();
+    let dom = chromium(bin, &page, &["--dump-dom".to_string()]);
+    let root = dom
+        .find("<html")
+        .map(|at| &dom[at..at + dom[at..].find('>').unwrap_or(0)])
+        .unwrap_or_else(|| {
+            panic!(
+                "no <html> in the dumped DOM of {name}:\n{}",
+                &dom[..dom.len().min(2000)]
+            )
+        });
+    assert!(
+        !root.contains("data-errors"),
+        "script errors in {name}: {root}"
+    );
+    assert!(
+        root.contains("data-ready=\"1\""),
+        "{name} did not finish: {root}"
+    );
+    assert_eq!(
+        dom.matches("<svg class=\"chart\"").count(),
+        charts,
+        "charts in {name}"
+    );
+    assert!(
+        dom.contains("No Tweet has a non-zero value"),
+        "{name} shows the empty state"
+    );
+    page
+}
+
 #[test]
 fn report_loads_in_headless_chromium() {
     let Some(bin) = find_chromium() else {
@@ -216,36 +253,38 @@ fn report_loads_in_headless_chromium() {
         eprintln!("note: chromium not found; skipping the browser test of report.html");
         return;
     };
-    let (summary, series) = made_up_report();
     let dir = tempfile::tempdir().unwrap();
-    let page = dir.path().join("report.html");
-    let html = render(&summary, Some(&series), GENERATED);
-    std::fs::write(&page, &html).unwrap();
-    if let Some(keep) = std::env::var_os("TMP_KEEP_HTML") {
-        std::fs::write(keep, &html).unwrap();
-    } // TEMP
+    let (summary, series) = made_up_report();
 
-    let dom = chromium(&bin, &page, &["--dump-dom".to_string()]);
-    let root = dom
-        .find("<html")
-        .map(|at| &dom[at..at + dom[at..].find('>').unwrap_or(0)])
-        .unwrap_or_else(|| {
-            panic!(
-                "no <html> in the dumped DOM:\n{}",
-                &dom[..dom.len().min(2000)]
-            )
-        });
-    assert!(!root.contains("data-errors"), "script errors: {root}");
-    assert!(
-        root.contains("data-ready=\"1\""),
-        "the page did not finish: {root}"
-    );
-    assert_eq!(
-        dom.matches("<svg class=\"chart\"").count(),
+    // A time-series job: a bar chart, a totals chart and a curves chart per metric.
+    let html = render(&summary, Some(&series), GENERATED);
+    let page = check_in_browser(
+        &bin,
+        dir.path(),
+        "report.html",
+        &html,
         summary.metrics.len() * 3,
-        "a bar chart, a totals chart and a curves chart per metric"
     );
-    assert!(dom.contains("No Tweet has a non-zero value"));
+
+    // A `/totals` job: bar charts only.
+    let keep: Vec<usize> = (0..summary.metrics.len())
+        .filter(|i| Endpoint::Totals.knows_metric(summary.metrics[*i]))
+        .collect();
+    let totals_only = Summary {
+        endpoint: Endpoint::Totals,
+        metrics: keep.iter().map(|i| summary.metrics[*i]).collect(),
+        totals: keep.iter().map(|i| summary.totals[*i]).collect(),
+        top: keep.iter().map(|i| summary.top[*i].clone()).collect(),
+        ..summary.clone()
+    };
+    let html = render(&totals_only, None, GENERATED);
+    check_in_browser(
+        &bin,
+        dir.path(),
+        "totals.html",
+        &html,
+        totals_only.metrics.len(),
+    );
 
     if let Some(shot) = std::env::var_os("ENGAGE_SCREENSHOT") {
         let shot = std::path::absolute(PathBuf::from(shot)).unwrap();
