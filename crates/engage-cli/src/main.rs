@@ -153,7 +153,9 @@ async fn wait_signal() {
 fn error_code(e: &RunError) -> u8 {
     match e {
         RunError::Store(engage::store::StoreError::NotAStore { .. })
+        | RunError::Store(engage::store::StoreError::MissingWal { .. })
         | RunError::Store(engage::store::StoreError::NewerSchema { .. }) => exit::STORE,
+        RunError::Store(engage::store::StoreError::Busy { .. }) => exit::USAGE,
         RunError::Store(_) | RunError::Report(_) | RunError::Other(_) => exit::INTERNAL,
         RunError::Input(_)
         | RunError::IdentityMismatch { .. }

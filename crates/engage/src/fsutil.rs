@@ -16,7 +16,7 @@ pub fn create_private(path: &Path) -> io::Result<File> {
     o.open(path)
 }
 
-/// Restricts an existing file (the store and its WAL) to its owner; best effort.
+/// Restricts an existing file and its SQLite companions (`-wal`, `-shm`) to its owner; best effort.
 pub fn restrict(path: &Path) {
     #[cfg(unix)]
     {
@@ -24,6 +24,7 @@ pub fn restrict(path: &Path) {
         for p in [
             path.to_path_buf(),
             std::path::PathBuf::from(format!("{}-wal", path.display())),
+            std::path::PathBuf::from(format!("{}-shm", path.display())),
         ] {
             let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
         }

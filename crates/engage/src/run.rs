@@ -514,7 +514,7 @@ async fn fetch_all(
 
     // Producer: keyset pages of pending IDs from a second connection (WAL lets it read while the
     // writer commits). IDs in flight are never offered again because the cursor only moves forward.
-    let reader = Store::open(&spec.db)?;
+    let reader = Store::open_reader(&spec.db)?;
     let (batch_tx, batch_rx) = mpsc::channel::<(Vec<u64>, usize, Route)>(concurrency * 2);
     let routes = Arc::new(spec.routes.clone());
     let producer_routes = routes.clone();
@@ -702,7 +702,8 @@ pub fn summary_of(db: &Path) -> Result<(Store, Identity, Summary), RunError> {
     if !db.exists() {
         return Err(RunError::Other(format!("{}: no such store", db.display())));
     }
-    let store = Store::open(db)?;
+    // Read-only use: no WAL marker of its own, so a status during a run cannot clear the run's marker.
+    let store = Store::open_reader(db)?;
     let raw = store.meta("identity")?.ok_or_else(|| {
         RunError::Other(format!(
             "{}: no run recorded in this store yet",

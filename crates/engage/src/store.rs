@@ -95,6 +95,20 @@ pub enum StoreError {
         /// What is wrong.
         what: String,
     },
+    /// Another process holds a lock on the store.
+    #[error("store {path} is locked by another process (another engage on the same --db?); wait for it to finish")]
+    Busy {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The marker says the WAL may hold commits, and the WAL is gone.
+    #[error("store {path}: its write-ahead log {wal} is missing, so the last commits are lost; put the -wal file back beside the database (a copy of a store must include it), or point --db at a new file to start afresh")]
+    MissingWal {
+        /// The database file.
+        path: PathBuf,
+        /// The missing WAL.
+        wal: PathBuf,
+    },
     /// Written by a newer engage.
     #[error("store {path} has schema version {found}, newer than this engage understands ({SCHEMA_VERSION}); upgrade engage")]
     NewerSchema {
@@ -208,6 +222,37 @@ impl StatusCounts {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// The connection that owns the "WAL may hold commits" marker (see [`Store::open`]).
+    primary: bool,
+}
+
+/// The marker beside a store that says its `-wal` file may hold commits not yet in the database. It
+/// exists from the first open until a clean close has checkpointed everything into the database; if it
+/// is there and the `-wal` file is not, commits were lost (the WAL was deleted or not copied along), and
+/// opening is refused instead of silently resuming from older data.
+pub fn marker_path(db: &Path) -> PathBuf {
+    PathBuf::from(format!("{}-engage", db.display()))
+}
+
+/// The store's write-ahead log.
+pub fn wal_path(db: &Path) -> PathBuf {
+    PathBuf::from(format!("{}-wal", db.display()))
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if !self.primary {
+            return;
+        }
+        // Everything into the database file first; only a complete checkpoint (no reader in the way)
+        // makes the WAL disposable, and only then does the marker go.
+        let busy: rusqlite::Result<i64> =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0));
+        if let Ok(0) = busy {
+            let _ = std::fs::remove_file(marker_path(&self.path));
+        }
+    }
 }
 
 fn metric_columns() -> String {
@@ -219,9 +264,18 @@ fn metric_columns() -> String {
 }
 
 impl Store {
-    /// Opens an existing store or creates a new one. An existing file that is not an engage store, or is
-    /// damaged, is refused and left untouched.
+    /// Opens an existing store or creates a new one. An existing file that is not an engage store, is
+    /// damaged, or has lost its write-ahead log is refused and left untouched.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_as(path, true)
+    }
+
+    /// A second connection for reading while the primary one writes (WAL allows both).
+    pub fn open_reader(path: &Path) -> Result<Store, StoreError> {
+        Store::open_as(path, false)
+    }
+
+    fn open_as(path: &Path, primary: bool) -> Result<Store, StoreError> {
         let existed = path.exists()
             && std::fs::metadata(path)
                 .map(|m| m.len() > 0)
@@ -234,15 +288,39 @@ impl Store {
             path: path.to_path_buf(),
             what,
         };
+        if existed && marker_path(path).exists() && !wal_path(path).exists() {
+            return Err(StoreError::MissingWal {
+                path: path.to_path_buf(),
+                wal: wal_path(path),
+            });
+        }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(sql)?;
+        // Wait for a lock held by another process before judging the file, so "in use" is never
+        // mistaken for "damaged".
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql)?;
+        let busy = |e: &rusqlite::Error| {
+            matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            )
+        };
         if existed {
             // Read before writing anything: a foreign or damaged file must stay as it was.
             let app_id: i32 = conn
                 .query_row("PRAGMA application_id", [], |r| r.get(0))
-                .map_err(|e| not_store(format!("not a readable SQLite database ({e})")))?;
+                .map_err(|e| {
+                    if busy(&e) {
+                        StoreError::Busy {
+                            path: path.to_path_buf(),
+                        }
+                    } else {
+                        not_store(format!("not a readable SQLite database ({e})"))
+                    }
+                })?;
             if app_id != APPLICATION_ID {
                 return Err(not_store(
                     "a SQLite database that engage did not create".into(),
@@ -268,11 +346,19 @@ impl Store {
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768;",
         )
         .map_err(sql)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(sql)?;
+        crate::fsutil::restrict(path);
+        if primary {
+            std::fs::write(
+                marker_path(path),
+                "engage: the -wal file beside this store may hold commits not yet in the database; keep them together\n",
+            )
+            .map_err(|e| not_store(format!("cannot write {}: {e}", marker_path(path).display())))?;
+            crate::fsutil::restrict(&marker_path(path));
+        }
         let store = Store {
             conn,
             path: path.to_path_buf(),
+            primary,
         };
         if !existed {
             store.create_schema()?;
@@ -909,6 +995,53 @@ mod tests {
         assert!(matches!(err, StoreError::NotAStore { .. }), "{err}");
         assert!(err.to_string().contains("run.db"));
         assert_eq!(std::fs::read(&p).unwrap(), before);
+    }
+
+    #[test]
+    fn a_store_that_lost_its_wal_is_refused_and_a_clean_close_needs_none() {
+        let (_d, p) = tmp();
+        let mut s = Store::open(&p).unwrap();
+        let tx = s.ingest_tx().unwrap();
+        tx.insert_id(9, None).unwrap();
+        tx.commit(IngestPos::default(), IngestCounts::default(), true)
+            .unwrap();
+        // A crash: the connection is never closed, the WAL holds the commit.
+        std::mem::forget(s);
+        assert!(wal_path(&p).exists() && marker_path(&p).exists());
+        let saved = std::fs::read(wal_path(&p)).unwrap();
+        std::fs::remove_file(wal_path(&p)).unwrap();
+        let before = std::fs::read(&p).unwrap();
+        let err = Store::open(&p).err().unwrap();
+        assert!(matches!(err, StoreError::MissingWal { .. }), "{err}");
+        assert!(err.to_string().contains("run.db-wal"), "{err}");
+        assert_eq!(std::fs::read(&p).unwrap(), before, "left untouched");
+        // With the WAL back, the commit is there; a clean close folds it in and needs no WAL.
+        std::fs::write(wal_path(&p), saved).unwrap();
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.status_counts().unwrap().pending, 1);
+        drop(s);
+        assert!(!marker_path(&p).exists());
+        let _ = std::fs::remove_file(wal_path(&p));
+        assert_eq!(Store::open(&p).unwrap().status_counts().unwrap().pending, 1);
+    }
+
+    #[test]
+    fn a_truncated_store_is_refused() {
+        let (_d, p) = tmp();
+        {
+            let mut s = Store::open(&p).unwrap();
+            let tx = s.ingest_tx().unwrap();
+            for id in 1..20_000 {
+                tx.insert_id(id, None).unwrap();
+            }
+            tx.commit(IngestPos::default(), IngestCounts::default(), true)
+                .unwrap();
+        }
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+        let err = Store::open(&p).err().unwrap();
+        assert!(matches!(err, StoreError::NotAStore { .. }), "{err}");
+        assert_eq!(std::fs::read(&p).unwrap(), &bytes[..bytes.len() / 2]);
     }
 
     #[test]

@@ -287,38 +287,98 @@ mod retries {
     use super::*;
     use engage_sim::FaultConfig;
 
+    /// The fault soak: 10% 5xx, 5% 429, 2% hangs, 1% malformed, 1% resets, 1% non-gzip bodies, plus
+    /// deleted and protected Tweets. Every unique ID ends with exactly one outcome, every ok number
+    /// equals a fault-free run's, and `failed` appears only where retries ran out.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn transient_faults_are_retried_and_numbers_match_a_clean_run() {
+    async fn fault_soak_loses_nothing_and_changes_no_number() {
         let faults = FaultConfig {
-            fail_5xx: 0.15,
+            fail_5xx: 0.10,
             fail_429: 0.05,
-            malformed: 0.05,
-            reset: 0.05,
-            no_gzip: 0.05,
+            hang: 0.02,
+            malformed: 0.01,
+            reset: 0.01,
+            no_gzip: 0.01,
             ..FaultConfig::default()
+        };
+        let base = SimConfig {
+            seed: 21,
+            deleted: 0.01,
+            protected: 0.002,
+            ..SimConfig::default()
         };
         let faulty = sim(SimConfig {
             faults,
-            ..SimConfig::default()
+            ..base.clone()
         })
         .await;
-        let clean = sim(SimConfig::default()).await;
-        let unique = ids(6000, 4);
-        let c = case(&unique.iter().map(|i| i.to_string()).collect::<Vec<_>>());
+        let clean = sim(base).await;
+        let unique = ids(40_000, 4);
+        let mut lines: Vec<String> = unique.iter().map(|i| i.to_string()).collect();
+        lines.extend(unique[..500].iter().map(|i| i.to_string()));
+        let c = case(&lines);
+
         let mut sp = spec(&c, &faulty.url(), "faulty.db", demo_user());
-        sp.retry.max_attempts = 30;
+        sp.retry.max_attempts = 40;
+        sp.client.request_timeout = Duration::from_millis(400);
+        sp.concurrency = 8;
         let out = go(sp).await.unwrap();
+        let injected = out.retries + out.rate_limited;
         assert!(
-            out.retries + out.rate_limited > 0,
-            "faults were injected: {out:?}"
+            out.retries >= 10 && out.rate_limited >= 3,
+            "faults injected: {out:?}"
         );
         go(spec(&c, &clean.url(), "clean.db", demo_user()))
             .await
             .unwrap();
         let a = read_json(&c.dir.join("faulty.db.out/top.json"));
         let b = read_json(&c.dir.join("clean.db.out/top.json"));
-        assert_eq!(a, b);
+        assert_eq!(a, b, "the same report as a fault-free run");
         assert_eq!(a["counts"]["failed"], 0);
+        let st = statuses(&c.dir.join("faulty.db"));
+        assert_eq!(
+            st.keys().copied().collect::<Vec<_>>(),
+            unique,
+            "exactly one outcome per unique ID"
+        );
+        // Every ok ID's numbers equal the fault-free run's.
+        let metrics_run = Endpoint::Totals.allowed_metrics(AuthKind::User);
+        let rows = |db: &str| {
+            let mut m = BTreeMap::new();
+            Store::open(&c.dir.join(db))
+                .unwrap()
+                .for_each_ok(&metrics_run, |id, v| {
+                    m.insert(id, v.to_vec());
+                })
+                .unwrap();
+            m
+        };
+        assert_eq!(rows("faulty.db"), rows("clean.db"));
+        eprintln!(
+            "fault soak: {} requests, {injected} faults answered (retries + 429s), {} unique IDs",
+            out.requests,
+            unique.len()
+        );
+
+        // With few attempts, some batches run out: only those IDs are failed, each with its last error.
+        let mut sp = spec(&c, &faulty.url(), "short.db", demo_user());
+        sp.retry.max_attempts = 2;
+        sp.client.request_timeout = Duration::from_millis(400);
+        let out = go(sp).await.unwrap();
+        let st = statuses(&c.dir.join("short.db"));
+        assert_eq!(st.len(), unique.len());
+        let failed = st.values().filter(|s| **s == Status::Failed).count() as u64;
+        assert_eq!(failed, out.summary.status.failed);
+        assert!(failed > 0 && failed < unique.len() as u64, "{failed}");
+        let outcomes = std::fs::read_to_string(c.dir.join("short.db.out/outcomes.csv")).unwrap();
+        for line in outcomes.lines().filter(|l| l.contains(",failed,")) {
+            assert!(line.contains(",failed,failed after 2 attempts: "), "{line}");
+        }
+        let short = rows("short.db");
+        let clean_rows = rows("clean.db");
+        for (id, v) in &short {
+            assert_eq!(Some(v), clean_rows.get(id), "{id}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

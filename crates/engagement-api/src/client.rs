@@ -418,6 +418,13 @@ fn classify(status: u16, body: &[u8], req: &EngagementRequest) -> Outcome {
         };
     }
     let errors = parse_error_body(body);
+    // A 400 or 403 means what its errors say (protected Tweets, which IDs are forbidden); without a
+    // readable body it cannot be acted on, and a broken body is a transport fault, so try again.
+    if matches!(status, 400 | 403) && errors.is_empty() {
+        return Outcome::Retryable(Retryable::Undecodable(format!(
+            "HTTP {status} with an unreadable errors body"
+        )));
+    }
     match status {
         400 => {
             let protected = errors.iter().any(|e| {
