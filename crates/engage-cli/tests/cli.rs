@@ -1040,3 +1040,145 @@ mod secrets {
         }
     }
 }
+
+mod failpoints {
+    use super::*;
+
+    /// The store holds exactly the unique input IDs, each once, none pending.
+    fn assert_complete(db: &Path, c: &Collection) {
+        let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let mut stmt = conn.prepare("SELECT id, status FROM tweets").unwrap();
+        let rows: Vec<(u64, String)> = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let ids: BTreeSet<u64> = rows.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids.len(), rows.len(), "no duplicate");
+        assert_eq!(ids, c.unique, "no gap, nothing extra");
+        assert!(rows.iter().all(|(_, s)| s != "pending"), "every ID final");
+    }
+
+    /// `ENGAGE_FAILPOINT=before-commit:N` / `after-commit:N` aborts the process (SIGABRT, no unwinding)
+    /// right before / after the writer's N-th commit. Each abort is resumed to the end and must give
+    /// the reference report.
+    #[test]
+    fn aborting_around_the_nth_commit_resumes_to_the_same_report() {
+        let sim = Sim::start(
+            31,
+            &[
+                "--deleted",
+                "0.01",
+                "--protected",
+                "0.002",
+                "--fail-5xx",
+                "0.05",
+            ],
+        );
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("ids.txt");
+        let c = collection(31, 5_000, 50, &["1.2E+18", "junk"]);
+        c.write(&input);
+        let (ref_db, ref_out) = (d.path().join("ref.db"), d.path().join("ref-out"));
+        expect_code(
+            run_cmd(&sim.url, &input, &ref_db, &ref_out).args(["--concurrency", "1"]),
+            0,
+        );
+        let reference = read_json(&ref_out.join("top.json"));
+        let mut aborts = 0;
+        for point in ["before-commit", "after-commit"] {
+            for n in [1, 2, 3, 5, 8, 13] {
+                let db = d.path().join(format!("{point}-{n}.db"));
+                let out = d.path().join(format!("{point}-{n}-out"));
+                let o = run_cmd(&sim.url, &input, &db, &out)
+                    .args(["--concurrency", "1"])
+                    .env("ENGAGE_FAILPOINT", format!("{point}:{n}"))
+                    .output()
+                    .unwrap();
+                assert!(
+                    o.status.code().is_none()
+                        && text(&o.stderr).contains(&format!("failpoint {point}:{n} reached")),
+                    "{point}:{n} must abort: {:?}\n{}",
+                    o.status,
+                    text(&o.stderr)
+                );
+                let before = StoreProgress::read_settled(&db);
+                expect_code(
+                    run_cmd(&sim.url, &input, &db, &out).args(["--concurrency", "1"]),
+                    0,
+                );
+                assert_eq!(read_json(&out.join("top.json")), reference, "{point}:{n}");
+                assert_complete(&db, &c);
+                if point == "after-commit" {
+                    assert!(
+                        before.done > 0,
+                        "after-commit:{n}: the commit survived the abort"
+                    );
+                }
+                aborts += 1;
+            }
+        }
+        eprintln!("failpoints: {aborts} aborts, each resumed to the reference report");
+    }
+
+    /// A file-level copy of a running store (database, then WAL, then marker) resumes to the same
+    /// report; a copy without its WAL is refused rather than silently resumed from older data.
+    #[test]
+    fn a_copy_of_the_store_taken_mid_run_resumes_to_the_same_report() {
+        let sim = Sim::start(32, &["--latency-ms", "20", "--deleted", "0.01"]);
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("ids.txt");
+        let c = collection(32, 8_000, 0, &[]);
+        c.write(&input);
+        let (ref_db, ref_out) = (d.path().join("ref.db"), d.path().join("ref-out"));
+        expect_code(
+            run_cmd(&sim.url, &input, &ref_db, &ref_out).args(["--concurrency", "2"]),
+            0,
+        );
+        let reference = read_json(&ref_out.join("top.json"));
+
+        let live = d.path().join("live.db");
+        let mut child = run_cmd(&sim.url, &input, &live, &d.path().join("live-out"))
+            .args(["--concurrency", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut seen = StoreProgress::default();
+        while seen.done < 1_000 {
+            seen = wait_for_progress(&mut child, &live, seen, "copy mid-run");
+        }
+        let copy = d.path().join("copy.db");
+        let nowal = d.path().join("nowal.db");
+        for (suffix, to) in [
+            ("", &copy),
+            ("-wal", &copy),
+            ("-engage", &copy),
+            ("", &nowal),
+            ("-engage", &nowal),
+        ] {
+            let from = PathBuf::from(format!("{}{suffix}", live.display()));
+            std::fs::copy(&from, format!("{}{suffix}", to.display())).unwrap();
+        }
+        assert!(child.wait().unwrap().success());
+
+        expect_code(
+            &mut run_cmd(&sim.url, &input, &copy, &d.path().join("copy-out")),
+            0,
+        );
+        assert_eq!(read_json(&d.path().join("copy-out/top.json")), reference);
+        assert_complete(&copy, &c);
+
+        let before = std::fs::read(&nowal).unwrap();
+        let o = expect_code(
+            &mut run_cmd(&sim.url, &input, &nowal, &d.path().join("nowal-out")),
+            5,
+        );
+        assert!(
+            text(&o.stderr).contains("write-ahead log"),
+            "{}",
+            text(&o.stderr)
+        );
+        assert_eq!(std::fs::read(&nowal).unwrap(), before, "left untouched");
+    }
+}
