@@ -232,6 +232,19 @@ fn report_cmd(db: PathBuf, out: Option<PathBuf>) -> u8 {
                 if let Some(w) = &identity.window {
                     println!("window:    {w}");
                 }
+                if let Some(g) = &identity.series {
+                    println!("series:    by {g}");
+                }
+                if !identity.accounts.is_empty() {
+                    println!("accounts:  {}", identity.accounts.join(", "));
+                }
+                if !summary.accounts_used.is_empty() {
+                    println!(
+                        "owner accounts used: {} ({})",
+                        summary.accounts_used.len(),
+                        summary.accounts_used.join(", ")
+                    );
+                }
                 for (name, sha) in &identity.inputs {
                     println!("input:     {name} (sha256 {})", &sha[..16.min(sha.len())]);
                 }
