@@ -17,6 +17,27 @@
 //! source unreadable (missing file, CSV without an ID column, I/O failure)
 //! are reported as [`IdsError`], after which the reader moves on to the next
 //! source.
+//!
+//! # Bounds on CSV records
+//!
+//! A CSV record may span physical lines (a quoted field holding newlines),
+//! so the line cap alone does not bound it: one stray `"` would otherwise
+//! swallow the rest of the file into a single field held in memory. The CSV
+//! feed (`CsvFeed`) keeps the bytes of the record in progress in a window
+//! (the parser reports where each row ends), and when that record runs past
+//! [`MAX_LINE_BYTES`] (or 32,768 lines) without ending, or reaches the end of
+//! the input inside an open quote, the record becomes one reject,
+//! `unterminated quote from line N`, and parsing restarts from the window at
+//! line N + 1 with a fresh parser. Every byte is so parsed at most twice, the
+//! window never holds much more than 2 MiB, and the rows after a stray quote
+//! are read as if it were not there.
+//!
+//! # Encodings
+//!
+//! Input is UTF-8 (a BOM on line 1 is dropped). A file that starts with a
+//! UTF-16 byte-order mark (Excel's "Unicode Text") is decoded to UTF-8 as it
+//! streams (`TextDecoder`), after gzip if both apply, so line numbers are
+//! the file's own.
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
@@ -71,8 +92,14 @@ pub mod reason {
     pub const NOT_AN_INTEGER: &str = "not an integer";
     /// A JSON line holding valid JSON that is not an object.
     pub const NOT_AN_OBJECT: &str = "not a JSON object";
-    /// A JSON object with neither `id_str` nor `id`.
-    pub const NO_ID_FIELD: &str = "no id_str or id field";
+    /// A JSON object with none of `id_str`, `id` and X API v2's `data.id`.
+    pub const NO_ID_FIELD: &str = "no id_str, id or data.id field";
+    /// A URL that is not a Tweet URL (`https://x.com/<user>/status/<ID>`),
+    /// such as a profile or a photo page.
+    pub const NOT_A_TWEET_URL: &str = "URL but not a Tweet URL (https://x.com/<user>/status/<ID>)";
+    /// How the reject for a CSV record that never closes its quote begins;
+    /// ` from line N` follows, N being the line the record starts on.
+    pub const UNTERMINATED_QUOTE: &str = "unterminated quote";
     /// A JSON `id`/`id_str` that is neither a number nor a string.
     pub const ID_WRONG_TYPE: &str = "id is not a number or a string";
 }
@@ -413,6 +440,82 @@ pub fn parse_id(text: &[u8]) -> Result<u64, &'static str> {
     }
 }
 
+/// Parses one Tweet ID, or a Tweet URL holding one, from trimmed text: what
+/// plain-text lines and CSV ID fields accept.
+///
+/// A Tweet URL is `https://x.com/<user>/status/<ID>` or the same on
+/// `twitter.com`, with or without the scheme or a `www.`/`mobile.` host
+/// prefix, `/i/web/status/<ID>` in place of the user, and an optional
+/// trailing `/`, query string or fragment. The ID part is judged by
+/// [`parse_id`]. Any other URL is [`reason::NOT_A_TWEET_URL`]: a profile or
+/// a photo page (`…/status/<ID>/photo/1`) is refused rather than guessed at.
+pub fn parse_id_or_url(text: &[u8]) -> Result<u64, &'static str> {
+    // Fast path: an ID starts with a digit, a URL never does.
+    if text.first().is_some_and(u8::is_ascii_digit) {
+        return parse_id(text);
+    }
+    match tweet_url(text) {
+        Url::Tweet(digits) => parse_id(digits),
+        Url::Other => Err(reason::NOT_A_TWEET_URL),
+        Url::Absent => parse_id(text),
+    }
+}
+
+enum Url<'a> {
+    /// A Tweet URL; the bytes after `/status/`.
+    Tweet(&'a [u8]),
+    /// A URL (a scheme, or an X/Twitter host) of some other page.
+    Other,
+    /// Not a URL at all.
+    Absent,
+}
+
+fn tweet_url(text: &[u8]) -> Url<'_> {
+    fn strip_prefix_ignore_case<'t>(s: &'t [u8], prefix: &[u8]) -> Option<&'t [u8]> {
+        (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
+            .then(|| &s[prefix.len()..])
+    }
+    const HOSTS: &[&[u8]] = &[
+        b"x.com",
+        b"www.x.com",
+        b"mobile.x.com",
+        b"twitter.com",
+        b"www.twitter.com",
+        b"mobile.twitter.com",
+    ];
+    let without_scheme = strip_prefix_ignore_case(text, b"https://")
+        .or_else(|| strip_prefix_ignore_case(text, b"http://"));
+    let rest = without_scheme.unwrap_or(text);
+    let host_end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+    let host = &rest[..host_end];
+    if !HOSTS.iter().any(|h| host.eq_ignore_ascii_case(h)) {
+        return if without_scheme.is_some() {
+            Url::Other
+        } else {
+            Url::Absent
+        };
+    }
+    let path = &rest[host_end..];
+    let path = &path[..path
+        .iter()
+        .position(|&b| b == b'?' || b == b'#')
+        .unwrap_or(path.len())];
+    let path = path.strip_suffix(b"/").unwrap_or(path);
+    let mut segments = path.split(|&b| b == b'/');
+    // The path starts with `/`, so the first segment is empty.
+    if segments.next() != Some(b"") {
+        return Url::Other;
+    }
+    let parts: Vec<&[u8]> = segments.collect();
+    let is_user =
+        |s: &[u8]| !s.is_empty() && s.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_');
+    match parts[..] {
+        [b"i", b"web", b"status", id] if !id.is_empty() => Url::Tweet(id),
+        [user, b"status", id] if is_user(user) && !id.is_empty() => Url::Tweet(id),
+        _ => Url::Other,
+    }
+}
+
 fn classify_non_digits(text: &[u8]) -> &'static str {
     let Ok(s) = std::str::from_utf8(text) else {
         return reason::INVALID_UTF8;
@@ -592,10 +695,38 @@ enum ActiveKind {
 
 struct CsvState {
     rdr: csv::Reader<CsvFeed>,
+    /// Stream offset (in [`CsvFeed`] terms) where `rdr` started: the parser
+    /// is rebuilt after an unterminated quote and counts from zero again.
+    base: u64,
     record: csv::ByteRecord,
     id_col: usize,
     id_name: String,
     account_col: Option<usize>,
+}
+
+impl CsvState {
+    /// Replaces the parser by a fresh one that starts where the feed will
+    /// serve next (after an abandoned record), with the same settings.
+    fn restart(&mut self) {
+        let delimiter = self.rdr.get_ref().delimiter;
+        let placeholder = csv_reader(CsvFeed::empty(), false);
+        let feed = std::mem::replace(&mut self.rdr, placeholder).into_inner();
+        self.base = feed.pos;
+        self.rdr = csv_reader(feed, false);
+        debug_assert_eq!(self.rdr.get_ref().delimiter, delimiter);
+        // Drop the abandoned record's (up to 2 MiB) allocation.
+        self.record = csv::ByteRecord::new();
+    }
+}
+
+/// A parser over `feed` with the reader's settings: lenient about ragged
+/// rows, the delimiter the feed was set up with.
+fn csv_reader(feed: CsvFeed, has_headers: bool) -> csv::Reader<CsvFeed> {
+    csv::ReaderBuilder::new()
+        .has_headers(has_headers)
+        .flexible(true)
+        .delimiter(feed.delimiter)
+        .from_reader(feed)
 }
 
 impl Reader {
@@ -708,15 +839,13 @@ fn open_active(
     }
     let gzip = got == 2 && magic == GZIP_MAGIC;
     let rejoined = io::Cursor::new(magic[..got].to_vec()).chain(raw);
-    let reader: Box<dyn BufRead + Send> = if gzip {
-        Box::new(BufReader::with_capacity(
-            IO_BUFFER_BYTES,
-            MultiGzDecoder::new(rejoined),
-        ))
+    let bytes: Box<dyn Read + Send> = if gzip {
+        Box::new(MultiGzDecoder::new(rejoined))
     } else {
-        Box::new(BufReader::with_capacity(IO_BUFFER_BYTES, rejoined))
+        Box::new(rejoined)
     };
-    let lines = LineSource::new(reader);
+    let text = TextDecoder::new(bytes);
+    let lines = LineSource::new(Box::new(BufReader::with_capacity(IO_BUFFER_BYTES, text)));
     let format = options.format.unwrap_or_else(|| source.format_hint());
     let kind = match format {
         Format::Plain => ActiveKind::Plain(lines),
@@ -739,36 +868,76 @@ fn open_csv(
     name: &str,
     options: &ReadOptions,
 ) -> Result<Option<CsvState>, IdsError> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(CsvFeed::new(lines));
-    let headers = match rdr.byte_headers() {
-        Ok(h) => h.clone(),
-        Err(e) => {
-            let line = rdr.get_ref().lines.line;
-            return Err(csv_error(e, name, line));
-        }
-    };
-    if headers.is_empty() {
-        return Ok(None);
-    }
-    let columns: Vec<String> = headers
-        .iter()
-        .map(|h| String::from_utf8_lossy(trim(h.strip_prefix(UTF8_BOM).unwrap_or(h))).into_owned())
-        .collect();
-    let find = |wanted: &str| columns.iter().position(|c| c.eq_ignore_ascii_case(wanted));
     let wanted: Vec<&str> = match &options.id_column {
         Some(c) => vec![c.trim()],
         None => vec!["tweet_id", "id"],
     };
-    let Some((id_col, id_name)) = wanted
-        .iter()
-        .find_map(|w| find(w).map(|i| (i, columns[i].clone())))
-    else {
-        let hint = if columns
+    let mut rdr = csv_reader(CsvFeed::new(lines, b','), true);
+    let mut base = 0;
+    loop {
+        let headers = match rdr.byte_headers() {
+            Ok(h) => h.clone(),
+            Err(e) => {
+                let feed = rdr.get_mut();
+                let line = feed.lines.line;
+                if let Some((start, _)) = feed.abandon_unterminated() {
+                    return Err(IdsError::Csv {
+                        path: name.to_string(),
+                        line,
+                        message: format!(
+                            "the header row has an {} from line {start}",
+                            reason::UNTERMINATED_QUOTE
+                        ),
+                    });
+                }
+                return Err(csv_error(e, name, line));
+            }
+        };
+        if headers.is_empty() {
+            return Ok(None);
+        }
+        let columns: Vec<String> = headers
+            .iter()
+            .map(|h| {
+                String::from_utf8_lossy(trim(h.strip_prefix(UTF8_BOM).unwrap_or(h))).into_owned()
+            })
+            .collect();
+        let find = |wanted: &str| columns.iter().position(|c| c.eq_ignore_ascii_case(wanted));
+        if let Some((id_col, id_name)) = wanted
+            .iter()
+            .find_map(|w| find(w).map(|i| (i, columns[i].clone())))
+        {
+            let account_col = find("account");
+            let end = base + rdr.position().byte();
+            rdr.get_mut().record_start = end;
+            return Ok(Some(CsvState {
+                rdr,
+                base,
+                record: csv::ByteRecord::new(),
+                id_col,
+                id_name,
+                account_col,
+            }));
+        }
+        // European Excel saves "CSV" with `;`: the comma parser sees one
+        // column `tweet_id;account`. When splitting it at `;` names an ID
+        // column, read the file again from its header with `;`.
+        let semicolons =
+            rdr.get_ref().delimiter == b',' && columns.len() == 1 && columns[0].contains(';');
+        if semicolons && semicolon_header_has(&columns[0], &wanted) {
+            let mut feed =
+                std::mem::replace(&mut rdr, csv_reader(CsvFeed::empty(), false)).into_inner();
+            base = feed.rewind_to_record();
+            feed.delimiter = b';';
+            rdr = csv_reader(feed, true);
+            continue;
+        }
+        let hint = if semicolons {
+            "; semicolon-separated? none of the `;`-separated names is an ID column either"
+                .to_string()
+        } else if columns
             .first()
-            .is_some_and(|c| parse_id(c.as_bytes()).is_ok())
+            .is_some_and(|c| parse_id_or_url(c.as_bytes()).is_ok())
         {
             "; the first row looks like data: is the header row missing?".to_string()
         } else {
@@ -784,15 +953,16 @@ fn open_csv(
             columns,
             hint,
         });
-    };
-    let account_col = find("account");
-    Ok(Some(CsvState {
-        rdr,
-        record: csv::ByteRecord::new(),
-        id_col,
-        id_name,
-        account_col,
-    }))
+    }
+}
+
+/// Whether a header read as one column names a wanted column once split at
+/// `;` (names trimmed, quotes and case ignored).
+fn semicolon_header_has(header: &str, wanted: &[&str]) -> bool {
+    header
+        .split(';')
+        .map(|part| part.trim().trim_matches('"').trim())
+        .any(|part| wanted.iter().any(|w| part.eq_ignore_ascii_case(w)))
 }
 
 fn csv_error(e: csv::Error, name: &str, line: u64) -> IdsError {
@@ -953,7 +1123,7 @@ fn step_lines(
                 let parsed = if jsonl {
                     parse_json_line(text)
                 } else {
-                    parse_id(text).map_err(str::to_string)
+                    parse_id_or_url(text).map_err(str::to_string)
                 };
                 Some(match parsed {
                     Ok(id) => id_record(active, line, id, None, counters),
@@ -971,14 +1141,20 @@ fn step_lines(
     false
 }
 
-/// The two fields we need from a Tweet object; everything else is skipped
-/// by serde without being materialised.
+/// The fields we need from a Tweet object; everything else is skipped by
+/// serde without being materialised.
 #[derive(Deserialize)]
 struct JsonIds {
     #[serde(default)]
     id_str: Option<Value>,
     #[serde(default)]
     id: Option<Value>,
+    /// X API v2 (stream and lookup output) wraps the Tweet: `{"data":{"id":"…"}}`.
+    /// A `Value` rather than a struct because serde's derived struct visitor
+    /// would also take an array (`"data":[…]`, a multi-Tweet lookup) as
+    /// positional fields and invent an ID.
+    #[serde(default)]
+    data: Option<Value>,
 }
 
 fn parse_json_line(text: &[u8]) -> Result<u64, String> {
@@ -993,12 +1169,13 @@ fn parse_json_line(text: &[u8]) -> Result<u64, String> {
         );
     }
     let ids: JsonIds = serde_json::from_slice(text).map_err(|e| json_error(text, &e))?;
-    let value = match (ids.id_str, ids.id) {
-        (Some(v), _) if !v.is_null() => v,
-        (_, Some(v)) if !v.is_null() => v,
-        _ => return Err(reason::NO_ID_FIELD.to_string()),
-    };
-    json_id(&value).map_err(str::to_string)
+    let data_id = ids.data.as_ref().and_then(|d| d.get("id"));
+    let value = [ids.id_str.as_ref(), ids.id.as_ref(), data_id]
+        .into_iter()
+        .flatten()
+        .find(|v| !v.is_null())
+        .ok_or_else(|| reason::NO_ID_FIELD.to_string())?;
+    json_id(value).map_err(str::to_string)
 }
 
 fn json_error(text: &[u8], e: &serde_json::Error) -> String {
@@ -1045,12 +1222,28 @@ fn json_id(value: &Value) -> Result<u64, &'static str> {
         }
         Value::String(s) => {
             let s = s.trim();
-            // Activity Streams: "tag:search.twitter.com,2005:123".
-            let digits = s.rsplit(':').next().unwrap_or(s);
+            // Activity Streams: "tag:search.twitter.com,2005:123". Only a
+            // `tag:` URI is unwrapped: any string with a colon (a time such
+            // as "12:34", a URL) is not an ID.
+            let digits = match s.strip_prefix("tag:") {
+                Some(tag) => tag.rsplit_once(':').map_or(s, |(_, id)| id),
+                None => s,
+            };
             parse_id(digits.as_bytes())
         }
         _ => Err(reason::ID_WRONG_TYPE),
     }
+}
+
+/// What one call of the CSV parser came to.
+enum CsvStep {
+    /// A row starting on this line.
+    Row(u64),
+    End,
+    /// A record abandoned for an unterminated quote: its first line and an
+    /// excerpt of it. The parser has been restarted on the next line.
+    Unterminated(u64, String),
+    Failed(csv::Error),
 }
 
 fn step_csv(
@@ -1063,15 +1256,32 @@ fn step_csv(
         unreachable!("step_csv on a line source")
     };
     let result = state.rdr.read_byte_record(&mut state.record);
-    let after_previous = state.record.position().map_or(0, csv::Position::byte);
-    let start = state.rdr.get_mut().line_at(after_previous);
-    let mut long = std::mem::take(&mut state.rdr.get_mut().long_lines);
     let complete = state.rdr.get_ref().lines.line;
+    let step = match result {
+        Ok(true) => {
+            let after_previous =
+                state.base + state.record.position().map_or(0, csv::Position::byte);
+            let end = state.base + state.rdr.position().byte();
+            let feed = state.rdr.get_mut();
+            let start = feed.line_at(after_previous);
+            feed.record_start = end;
+            CsvStep::Row(start)
+        }
+        Ok(false) => CsvStep::End,
+        Err(e) => match state.rdr.get_mut().abandon_unterminated() {
+            Some((line, content)) => {
+                state.restart();
+                CsvStep::Unterminated(line, content)
+            }
+            None => CsvStep::Failed(e),
+        },
+    };
+    let mut long = std::mem::take(&mut state.rdr.get_mut().long_lines);
     // Over-long lines were blanked out of the CSV stream as the feed read
     // them, possibly ahead of the parser; emit those before this row.
-    let drain_before = match result {
-        Ok(true) => start,
-        _ => u64::MAX,
+    let drain_before = match step {
+        CsvStep::Row(start) | CsvStep::Unterminated(start, _) => start,
+        CsvStep::End | CsvStep::Failed(_) => u64::MAX,
     };
     while long.front().is_some_and(|(l, _)| *l < drain_before) {
         let (line, content) = long.pop_front().expect("checked non-empty");
@@ -1091,10 +1301,19 @@ fn step_csv(
         unreachable!()
     };
     state.rdr.get_mut().long_lines = long;
-    match result {
-        Ok(true) => {}
-        Ok(false) => return true,
-        Err(e) => {
+    let start = match step {
+        CsvStep::Row(start) => start,
+        CsvStep::End => return true,
+        CsvStep::Unterminated(line, content) => {
+            if !is_skipped(skip, active.index, line) {
+                counters.lines += 1;
+                let why = format!("{} from line {line}", reason::UNTERMINATED_QUOTE);
+                let item = reject(active, line, content.as_bytes(), why, counters);
+                out.push_back(item);
+            }
+            return false;
+        }
+        CsvStep::Failed(e) => {
             match csv_error(e, &active.name, complete) {
                 IdsError::Read { source, .. } => {
                     read_failure(active, source, complete, skip, out, counters)
@@ -1106,7 +1325,7 @@ fn step_csv(
             }
             return true;
         }
-    }
+    };
     if is_skipped(skip, active.index, start) {
         return false;
     }
@@ -1128,7 +1347,7 @@ fn step_csv(
         }
         Some(field) => {
             let text = trim(field);
-            match parse_id(text) {
+            match parse_id_or_url(text) {
                 Ok(id) => {
                     let account = state
                         .account_col
@@ -1147,6 +1366,187 @@ fn step_csv(
     }
     out.push_back(item);
     false
+}
+
+/// Passes UTF-8 (or any bytes) through unchanged, and decodes a stream that
+/// starts with a UTF-16 byte-order mark (`FF FE` little-endian, `FE FF`
+/// big-endian; Excel's "Unicode Text" export) to UTF-8, chunk by chunk.
+///
+/// The mark is sniffed on the first read rather than when the source is
+/// opened, so a read error there (a corrupt gzip stream) surfaces where the
+/// reader turns it into a reject. Unpaired surrogates and an odd final byte
+/// become U+FFFD, which the ID parser then rejects with its line.
+struct TextDecoder {
+    inner: Box<dyn Read + Send>,
+    mode: TextMode,
+    /// Bytes to hand out before reading `inner` again: the sniffed start of
+    /// a non-UTF-16 stream, or decoded UTF-8.
+    pending: Vec<u8>,
+    pending_pos: usize,
+}
+
+enum TextMode {
+    Sniff,
+    Bytes,
+    Utf16 {
+        big_endian: bool,
+        /// The first byte of a code unit split across reads.
+        odd: Option<u8>,
+        /// A high surrogate waiting for its low half.
+        high: Option<u16>,
+        raw: Vec<u8>,
+        done: bool,
+    },
+}
+
+const UTF16_CHUNK_BYTES: usize = 16 * 1024;
+
+impl TextDecoder {
+    fn new(inner: Box<dyn Read + Send>) -> TextDecoder {
+        TextDecoder {
+            inner,
+            mode: TextMode::Sniff,
+            pending: Vec::new(),
+            pending_pos: 0,
+        }
+    }
+
+    fn sniff(&mut self) -> io::Result<()> {
+        let mut head = [0u8; 2];
+        let mut got = 0;
+        while got < head.len() {
+            match self.inner.read(&mut head[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Keep what was read; the source is abandoned anyway.
+                    self.pending.extend_from_slice(&head[..got]);
+                    self.mode = TextMode::Bytes;
+                    return Err(e);
+                }
+            }
+        }
+        self.mode = match head[..got] {
+            [0xFF, 0xFE] => TextMode::Utf16 {
+                big_endian: false,
+                odd: None,
+                high: None,
+                raw: vec![0; UTF16_CHUNK_BYTES],
+                done: false,
+            },
+            [0xFE, 0xFF] => TextMode::Utf16 {
+                big_endian: true,
+                odd: None,
+                high: None,
+                raw: vec![0; UTF16_CHUNK_BYTES],
+                done: false,
+            },
+            _ => {
+                self.pending.extend_from_slice(&head[..got]);
+                TextMode::Bytes
+            }
+        };
+        Ok(())
+    }
+
+    /// Reads and decodes one chunk of UTF-16 into `pending`; `false` once
+    /// the input is exhausted and flushed.
+    fn decode_chunk(&mut self) -> io::Result<bool> {
+        let TextMode::Utf16 {
+            big_endian,
+            odd,
+            high,
+            raw,
+            done,
+        } = &mut self.mode
+        else {
+            return Ok(false);
+        };
+        if *done {
+            return Ok(false);
+        }
+        self.pending.clear();
+        self.pending_pos = 0;
+        let n = loop {
+            match self.inner.read(raw) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        let out = &mut self.pending;
+        let mut push = |c: char| {
+            let mut utf8 = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+        };
+        if n == 0 {
+            *done = true;
+            if high.take().is_some() {
+                push(char::REPLACEMENT_CHARACTER);
+            }
+            if odd.take().is_some() {
+                push(char::REPLACEMENT_CHARACTER);
+            }
+            return Ok(!self.pending.is_empty());
+        }
+        for &b in &raw[..n] {
+            let Some(first) = odd.take() else {
+                *odd = Some(b);
+                continue;
+            };
+            let unit = if *big_endian {
+                u16::from_be_bytes([first, b])
+            } else {
+                u16::from_le_bytes([first, b])
+            };
+            match unit {
+                0xD800..=0xDBFF => {
+                    if high.replace(unit).is_some() {
+                        push(char::REPLACEMENT_CHARACTER);
+                    }
+                }
+                0xDC00..=0xDFFF => match high.take() {
+                    Some(h) => {
+                        let c =
+                            0x10000 + ((u32::from(h) - 0xD800) << 10) + (u32::from(unit) - 0xDC00);
+                        push(char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER));
+                    }
+                    None => push(char::REPLACEMENT_CHARACTER),
+                },
+                _ => {
+                    if high.take().is_some() {
+                        push(char::REPLACEMENT_CHARACTER);
+                    }
+                    push(char::from_u32(u32::from(unit)).unwrap_or(char::REPLACEMENT_CHARACTER));
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl Read for TextDecoder {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let pending = &self.pending[self.pending_pos..];
+            if !pending.is_empty() {
+                let n = pending.len().min(out.len());
+                out[..n].copy_from_slice(&pending[..n]);
+                self.pending_pos += n;
+                return Ok(n);
+            }
+            match self.mode {
+                TextMode::Sniff => self.sniff()?,
+                TextMode::Bytes => return self.inner.read(out),
+                TextMode::Utf16 { .. } => {
+                    if !self.decode_chunk()? {
+                        return Ok(0);
+                    }
+                }
+            }
+        }
+    }
 }
 
 enum LineKind {
@@ -1277,65 +1677,194 @@ impl LineSource {
 /// empty line (which the parser ignores, keeping line numbers intact) and
 /// queued for the reader to report.
 ///
-/// It also remembers where recent lines start in the byte stream it
-/// serves: `csv::Position::line()` of a record is where the previous record
-/// ended, which lags the real start line after blank lines or a CRLF
-/// terminator, so the physical line is recovered from these spans.
+/// It keeps the bytes of the record in progress in `window`, from the first
+/// content byte of the record (the reader sets `record_start` after each
+/// row) to the end of the last line read; the parser's own read-ahead is
+/// served from it too. That gives the record bound (see the module docs):
+/// when the parser asks for another line while its record already covers
+/// more than [`MAX_RECORD_BYTES`] or [`MAX_RECORD_LINES`] lines, or reaches
+/// the end of the input inside an open quote, the read fails with
+/// `unterminated` set, and [`CsvFeed::abandon_unterminated`] moves the
+/// serving point back to the line after the record's first one so a fresh
+/// parser reads the rest again.
+///
+/// It also remembers where recent content lines start: `csv::Position` of a
+/// record is where the previous record ended, which lags the real start
+/// line after blank lines or a CRLF terminator, so the physical line is
+/// recovered from these spans.
 struct CsvFeed {
     lines: LineSource,
-    pos: usize,
-    /// Bytes served so far.
-    offset: u64,
+    delimiter: u8,
+    /// Bytes served or about to be, from offset `window_start` on.
+    window: Vec<u8>,
+    window_start: u64,
+    /// Stream offset of the next byte to serve; at most the window's end.
+    pos: u64,
+    /// Stream offset where the parser's record in progress begins (where
+    /// the last row ended), kept up to date by the reader.
+    record_start: u64,
+    /// Lines with content (blank lines are never a record's first line).
     spans: VecDeque<LineSpan>,
     long_lines: VecDeque<(u64, String)>,
+    /// The last read failed because the record in progress is unterminated.
+    unterminated: bool,
 }
+
+/// Longest CSV record, counted from its first content byte: the longest
+/// line with a CRLF. A longer record spans lines and has run past
+/// [`MAX_LINE_BYTES`], which only an unterminated quote does in practice.
+const MAX_RECORD_BYTES: u64 = MAX_LINE_BYTES as u64 + 2;
+
+/// Most lines with content in one CSV record. Excel caps a cell at 32,767
+/// characters, so no spreadsheet writes a record over more lines than this;
+/// the cap keeps the per-line bookkeeping ([`LineSpan`], 32 bytes a line)
+/// within 1 MiB when an open quote swallows many short lines.
+const MAX_RECORD_LINES: usize = 32 * 1024;
+
+/// Bytes before the record in progress are dropped from the window once
+/// there are this many and they are at least half of it (so each byte is
+/// moved at most once on average).
+const WINDOW_TRIM_BYTES: usize = 64 * 1024;
 
 struct LineSpan {
     line: u64,
     start: u64,
-    /// End of the line without trailing CR/LF bytes; equals `start` for a
-    /// blank line.
+    /// End of the line without trailing CR/LF bytes.
     content_end: u64,
     end: u64,
 }
 
 impl CsvFeed {
-    fn new(lines: LineSource) -> CsvFeed {
+    fn new(lines: LineSource, delimiter: u8) -> CsvFeed {
         CsvFeed {
             lines,
+            delimiter,
+            window: Vec::new(),
+            window_start: 0,
             pos: 0,
-            offset: 0,
+            record_start: 0,
             spans: VecDeque::new(),
             long_lines: VecDeque::new(),
+            unterminated: false,
         }
     }
 
-    /// Physical line of the first non-terminator byte at or after stream
-    /// offset `from`, forgetting lines that end before it (offsets only grow).
-    fn line_at(&mut self, from: u64) -> u64 {
+    /// A feed of nothing, to stand in while a parser is rebuilt.
+    fn empty() -> CsvFeed {
+        CsvFeed::new(LineSource::new(Box::new(io::empty())), b',')
+    }
+
+    fn window_end(&self) -> u64 {
+        self.window_start + self.window.len() as u64
+    }
+
+    /// The first line with content at or after stream offset `from`,
+    /// forgetting lines that end before it (offsets only grow).
+    fn first_content_line(&mut self, from: u64) -> Option<&LineSpan> {
         while self.spans.front().is_some_and(|s| s.end <= from) {
             self.spans.pop_front();
         }
+        // The front may be a line whose CRLF straddles `from`.
         self.spans
             .iter()
+            .take(2)
             .find(|s| from.max(s.start) < s.content_end)
-            .map_or(self.lines.line, |s| s.line)
+    }
+
+    /// Physical line of the first non-terminator byte at or after stream
+    /// offset `from`.
+    fn line_at(&mut self, from: u64) -> u64 {
+        let fallback = self.lines.line;
+        self.first_content_line(from).map_or(fallback, |s| s.line)
+    }
+
+    /// If the last read failed for an unterminated record: its first line
+    /// and an excerpt of it, after which the feed serves from the start of
+    /// the following line (the caller must restart the parser there).
+    fn abandon_unterminated(&mut self) -> Option<(u64, String)> {
+        if !std::mem::take(&mut self.unterminated) {
+            return None;
+        }
+        let from = self.record_start;
+        let span = self.first_content_line(from)?;
+        let (line, start, content_end, end) = (span.line, span.start, span.content_end, span.end);
+        let offset = |at: u64| (at - self.window_start) as usize;
+        let content = excerpt(&self.window[offset(start)..offset(content_end)]);
+        self.pos = end;
+        self.record_start = end;
+        Some((line, content))
+    }
+
+    /// Makes the record in progress (the header) be served again from its
+    /// first content byte; returns that offset.
+    fn rewind_to_record(&mut self) -> u64 {
+        let from = self.record_start;
+        let start = self.first_content_line(from).map_or(from, |s| s.start);
+        let start = start.max(self.window_start);
+        self.pos = start;
+        self.record_start = start;
+        start
+    }
+
+    /// Drops window bytes before `keep_from` when that is worth a move.
+    fn trim(&mut self, keep_from: u64) {
+        debug_assert!(keep_from >= self.window_start);
+        let drop = (keep_from - self.window_start) as usize;
+        if drop == self.window.len() {
+            self.window.clear();
+        } else if drop >= WINDOW_TRIM_BYTES && drop * 2 >= self.window.len() {
+            self.window.drain(..drop);
+        } else {
+            return;
+        }
+        self.window_start = keep_from;
+    }
+
+    fn fail_unterminated(&mut self) -> io::Error {
+        self.unterminated = true;
+        io::Error::other(reason::UNTERMINATED_QUOTE)
+    }
+
+    /// Memory held for the record in progress and read-ahead, for tests.
+    #[cfg(test)]
+    fn buffered_bytes(&self) -> usize {
+        self.window.capacity()
+            + self.spans.capacity() * std::mem::size_of::<LineSpan>()
+            + self.lines.buf.capacity()
     }
 }
 
 impl Read for CsvFeed {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         loop {
-            let pending = &self.lines.buf[self.pos..];
-            if !pending.is_empty() {
-                let n = pending.len().min(out.len());
-                out[..n].copy_from_slice(&pending[..n]);
-                self.pos += n;
+            let end = self.window_end();
+            if self.pos < end {
+                let from = (self.pos - self.window_start) as usize;
+                let n = ((end - self.pos) as usize).min(out.len());
+                out[..n].copy_from_slice(&self.window[from..from + n]);
+                self.pos += n as u64;
                 return Ok(n);
             }
-            self.pos = 0;
+            // The parser has used every byte served and its record goes on.
+            let from = self.record_start;
+            let content_start = self.first_content_line(from).map(|s| s.start);
+            self.trim(content_start.unwrap_or(end));
+            if content_start.is_some_and(|c| end - c > MAX_RECORD_BYTES)
+                || self.spans.len() >= MAX_RECORD_LINES
+            {
+                return Err(self.fail_unterminated());
+            }
             match self.lines.read_line()? {
-                None => return Ok(0),
+                None => {
+                    let open = content_start.is_some_and(|c| {
+                        let record = &self.window[(c - self.window_start) as usize..];
+                        ends_in_open_quote(record, self.delimiter)
+                    });
+                    if open {
+                        return Err(self.fail_unterminated());
+                    }
+                    return Ok(0);
+                }
                 Some(LineKind::Line) => {}
                 Some(LineKind::TooLong) => {
                     let content = excerpt(&self.lines.buf);
@@ -1351,16 +1880,43 @@ impl Read for CsvFeed {
                     .rev()
                     .take_while(|&&b| b == b'\n' || b == b'\r')
                     .count();
-            let start = self.offset;
-            self.offset += buf.len() as u64;
-            self.spans.push_back(LineSpan {
-                line: self.lines.line,
-                start,
-                content_end: start + content_len as u64,
-                end: self.offset,
-            });
+            self.window.extend_from_slice(buf);
+            if content_len > 0 {
+                self.spans.push_back(LineSpan {
+                    line: self.lines.line,
+                    start: end,
+                    content_end: end + content_len as u64,
+                    end: self.window_end(),
+                });
+            }
         }
     }
+}
+
+/// Whether CSV text, read from the start of a record, ends inside a quoted
+/// field: the states of the `csv` crate's parser (quote `"` opens a field
+/// only at its start, `""` inside is an escaped quote, CR and LF end a
+/// record outside quotes).
+fn ends_in_open_quote(record: &[u8], delimiter: u8) -> bool {
+    #[derive(PartialEq)]
+    enum State {
+        FieldStart,
+        Field,
+        Quoted,
+        QuoteInQuoted,
+    }
+    let mut state = State::FieldStart;
+    for &b in record {
+        state = match state {
+            State::Quoted if b == b'"' => State::QuoteInQuoted,
+            State::Quoted => State::Quoted,
+            State::QuoteInQuoted if b == b'"' => State::Quoted,
+            _ if b == delimiter || b == b'\n' || b == b'\r' => State::FieldStart,
+            State::FieldStart if b == b'"' => State::Quoted,
+            _ => State::Field,
+        };
+    }
+    state == State::Quoted
 }
 
 #[cfg(test)]
@@ -1953,6 +2509,559 @@ mod tests {
         }
         let bad = parse_json_line(b"[1").unwrap_err();
         assert!(bad.starts_with("invalid JSON: "), "{bad}");
+    }
+
+    #[test]
+    fn activity_streams_ids_only_from_tag_uris() {
+        let cases: &[(&str, Result<u64, &str>)] = &[
+            (r#"{"id":"tag:search.twitter.com,2005:42"}"#, Ok(42)),
+            (r#"{"id":" tag:twitter.com,2013:42 "}"#, Ok(42)),
+            (r#"{"id_str":"12:34"}"#, Err(reason::NOT_A_NUMBER)),
+            (r#"{"id":"2024-05-01T10:30"}"#, Err(reason::NOT_A_NUMBER)),
+            (
+                r#"{"id":"https://x.com/u/status/42"}"#,
+                Err(reason::NOT_A_NUMBER),
+            ),
+            (r#"{"id":"urn:tweet:42"}"#, Err(reason::NOT_A_NUMBER)),
+            // A tag URI without its `:specific` part is not unwrapped.
+            (r#"{"id":"tag:42"}"#, Err(reason::NOT_A_NUMBER)),
+            (r#"{"id":"TAG:x,2005:42"}"#, Err(reason::NOT_A_NUMBER)),
+        ];
+        for (line, want) in cases {
+            let got = parse_json_line(line.as_bytes());
+            assert_eq!(got, want.map_err(str::to_string), "{line}");
+        }
+    }
+
+    #[test]
+    fn jsonl_x_api_v2_data_id() {
+        let cases: &[(&str, Result<u64, &str>)] = &[
+            (
+                r#"{"data":{"id":"1790000000000000001","text":"hi"}}"#,
+                Ok(1790000000000000001),
+            ),
+            (
+                r#"{"data":{"id":17,"edit_history_tweet_ids":["17"]},"includes":{"users":[{"id":"5"}]}}"#,
+                Ok(17),
+            ),
+            // Top-level id_str, then id, win over data.id.
+            (r#"{"data":{"id":"1"},"id":2}"#, Ok(2)),
+            (r#"{"id_str":"3","data":{"id":"1"}}"#, Ok(3)),
+            (r#"{"id":null,"data":{"id":"4"}}"#, Ok(4)),
+            (r#"{"data":{"id":"1.79E+18"}}"#, Err(reason::SCIENTIFIC)),
+            (r#"{"data":{"id":true}}"#, Err(reason::ID_WRONG_TYPE)),
+            (r#"{"data":{"id":null}}"#, Err(reason::NO_ID_FIELD)),
+            (r#"{"data":{"text":"no id"}}"#, Err(reason::NO_ID_FIELD)),
+            // A multi-Tweet lookup is an array: not guessed at.
+            (
+                r#"{"data":[{"id":"1"},{"id":"2"}]}"#,
+                Err(reason::NO_ID_FIELD),
+            ),
+            (r#"{"data":"5"}"#, Err(reason::NO_ID_FIELD)),
+            (r#"{"errors":[{"value":"5"}]}"#, Err(reason::NO_ID_FIELD)),
+        ];
+        for (line, want) in cases {
+            let got = parse_json_line(line.as_bytes());
+            assert_eq!(got, want.map_err(str::to_string), "{line}");
+        }
+        let dup = parse_json_line(br#"{"data":{"id":"1"},"data":{"id":"2"}}"#).unwrap_err();
+        assert!(
+            dup.starts_with("unexpected JSON: duplicate field `data`"),
+            "{dup}"
+        );
+    }
+
+    #[test]
+    fn tweet_urls_yield_their_id() {
+        let ok: &[&str] = &[
+            "https://x.com/someone/status/42",
+            "https://twitter.com/some_one/status/42?s=20&t=abc",
+            "http://mobile.twitter.com/Someone123/status/42/",
+            "https://www.x.com/someone/status/42#m",
+            "HTTPS://X.COM/someone/status/42",
+            "x.com/someone/status/42",
+            "twitter.com/someone/status/42/?s=20",
+            "https://x.com/i/web/status/42",
+            "mobile.x.com/i/web/status/42",
+        ];
+        for url in ok {
+            assert_eq!(parse_id_or_url(url.as_bytes()), Ok(42), "{url}");
+        }
+        let bad: &[(&str, &str)] = &[
+            (
+                "https://x.com/someone/status/42/photo/1",
+                reason::NOT_A_TWEET_URL,
+            ),
+            ("https://x.com/someone", reason::NOT_A_TWEET_URL),
+            ("https://x.com/someone/likes", reason::NOT_A_TWEET_URL),
+            ("https://x.com/status/42", reason::NOT_A_TWEET_URL),
+            ("https://x.com//status/42", reason::NOT_A_TWEET_URL),
+            ("https://x.com/some.one/status/42", reason::NOT_A_TWEET_URL),
+            ("https://x.com/someone/status/", reason::NOT_A_TWEET_URL),
+            ("https://x.com", reason::NOT_A_TWEET_URL),
+            (
+                "https://example.com/someone/status/42",
+                reason::NOT_A_TWEET_URL,
+            ),
+            (
+                "https://x.com.evil.example/u/status/42",
+                reason::NOT_A_TWEET_URL,
+            ),
+            ("example.com/someone/status/42", reason::NOT_A_NUMBER),
+            ("x.com/someone/status/42 extra", reason::NOT_A_NUMBER),
+            // The ID part is judged like any ID.
+            ("https://x.com/someone/status/0", reason::ZERO),
+            ("https://x.com/someone/status/1.79E+18", reason::SCIENTIFIC),
+            ("https://x.com/someone/status/abc", reason::NOT_A_NUMBER),
+            (
+                "https://x.com/someone/status/9223372036854775808",
+                reason::ABOVE_I64,
+            ),
+            ("status/42", reason::NOT_A_NUMBER),
+        ];
+        for (text, why) in bad {
+            assert_eq!(parse_id_or_url(text.as_bytes()), Err(*why), "{text}");
+        }
+        // Plain IDs are unchanged, and `parse_id` itself stays strict.
+        assert_eq!(parse_id_or_url(b"0042"), Ok(42));
+        assert_eq!(parse_id_or_url(b"1.23457E+18"), Err(reason::SCIENTIFIC));
+        assert_eq!(
+            parse_id(b"https://x.com/u/status/42"),
+            Err(reason::NOT_A_NUMBER)
+        );
+    }
+
+    #[test]
+    fn tweet_urls_in_plain_csv_but_not_json() {
+        let dir = TempDir::new().unwrap();
+        let items = read_file(
+            dir.path(),
+            "u.txt",
+            b"https://x.com/a/status/1\n  twitter.com/b/status/2?s=20  \nhttps://x.com/a\n",
+        );
+        assert_eq!(
+            summary(&items),
+            vec![
+                (1, Ok(1)),
+                (2, Ok(2)),
+                (3, Err(reason::NOT_A_TWEET_URL.into()))
+            ]
+        );
+        let items = read_file(
+            dir.path(),
+            "u.csv",
+            b"tweet_id,account\n\"https://x.com/a/status/3?s=20\",a\nhttps://x.com/i/web/status/4,b\n",
+        );
+        assert_eq!(summary(&items), vec![(2, Ok(3)), (3, Ok(4))]);
+        assert_eq!(
+            items[0].record,
+            Record::Id {
+                id: 3,
+                account: Some("a".into())
+            }
+        );
+        let items = read_file(
+            dir.path(),
+            "u.jsonl",
+            b"{\"id\":\"https://x.com/a/status/5\"}\n",
+        );
+        assert_eq!(summary(&items), vec![(1, Err(reason::NOT_A_NUMBER.into()))]);
+    }
+
+    fn utf16(text: &str, big_endian: bool) -> Vec<u8> {
+        let mut out = if big_endian {
+            vec![0xFE, 0xFF]
+        } else {
+            vec![0xFF, 0xFE]
+        };
+        for unit in text.encode_utf16() {
+            out.extend(if big_endian {
+                unit.to_be_bytes()
+            } else {
+                unit.to_le_bytes()
+            });
+        }
+        out
+    }
+
+    /// Hands out at most one byte per read, so every code unit and
+    /// surrogate pair is split across reads.
+    struct Trickle(io::Cursor<Vec<u8>>);
+
+    impl Read for Trickle {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = out.len().min(1);
+            self.0.read(&mut out[..n])
+        }
+    }
+
+    fn decode(bytes: Vec<u8>, trickle: bool) -> Vec<u8> {
+        let inner: Box<dyn Read + Send> = if trickle {
+            Box::new(Trickle(io::Cursor::new(bytes)))
+        } else {
+            Box::new(io::Cursor::new(bytes))
+        };
+        let mut out = Vec::new();
+        TextDecoder::new(inner).read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn utf16_is_decoded_to_utf8_as_it_streams() {
+        let text = "1790000000000000001\r\ncafé 😀 \u{FFFF}\r\n42";
+        for big_endian in [false, true] {
+            for trickle in [false, true] {
+                let got = decode(utf16(text, big_endian), trickle);
+                assert_eq!(
+                    String::from_utf8(got).unwrap(),
+                    text,
+                    "{big_endian} {trickle}"
+                );
+            }
+        }
+        // Longer than one decode chunk.
+        let long: String = (1..=5000).map(|i| format!("{i}\n")).collect();
+        assert_eq!(decode(utf16(&long, false), false), long.as_bytes());
+        // Broken UTF-16: lone surrogates and an odd final byte become U+FFFD.
+        let mut broken = vec![0xFF, 0xFE];
+        for unit in [0x31u16, 0xD83D, 0x0A, 0xDE00, 0x32, 0xD83D] {
+            broken.extend(unit.to_le_bytes());
+        }
+        broken.push(0x33);
+        let want = "1\u{FFFD}\n\u{FFFD}2\u{FFFD}\u{FFFD}";
+        for trickle in [false, true] {
+            assert_eq!(
+                String::from_utf8(decode(broken.clone(), trickle)).unwrap(),
+                want
+            );
+        }
+        // Anything else passes through untouched, however short.
+        for raw in [
+            &b""[..],
+            b"\xFF",
+            b"\xFE",
+            b"\xFF\xFF1",
+            b"\xEF\xBB\xBF1\n",
+            b"\xFE\xFE",
+        ] {
+            assert_eq!(decode(raw.to_vec(), false), raw);
+            assert_eq!(decode(raw.to_vec(), true), raw);
+        }
+        // The BOM alone is an empty file.
+        assert!(decode(vec![0xFF, 0xFE], false).is_empty());
+    }
+
+    #[test]
+    fn utf16_files_read_with_their_own_line_numbers() {
+        let dir = TempDir::new().unwrap();
+        let plain = utf16("1790000000000000001\r\n\r\nnope\r\n42\r\n", false);
+        let items = read_file(dir.path(), "le.txt", &plain);
+        assert_eq!(
+            summary(&items),
+            vec![
+                (1, Ok(1790000000000000001)),
+                (3, Err(reason::NOT_A_NUMBER.into())),
+                (4, Ok(42))
+            ]
+        );
+        assert_eq!(rejected(&items[1]).content, "nope");
+        // gzip of UTF-16, and UTF-16 CSV with an account that needs a surrogate pair.
+        let items = read_file(dir.path(), "be.txt.gz", &gz(&utf16("7\n8\n", true)));
+        assert_eq!(summary(&items), vec![(1, Ok(7)), (2, Ok(8))]);
+        let items = read_file(
+            dir.path(),
+            "c.csv",
+            &utf16("tweet_id,account\r\n9,brand😀\r\n", false),
+        );
+        assert_eq!(
+            items[0].record,
+            Record::Id {
+                id: 9,
+                account: Some("brand😀".into())
+            }
+        );
+        let items = read_file(dir.path(), "j.jsonl", &utf16("{\"id\":\"10\"}\n", true));
+        assert_eq!(summary(&items), vec![(1, Ok(10))]);
+    }
+
+    #[test]
+    fn semicolon_csv_is_read_when_the_header_names_an_id_column() {
+        let dir = TempDir::new().unwrap();
+        let data = b"\xEF\xBB\xBF\r\ntweet_id;account\r\n1;a\r\n\"2\";\"b;c\"\r\n3,x;d\r\n";
+        let items = read_file(dir.path(), "s.csv", data);
+        let got: Vec<_> = items
+            .iter()
+            .map(|p| match &p.record {
+                Record::Id { id, account } => (p.line, Ok((*id, account.clone()))),
+                Record::Reject(r) => (p.line, Err(r.reason.clone())),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (3, Ok((1, Some("a".into())))),
+                (4, Ok((2, Some("b;c".into())))),
+                (5, Err(reason::NOT_A_NUMBER.into())),
+            ]
+        );
+        // Quoted names, the `id` fallback and --id-column are found the same way.
+        let items = read_file(dir.path(), "q.csv", b"\"user\";\"ID\"\nu;4\n");
+        assert_eq!(summary(&items), vec![(2, Ok(4))]);
+        let path = write(dir.path(), "c.csv", b"x;Status\n1;5\n");
+        let options = ReadOptions {
+            id_column: Some("status".into()),
+            ..Default::default()
+        };
+        assert_eq!(summary(&read_all(&[path], options)), vec![(2, Ok(5))]);
+        // A comma header is never split at `;`.
+        let items = read_file(dir.path(), "m.csv", b"tweet_id,account\n6;a\n7,b\n");
+        assert_eq!(
+            summary(&items),
+            vec![(2, Err(reason::NOT_A_NUMBER.into())), (3, Ok(7))]
+        );
+    }
+
+    #[test]
+    fn semicolon_csv_without_id_column_hints_at_it() {
+        let dir = TempDir::new().unwrap();
+        let path = write(dir.path(), "s.csv", b"tweet;user\n1;a\n");
+        let err = Reader::new(vec![InputSource::File(path)], ReadOptions::default())
+            .next()
+            .unwrap()
+            .unwrap_err();
+        let IdsError::MissingIdColumn { columns, hint, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(columns, &["tweet;user"]);
+        assert!(hint.contains("semicolon-separated?"), "{err}");
+    }
+
+    /// What a CSV reader holds for the record in progress: the feed's window,
+    /// spans and line buffer, and the parser's record.
+    fn csv_buffered_bytes(reader: &Reader) -> usize {
+        match reader.active.as_ref().map(|a| &a.kind) {
+            Some(ActiveKind::Csv(state)) => {
+                state.rdr.get_ref().buffered_bytes() + state.record.as_slice().len()
+            }
+            _ => 0,
+        }
+    }
+
+    /// Reads one CSV file, also returning the most [`csv_buffered_bytes`]
+    /// seen between records.
+    fn read_csv_measuring(
+        dir: &Path,
+        name: &str,
+        data: &[u8],
+    ) -> (Vec<Positioned>, Counters, usize) {
+        let path = write(dir, name, data);
+        let mut reader = Reader::new(vec![InputSource::File(path)], ReadOptions::default());
+        let mut peak = 0;
+        let mut items = Vec::new();
+        while let Some(item) = reader.next_record() {
+            peak = peak.max(csv_buffered_bytes(&reader));
+            items.push(item.unwrap());
+        }
+        (items, reader.counters(), peak)
+    }
+
+    #[test]
+    fn csv_stray_quote_before_200k_rows_loses_one_row_in_bounded_memory() {
+        let dir = TempDir::new().unwrap();
+        let first = 1_700_000_000_000_000_000u64;
+        let mut data = b"tweet_id,account\n\"1790000000000000001,brand\n".to_vec();
+        for i in 0..200_000u64 {
+            data.extend_from_slice(format!("{},brand\n", first + i).as_bytes());
+        }
+        assert!(data.len() > 4 * MAX_LINE_BYTES);
+        let (items, c, peak) = read_csv_measuring(dir.path(), "q.csv", &data);
+        let r = rejected(&items[0]);
+        assert_eq!(
+            (items[0].line, r.reason.as_str(), r.content.as_str()),
+            (
+                2,
+                "unterminated quote from line 2",
+                "\"1790000000000000001,brand"
+            )
+        );
+        assert_eq!(items.len(), 200_001);
+        for (i, p) in items[1..].iter().enumerate() {
+            let want = Record::Id {
+                id: first + i as u64,
+                account: Some("brand".into()),
+            };
+            assert_eq!((p.line, &p.record), (i as u64 + 3, &want));
+        }
+        assert_eq!(
+            (c.lines, c.ids, c.rejects, c.errors),
+            (200_001, 200_000, 1, 0)
+        );
+        // The abandoned record was cut at 32,768 lines (850 kB; about 2 MiB
+        // with the bookkeeping of its lines); the file is 5 MiB.
+        assert!(
+            peak > MAX_LINE_BYTES / 2,
+            "peak {peak}: the quote was never followed"
+        );
+        assert!(peak < 3 * MAX_LINE_BYTES, "peak {peak}");
+    }
+
+    #[test]
+    fn csv_unterminated_quote_at_end_of_input() {
+        let dir = TempDir::new().unwrap();
+        let why = |line: u64| Err(format!("unterminated quote from line {line}"));
+        // Within the limit, the open quote is found at the end of the input.
+        let items = read_file(
+            dir.path(),
+            "a.csv",
+            b"tweet_id,account\n\"1,brand\n2,brand\n3,brand\n",
+        );
+        assert_eq!(summary(&items), vec![(2, why(2)), (3, Ok(2)), (4, Ok(3))]);
+        // CRLF, blank lines, a later stray quote, a last line without terminator.
+        let items = read_file(
+            dir.path(),
+            "b.csv",
+            b"tweet_id\r\n\r\n4\r\n\r\n\"5\r\n\r\n6\r\n7x",
+        );
+        assert_eq!(
+            summary(&items),
+            vec![
+                (3, Ok(4)),
+                (5, why(5)),
+                (7, Ok(6)),
+                (8, Err(reason::NOT_A_NUMBER.into())),
+            ]
+        );
+        let items = read_file(dir.path(), "e.csv", b"tweet_id\n1\n\"8");
+        assert_eq!(summary(&items), vec![(2, Ok(1)), (3, why(3))]);
+        // Semicolon files scan for quotes with their own delimiter.
+        let items = read_file(dir.path(), "c.csv", b"tweet_id;account\n9;\"a\n10;b\n");
+        assert_eq!(summary(&items), vec![(2, why(2)), (3, Ok(10))]);
+        // Closed quotes, escaped quotes and a quote inside a field are fine.
+        let items = read_file(
+            dir.path(),
+            "d.csv",
+            b"tweet_id,text\n11,\"a \"\"q\"\"\nb\"\n12,x\"y\n13,\"\"\n14,\"\"\"\"",
+        );
+        assert_eq!(
+            summary(&items),
+            vec![(2, Ok(11)), (4, Ok(12)), (5, Ok(13)), (6, Ok(14))]
+        );
+    }
+
+    #[test]
+    fn csv_multiline_quoted_field_under_the_limit_is_one_row() {
+        let dir = TempDir::new().unwrap();
+        let text_line = "x".repeat(99);
+        let text: Vec<&str> = std::iter::repeat_n(text_line.as_str(), 6000).collect();
+        let text = text.join("\n");
+        assert!(text.len() > MAX_LINE_BYTES / 2 && text.len() < MAX_LINE_BYTES);
+        let data = format!("tweet_id,text,account\n1,\"{text}\",a\n\n2,\"\n\n\n\",b\n3,c,d\n");
+        let items = read_file(dir.path(), "m.csv", data.as_bytes());
+        assert_eq!(
+            summary(&items),
+            vec![(2, Ok(1)), (6003, Ok(2)), (6007, Ok(3))]
+        );
+        // One byte-line over the limit: the record is abandoned and its
+        // lines read as rows.
+        let text = "7\n".repeat(MAX_LINE_BYTES / 2 + 1);
+        let data = format!("tweet_id,text\n1,\"{text}\"\n");
+        let (items, _, peak) = read_csv_measuring(dir.path(), "n.csv", data.as_bytes());
+        // 32,768 lines of 2 bytes: the line cap keeps their bookkeeping small.
+        assert!(peak < 2 * MAX_LINE_BYTES, "peak {peak}");
+        let s = summary(&items);
+        assert_eq!(s[0], (2, Err("unterminated quote from line 2".into())));
+        assert_eq!(s[1], (3, Ok(7)));
+        assert_eq!(s.len(), MAX_LINE_BYTES / 2 + 2, "{:?}", &s[s.len() - 2..]);
+        assert_eq!(
+            s.last().unwrap().1,
+            Err("unterminated quote from line 524291".into())
+        );
+        // Few long lines: the byte cap, not the line cap, ends the record.
+        let long = "7".repeat(100_000);
+        let data = format!("tweet_id\n\"1\n{}2\n", format!("{long}\n").repeat(12));
+        let items = read_file(dir.path(), "o.csv", data.as_bytes());
+        let s = summary(&items);
+        assert_eq!(s[0], (2, Err("unterminated quote from line 2".into())));
+        assert_eq!(s.len(), 14);
+        assert!(s[1..13]
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r == &(i as u64 + 3, Err(reason::OUT_OF_RANGE.into()))));
+        assert_eq!(s[13], (15, Ok(2)));
+    }
+
+    #[test]
+    fn csv_blank_lines_do_not_count_toward_the_record_limit() {
+        let dir = TempDir::new().unwrap();
+        let blank = "\r\n".repeat(MAX_LINE_BYTES);
+        let data = format!("tweet_id\n1\n{blank}2\n");
+        let (items, _, peak) = read_csv_measuring(dir.path(), "b.csv", data.as_bytes());
+        let n = MAX_LINE_BYTES as u64;
+        assert_eq!(summary(&items), vec![(2, Ok(1)), (n + 3, Ok(2))]);
+        assert!(peak < MAX_LINE_BYTES / 4, "peak {peak}");
+    }
+
+    #[test]
+    fn csv_unterminated_quote_with_an_overlong_line_inside() {
+        let dir = TempDir::new().unwrap();
+        let long = "9".repeat(MAX_LINE_BYTES + 10);
+        let mut data = format!("tweet_id\n\"1\n{long}\n");
+        for i in 0..100_000 {
+            data.push_str(&format!("{}\n", 10 + i));
+        }
+        let items = read_file(dir.path(), "l.csv", data.as_bytes());
+        let s = summary(&items);
+        assert_eq!(s[0], (2, Err("unterminated quote from line 2".into())));
+        assert_eq!(s[1], (3, Err(reason::LINE_TOO_LONG.into())));
+        assert_eq!(s[2], (4, Ok(10)));
+        assert_eq!(s.len(), 100_002);
+        assert_eq!(s.last().unwrap(), &(100_003, Ok(100_009)));
+    }
+
+    #[test]
+    fn csv_unterminated_quote_resumes_exactly() {
+        let dir = TempDir::new().unwrap();
+        let path = write(dir.path(), "r.csv", b"tweet_id\n1\n\"2\n3\nbad\n\n5\n");
+        let all = read_all(std::slice::from_ref(&path), ReadOptions::default());
+        assert_eq!(
+            summary(&all),
+            vec![
+                (2, Ok(1)),
+                (3, Err("unterminated quote from line 3".into())),
+                (4, Ok(3)),
+                (5, Err(reason::NOT_A_NUMBER.into())),
+                (7, Ok(5)),
+            ]
+        );
+        for (k, p) in all.iter().enumerate() {
+            let mut reader = Reader::new(
+                vec![InputSource::File(path.clone())],
+                ReadOptions::default(),
+            );
+            reader.skip_to(0, p.line);
+            let rest: Vec<_> = reader.map(Result::unwrap).collect();
+            assert_eq!(rest, all[k + 1..], "after line {}", p.line);
+        }
+    }
+
+    #[test]
+    fn csv_header_with_unterminated_quote_is_an_error() {
+        let dir = TempDir::new().unwrap();
+        let path = write(dir.path(), "h.csv", b"\n\"tweet_id,account\n1,a\n");
+        let err = Reader::new(
+            vec![InputSource::File(path.clone())],
+            ReadOptions::default(),
+        )
+        .next()
+        .unwrap()
+        .unwrap_err();
+        assert!(matches!(err, IdsError::Csv { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        assert!(
+            msg.contains("header row has an unterminated quote from line 2"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -706,16 +706,17 @@ mod accounts {
 
     /// A simulator with two accounts, `a` owning the even IDs and `b` the odd ones.
     fn two_accounts() -> SimConfig {
-        let mut c = SimConfig::default();
-        c.accounts = ["a", "b"]
-            .iter()
-            .map(|n| engage_sim::Account {
-                name: n.to_string(),
-                access_token: format!("{n}-token"),
-                access_token_secret: format!("{n}-secret"),
-            })
-            .collect();
-        c
+        SimConfig {
+            accounts: ["a", "b"]
+                .iter()
+                .map(|n| engage_sim::Account {
+                    name: n.to_string(),
+                    access_token: format!("{n}-token"),
+                    access_token_secret: format!("{n}-secret"),
+                })
+                .collect(),
+            ..SimConfig::default()
+        }
     }
 
     fn routes(endpoint: Endpoint, bearer: bool) -> Routes {
