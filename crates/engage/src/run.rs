@@ -473,11 +473,7 @@ fn ingest(
         }
         chunk.sort_by_key(|(id, _)| *id);
         let tx = store.ingest_tx()?;
-        for (id, account) in &chunk {
-            if !tx.insert_id(*id, account.as_deref())? {
-                counts.duplicate_ids += 1;
-            }
-        }
+        counts.duplicate_ids += chunk.len() as u64 - tx.insert_ids(&chunk)?;
         for r in &rejects {
             tx.insert_reject(r)?;
         }
