@@ -178,7 +178,11 @@ impl Verifier {
         }
         let (account, token_secret) = self.tokens.get(token).ok_or(AuthError::TokenNotFound)?;
         let ts: i64 = timestamp.parse().map_err(|_| AuthError::Timestamp)?;
-        if (now_secs - ts).abs() > TIMESTAMP_TOLERANCE_SECS {
+        // Checked: a timestamp such as i64::MIN must not overflow the difference (found by fuzzing).
+        if now_secs
+            .checked_sub(ts)
+            .is_none_or(|d| d.abs() > TIMESTAMP_TOLERANCE_SECS)
+        {
             return Err(AuthError::Timestamp);
         }
         if let Some(hash) = get("oauth_body_hash") {
@@ -514,6 +518,11 @@ mod tests {
             v.verify(&req, 1318622958),
             Err(AuthError::NonceReused),
             "replay"
+        );
+        assert_eq!(
+            v.verify(&req, i64::MIN),
+            Err(AuthError::Timestamp),
+            "a difference that overflows is out of bounds, not a panic (found by fuzzing)"
         );
         let later = RequestParts {
             query: Some("include_entities=false"),

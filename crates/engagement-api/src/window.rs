@@ -76,7 +76,7 @@ pub fn parse_time(field: &'static str, value: &str) -> Result<OffsetDateTime, Wi
     };
     let v = value.trim();
     if let Ok(d) = time::Date::parse(v, format_description!("[year]-[month]-[day]")) {
-        return Ok(d.midnight().assume_utc());
+        return in_range(d.midnight().assume_utc()).ok_or_else(err);
     }
     let body = v.strip_suffix('Z').ok_or_else(err)?;
     let full = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
@@ -85,6 +85,13 @@ pub fn parse_time(field: &'static str, value: &str) -> Result<OffsetDateTime, Wi
         .or_else(|_| PrimitiveDateTime::parse(body, short))
         .map(|t| t.assume_utc())
         .map_err(|_| err())
+        .and_then(|t| in_range(t).ok_or_else(err))
+}
+
+/// Years outside 1970..=9000 serve no one and would overflow the window arithmetic near the limits of
+/// the date type (found by fuzzing: `9999-12-31` plus 28 days panicked).
+fn in_range(t: OffsetDateTime) -> Option<OffsetDateTime> {
+    (1970..=9000).contains(&t.year()).then_some(t)
 }
 
 /// Formats as `YYYY-MM-DDTHH:MM:SSZ`, the form the API echoes.
@@ -187,7 +194,10 @@ pub fn resolve_period(
     };
     let start = match start {
         Some(s) => floor_hour(s),
-        None => end - Duration::days(i64::from(days.unwrap_or(28))),
+        // Checked: `--days 4000000000` must be "too early", not an overflow.
+        None => end
+            .checked_sub(Duration::days(i64::from(days.unwrap_or(28))))
+            .unwrap_or(EARLIEST_START - Duration::hours(1)),
     };
     if start < EARLIEST_START {
         return Err(WindowError::TooEarly(format_time(start)));
@@ -336,6 +346,10 @@ mod tests {
         assert!(matches!(
             resolve_period(None, Some(datetime!(2024-05-03 00:00 UTC)), None, NOW),
             Err(WindowError::InFuture(_))
+        ));
+        assert!(matches!(
+            resolve_period(None, None, Some(u32::MAX), NOW),
+            Err(WindowError::TooEarly(_))
         ));
     }
 
