@@ -406,6 +406,7 @@ pub async fn run(
     progress.set_phase("report");
     let summary = Summary::from_aggregator(&store, spec.endpoint, &spec.metrics, spec.top_n, &agg)?;
     let files = report::write_all(&spec.out, &summary, &store, spec.series)?;
+    let pending_left = summary.status.pending > 0;
     tracing::info!(elapsed = ?started.elapsed(), "reports written");
     if let Some(a) = abort {
         return Err(a.into());
@@ -413,7 +414,7 @@ pub async fn run(
     Ok(RunOutcome {
         summary,
         files,
-        interrupted: interrupted || store.status_counts()?.pending > 0,
+        interrupted: interrupted || pending_left,
         requests: progress.fetch.requests.load(Ordering::Relaxed),
         retries: progress.fetch.retries.load(Ordering::Relaxed),
         rate_limited: progress.fetch.rate_limited.load(Ordering::Relaxed),
@@ -510,7 +511,7 @@ async fn fetch_all(
 
     // Producer: keyset pages of pending IDs from a second connection (WAL lets it read while the
     // writer commits). IDs in flight are never offered again because the cursor only moves forward.
-    let reader = Store::open_reader(&spec.db)?;
+    let reader = Store::open_cursor(&spec.db)?;
     let (batch_tx, batch_rx) = mpsc::channel::<(Vec<u64>, usize, Route)>(concurrency * 2);
     let routes = Arc::new(spec.routes.clone());
     let producer_routes = routes.clone();

@@ -226,6 +226,17 @@ pub struct Store {
     primary: bool,
 }
 
+/// How a connection is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The one writer: checks the file, owns the WAL marker.
+    Writer,
+    /// Status and report: checks the file.
+    Reader,
+    /// The batch producer beside a writer.
+    Cursor,
+}
+
 /// The marker beside a store that says its `-wal` file may hold commits not yet in the database. It
 /// exists from the first open until a clean close has checkpointed everything into the database; if it
 /// is there and the `-wal` file is not, commits were lost (the WAL was deleted or not copied along), and
@@ -267,15 +278,23 @@ impl Store {
     /// Opens an existing store or creates a new one. An existing file that is not an engage store, is
     /// damaged, or has lost its write-ahead log is refused and left untouched.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Store::open_as(path, true)
+        Store::open_as(path, Mode::Writer)
     }
 
-    /// A second connection for reading while the primary one writes (WAL allows both).
+    /// A connection for reading (`engage status`, `engage report`): checked like [`Store::open`], but
+    /// it leaves the WAL marker to the writer.
     pub fn open_reader(path: &Path) -> Result<Store, StoreError> {
-        Store::open_as(path, false)
+        Store::open_as(path, Mode::Reader)
     }
 
-    fn open_as(path: &Path, primary: bool) -> Result<Store, StoreError> {
+    /// The batch producer's second connection beside a writer that has just checked the file: no
+    /// second integrity check, and a small cache, since it reads the pending IDs once, forward.
+    pub fn open_cursor(path: &Path) -> Result<Store, StoreError> {
+        Store::open_as(path, Mode::Cursor)
+    }
+
+    fn open_as(path: &Path, mode: Mode) -> Result<Store, StoreError> {
+        let primary = mode == Mode::Writer;
         let existed = path.exists()
             && std::fs::metadata(path)
                 .map(|m| m.len() > 0)
@@ -335,17 +354,23 @@ impl Store {
                     found: version,
                 });
             }
-            let check: String = conn
-                .query_row("PRAGMA quick_check", [], |r| r.get(0))
-                .map_err(|e| not_store(format!("damaged ({e})")))?;
-            if check != "ok" {
-                return Err(not_store(format!("damaged ({check})")));
+            if mode != Mode::Cursor {
+                let check: String = conn
+                    .query_row("PRAGMA quick_check", [], |r| r.get(0))
+                    .map_err(|e| not_store(format!("damaged ({e})")))?;
+                if check != "ok" {
+                    return Err(not_store(format!("damaged ({check})")));
+                }
             }
         }
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768;",
         )
         .map_err(sql)?;
+        if mode == Mode::Cursor {
+            conn.execute_batch("PRAGMA cache_size=-2048;")
+                .map_err(sql)?;
+        }
         crate::fsutil::restrict(path);
         if primary {
             std::fs::write(
@@ -386,7 +411,7 @@ CREATE TABLE inputs (idx INTEGER PRIMARY KEY, source TEXT NOT NULL, sha256 TEXT 
 CREATE TABLE tweets (
     id INTEGER PRIMARY KEY,
     status TEXT NOT NULL DEFAULT 'pending'
-        CHECK (status IN ('pending','ok','unavailable','forbidden','failed')),
+        CHECK (status = 'pending' OR status = 'ok' OR status = 'unavailable' OR status = 'forbidden' OR status = 'failed'),
     account TEXT,
     note TEXT,
     via TEXT,
@@ -517,13 +542,19 @@ COMMIT;",
             let ok_sql = format!(
                 "UPDATE tweets SET windows_done = ?2 + 1, note = NULL, via = ?{via}, \
                  status = CASE WHEN ?2 + 1 >= ?3 THEN 'ok' ELSE 'pending' END{set} \
-                 WHERE id = ?1 AND windows_done = ?2 AND status = 'pending' AND ?4 = 'ok' \
-                 RETURNING status{}{}",
-                if ret.is_empty() { "" } else { ", " },
-                ret.join(", "),
+                 WHERE id = ?1 AND windows_done = ?2 AND status = 'pending' AND ?4 = 'ok'",
                 via = metrics.len() + 5,
             );
             let mut ok_stmt = tx.prepare_cached(&ok_sql).map_err(e)?;
+            let sel_sql = format!(
+                "SELECT {} FROM tweets WHERE id = ?1",
+                if ret.is_empty() {
+                    "1".to_string()
+                } else {
+                    ret.join(", ")
+                }
+            );
+            let mut sel_stmt = tx.prepare_cached(&sel_sql).map_err(e)?;
             let mut other = tx
                 .prepare_cached(
                     "UPDATE tweets SET status = ?2, note = ?3 WHERE id = ?1 AND status = 'pending'",
@@ -567,23 +598,38 @@ COMMIT;",
                         Some(v) => v.clone().into(),
                         None => rusqlite::types::Value::Null,
                     });
-                    let mut rows = ok_stmt
-                        .query(rusqlite::params_from_iter(args.iter()))
+                    let changed = ok_stmt
+                        .execute(rusqlite::params_from_iter(args.iter()))
                         .map_err(e)?;
-                    let Some(row) = rows.next().map_err(e)? else {
+                    if changed == 0 {
                         // Already applied (or no longer pending): never add a window twice.
                         continue;
-                    };
+                    }
                     applied = true;
-                    let status: String = row.get(0).map_err(e)?;
-                    if status == "ok" {
-                        let mut vals = Vec::with_capacity(metrics.len());
-                        for i in 0..metrics.len() {
-                            vals.push(row.get::<_, i64>(i + 1).map_err(e)? as u64);
-                        }
+                    let windows = c.windows.max(1);
+                    if c.window + 1 >= windows {
+                        let vals: Vec<u64> = if windows == 1 {
+                            // One window: the row held nothing before, the values are the stored ones.
+                            (0..metrics.len())
+                                .map(|i| {
+                                    o.values
+                                        .get(i)
+                                        .copied()
+                                        .flatten()
+                                        .map_or(0, |v| v.min(i64::MAX as u64))
+                                })
+                                .collect()
+                        } else {
+                            sel_stmt
+                                .query_row([o.id as i64], |row| {
+                                    (0..metrics.len())
+                                        .map(|i| row.get::<_, i64>(i).map(|v| v as u64))
+                                        .collect::<rusqlite::Result<Vec<u64>>>()
+                                })
+                                .map_err(e)?
+                        };
                         finals.push((o.id, vals));
                     }
-                    drop(rows);
                     for &(k, bucket, value) in &o.series {
                         series
                             .execute(params![
@@ -717,27 +763,25 @@ COMMIT;",
 
     /// Counts per status.
     pub fn status_counts(&self) -> Result<StatusCounts, StoreError> {
-        let mut c = StatusCounts::default();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT status, count(*) FROM tweets GROUP BY status")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(|e| self.err(e))?;
-        for row in rows {
-            let (s, n) = row.map_err(|e| self.err(e))?;
-            let n = n as u64;
-            match Status::parse(&s) {
-                Some(Status::Pending) => c.pending = n,
-                Some(Status::Ok) => c.ok = n,
-                Some(Status::Unavailable) => c.unavailable = n,
-                Some(Status::Forbidden) => c.forbidden = n,
-                Some(Status::Failed) => c.failed = n,
-                None => {}
-            }
-        }
-        Ok(c)
+        // One pass and no sort: a GROUP BY on the unindexed status sorts every row (and holds up to
+        // the page cache's size in sorter memory).
+        self.conn
+            .query_row(
+                "SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = 'ok'), \
+                 count(*) FILTER (WHERE status = 'unavailable'), count(*) FILTER (WHERE status = 'forbidden'), \
+                 count(*) FILTER (WHERE status = 'failed') FROM tweets",
+                [],
+                |r| {
+                    Ok(StatusCounts {
+                        pending: r.get::<_, i64>(0)? as u64,
+                        ok: r.get::<_, i64>(1)? as u64,
+                        unavailable: r.get::<_, i64>(2)? as u64,
+                        forbidden: r.get::<_, i64>(3)? as u64,
+                        failed: r.get::<_, i64>(4)? as u64,
+                    })
+                },
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// Calls `f` for every `ok` Tweet in ID order with its values for `metrics` (`None` where absent).
