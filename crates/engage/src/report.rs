@@ -60,8 +60,8 @@ pub struct Summary {
     pub totals: Vec<u64>,
     /// Top-N per metric (run order): (tweet id, value).
     pub top: Vec<Vec<(u64, u64)>>,
-    /// Owner accounts whose user context fetched at least one `ok` Tweet (contracts bill per unique
-    /// owner account and month).
+    /// Owner accounts whose user context was used for an answered request (contracts bill per
+    /// unique owner account and month).
     pub accounts_used: Vec<String>,
 }
 

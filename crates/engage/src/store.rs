@@ -425,6 +425,7 @@ CREATE TABLE series (
     value INTEGER NOT NULL,
     PRIMARY KEY (tweet_id, metric, bucket)
 ) WITHOUT ROWID;
+CREATE TABLE accounts_used (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE hourly_totals (
     metric TEXT NOT NULL,
     hour INTEGER NOT NULL,
@@ -572,6 +573,9 @@ COMMIT;",
                      ON CONFLICT DO UPDATE SET value = value + excluded.value",
                 )
                 .map_err(e)?;
+            let mut accounts = tx
+                .prepare_cached("INSERT OR IGNORE INTO accounts_used (name) VALUES (?1)")
+                .map_err(e)?;
             let mut args: Vec<rusqlite::types::Value> = Vec::with_capacity(4 + metrics.len());
             for c in commits {
                 // A response's hourly sums count only if its `ok`s applied (they all do, or none).
@@ -641,6 +645,13 @@ COMMIT;",
                             .map_err(e)?;
                     }
                 }
+                // Contracts bill each owner account whose tokens were used, whatever the answer.
+                match c.via.as_deref() {
+                    Some(v) if !v.is_empty() && v != "bearer" && !c.outcomes.is_empty() => {
+                        accounts.execute([v]).map_err(e)?;
+                    }
+                    _ => {}
+                }
                 for &(k, hour, value) in c.hourly.iter().filter(|_| applied) {
                     hourly
                         .execute(params![
@@ -681,14 +692,12 @@ COMMIT;",
         rows.map(|r| r.map_err(|e| self.err(e))).collect()
     }
 
-    /// The accounts whose user context fetched at least one `ok` Tweet (contracts bill per unique
-    /// owner account and month).
+    /// The owner accounts whose user context was used for at least one answered request (contracts
+    /// bill per unique owner account and month).
     pub fn accounts_used(&self) -> Result<Vec<String>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT DISTINCT via FROM tweets WHERE status = 'ok' AND via IS NOT NULL AND via <> 'bearer' ORDER BY via",
-            )
+            .prepare("SELECT name FROM accounts_used ORDER BY name")
             .map_err(|e| self.err(e))?;
         let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
         rows.map(|r| r.map_err(|e| self.err(e))).collect()
