@@ -156,6 +156,15 @@ fn error_code(e: &RunError) -> u8 {
         | RunError::Store(engage::store::StoreError::MissingWal { .. })
         | RunError::Store(engage::store::StoreError::NewerSchema { .. }) => exit::STORE,
         RunError::Store(engage::store::StoreError::Busy { .. }) => exit::USAGE,
+        // Damage found while reading a page is as much "the store is damaged" as a failed check.
+        RunError::Store(engage::store::StoreError::Sqlite { source, .. })
+            if matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+            ) =>
+        {
+            exit::STORE
+        }
         RunError::Store(_) | RunError::Report(_) | RunError::Other(_) => exit::INTERNAL,
         RunError::Input(_)
         | RunError::IdentityMismatch { .. }

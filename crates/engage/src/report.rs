@@ -273,6 +273,20 @@ pub fn format_bucket(unix: i64, granularity: Granularity) -> String {
     }
 }
 
+fn push_u64(s: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    s.push_str(std::str::from_utf8(&buf[i..]).expect("digits"));
+}
+
 /// Writes every output into `dir` and returns the files written. `series` is the granularity of a
 /// time-series job's per-Tweet series (`None` for `/totals`).
 pub fn write_all(
@@ -316,30 +330,34 @@ pub fn write_all(
     w.flush().map_err(io(&p))?;
     written.push(p);
 
+    // Numbers only, so no quoting: written directly, one buffer, no allocation per row (this file
+    // has a row per Tweet and is rewritten by every resume).
     let p = dir.join("tweets.csv");
-    let mut w = csv::Writer::from_writer(create(&p)?);
-    let mut header = vec!["tweet_id".to_string()];
-    header.extend(summary.metrics.iter().map(|m| m.as_str().to_string()));
-    w.write_record(&header).map_err(csv_err(&p))?;
-    let mut failure = None;
-    let mut rec: Vec<String> = Vec::with_capacity(header.len());
+    let mut w = create(&p)?;
+    let mut line = String::from("tweet_id");
+    for m in &summary.metrics {
+        line.push(',');
+        line.push_str(m.as_str());
+    }
+    line.push('\n');
+    let mut failure = w.write_all(line.as_bytes()).err();
     store.for_each_ok(&summary.metrics, |id, values| {
         if failure.is_some() {
             return;
         }
-        rec.clear();
-        rec.push(id.to_string());
-        rec.extend(
-            values
-                .iter()
-                .map(|v| v.map(|x| x.to_string()).unwrap_or_default()),
-        );
-        if let Err(e) = w.write_record(&rec) {
-            failure = Some(e);
+        line.clear();
+        push_u64(&mut line, id);
+        for v in values {
+            line.push(',');
+            if let Some(x) = v {
+                push_u64(&mut line, *x);
+            }
         }
+        line.push('\n');
+        failure = w.write_all(line.as_bytes()).err();
     })?;
     if let Some(e) = failure {
-        return Err(csv_err(&p)(e));
+        return Err(io(&p)(e));
     }
     w.flush().map_err(io(&p))?;
     written.push(p);

@@ -354,7 +354,26 @@ impl Store {
                     found: version,
                 });
             }
-            if mode != Mode::Cursor {
+            // The writer checks that the file holds every page its header counts (a truncated copy
+            // fails here) in constant time; a full `quick_check` reads the whole store, which a resume
+            // of a large run should not pay, so it is for `status` and `report`. Damage inside a page
+            // still surfaces as an SQLite "corrupt" error when the page is read.
+            if mode == Mode::Writer {
+                let (pages, page_size): (i64, i64) = conn
+                    .query_row(
+                        "SELECT page_count, page_size FROM pragma_page_count, pragma_page_size",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .map_err(|e| not_store(format!("damaged ({e})")))?;
+                let len = std::fs::metadata(path).map(|m| m.len() as i64).unwrap_or(0);
+                if len < pages * page_size && !wal_path(path).exists() {
+                    return Err(not_store(format!(
+                        "damaged: truncated to {len} bytes, its header counts {pages} pages of {page_size}"
+                    )));
+                }
+            }
+            if mode == Mode::Reader {
                 let check: String = conn
                     .query_row("PRAGMA quick_check", [], |r| r.get(0))
                     .map_err(|e| not_store(format!("damaged ({e})")))?;
