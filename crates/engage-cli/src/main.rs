@@ -218,20 +218,16 @@ pub async fn run_job(spec: engage::run::RunSpec, print_tables: bool) -> u8 {
 
 fn report_cmd(db: PathBuf, out: Option<PathBuf>) -> u8 {
     let result = (|| -> Result<(), RunError> {
-        let (store, identity, summary) = run::summary_of(&db)?;
+        let run = run::open_run(&db)?;
         match out {
             Some(dir) => {
-                let series = match identity.series.as_deref() {
-                    Some("day") => Some(engage::fetch::Granularity::Day),
-                    Some("hour") => Some(engage::fetch::Granularity::Hour),
-                    _ => None,
-                };
-                let files = engage::report::write_all(&dir, &summary, &store, series)?;
+                let (_, files) = run.write_reports(&dir)?;
                 for f in files {
                     println!("{}", f.display());
                 }
             }
             None => {
+                let (identity, summary) = (&run.identity, run.summary()?);
                 let c = &summary.status;
                 println!("store:     {}", db.display());
                 println!("endpoint:  {}", identity.endpoint);

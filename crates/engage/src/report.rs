@@ -287,15 +287,80 @@ fn push_u64(s: &mut String, mut v: u64) {
     s.push_str(std::str::from_utf8(&buf[i..]).expect("digits"));
 }
 
-/// Writes every output into `dir` and returns the files written. `series` is the granularity of a
-/// time-series job's per-Tweet series (`None` for `/totals`).
-pub fn write_all(
+/// Writes every output into `dir` from the store and returns the summary and the files written.
+/// `series` is the granularity of a time-series job's per-Tweet series (`None` for `/totals`).
+///
+/// The top-N heaps and totals are filled in the same pass over the `ok` rows that writes
+/// `tweets.csv`: one scan of the store per report, however many lives the run had.
+pub fn write_reports(
+    dir: &Path,
+    store: &Store,
+    endpoint: Endpoint,
+    metrics: &[Metric],
+    top_n: usize,
+    series: Option<Granularity>,
+) -> Result<(Summary, Vec<PathBuf>), ReportError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut agg = Aggregator::new(top_n, metrics.len());
+    let tweets = write_tweets_csv(dir, store, metrics, &mut agg)?;
+    let summary = Summary::from_aggregator(store, endpoint, metrics, top_n, &agg)?;
+    let mut written = write_all(dir, &summary, store, series)?;
+    written.insert(3, tweets);
+    Ok((summary, written))
+}
+
+/// `tweets.csv`, adding every row to `agg` on the way.
+fn write_tweets_csv(
+    dir: &Path,
+    store: &Store,
+    metrics: &[Metric],
+    agg: &mut Aggregator,
+) -> Result<PathBuf, ReportError> {
+    let mut row = vec![0u64; metrics.len()];
+    // Numbers only, so no quoting: written directly, one buffer, no allocation per row (this file
+    // has a row per Tweet and is rewritten by every resume).
+    let p = dir.join("tweets.csv");
+    let mut w = create(&p)?;
+    let mut line = String::from("tweet_id");
+    for m in metrics {
+        line.push(',');
+        line.push_str(m.as_str());
+    }
+    line.push('\n');
+    let mut failure = w.write_all(line.as_bytes()).err();
+    store.for_each_ok(metrics, |id, values| {
+        if failure.is_some() {
+            return;
+        }
+        line.clear();
+        push_u64(&mut line, id);
+        for v in values {
+            line.push(',');
+            if let Some(x) = v {
+                push_u64(&mut line, *x);
+            }
+        }
+        line.push('\n');
+        failure = w.write_all(line.as_bytes()).err();
+        for (r, v) in row.iter_mut().zip(values) {
+            *r = v.unwrap_or(0);
+        }
+        agg.add(id, &row);
+    })?;
+    if let Some(e) = failure {
+        return Err(io(&p)(e));
+    }
+    w.flush().map_err(io(&p))?;
+    Ok(p)
+}
+
+/// Every output but `tweets.csv`, from a finished summary.
+fn write_all(
     dir: &Path,
     summary: &Summary,
     store: &Store,
     series: Option<Granularity>,
 ) -> Result<Vec<PathBuf>, ReportError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut written = Vec::new();
 
     let p = dir.join("top.json");
@@ -326,38 +391,6 @@ pub fn write_all(
             ])
             .map_err(csv_err(&p))?;
         }
-    }
-    w.flush().map_err(io(&p))?;
-    written.push(p);
-
-    // Numbers only, so no quoting: written directly, one buffer, no allocation per row (this file
-    // has a row per Tweet and is rewritten by every resume).
-    let p = dir.join("tweets.csv");
-    let mut w = create(&p)?;
-    let mut line = String::from("tweet_id");
-    for m in &summary.metrics {
-        line.push(',');
-        line.push_str(m.as_str());
-    }
-    line.push('\n');
-    let mut failure = w.write_all(line.as_bytes()).err();
-    store.for_each_ok(&summary.metrics, |id, values| {
-        if failure.is_some() {
-            return;
-        }
-        line.clear();
-        push_u64(&mut line, id);
-        for v in values {
-            line.push(',');
-            if let Some(x) = v {
-                push_u64(&mut line, *x);
-            }
-        }
-        line.push('\n');
-        failure = w.write_all(line.as_bytes()).err();
-    })?;
-    if let Some(e) = failure {
-        return Err(io(&p)(e));
     }
     w.flush().map_err(io(&p))?;
     written.push(p);

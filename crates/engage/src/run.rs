@@ -26,7 +26,6 @@ use crate::ids::{self, IdsError, InputSource, ReadOptions, Record};
 use crate::report::{self, ReportError, Summary};
 use crate::route::{Route, Routes};
 use crate::store::{Commit, IngestCounts, IngestPos, RejectRow, Store, StoreError, INGEST_CHUNK};
-use crate::topn::Aggregator;
 
 /// Everything a run needs, validated.
 pub struct RunSpec {
@@ -366,33 +365,14 @@ pub async fn run(
         .resolved
         .store(counts.unique() - counts.pending, Ordering::Relaxed);
 
-    // Heaps from what is already done; the writer adds only new outcomes.
-    let mut agg = Aggregator::new(spec.top_n, spec.metrics.len());
-    let mut row = vec![0u64; spec.metrics.len()];
-    store.for_each_ok(&spec.metrics, |id, values| {
-        for (r, v) in row.iter_mut().zip(values) {
-            *r = v.unwrap_or(0);
-        }
-        agg.add(id, &row);
-    })?;
-
-    tracing::info!(elapsed = ?started.elapsed(), pending = counts.pending, "heaps rebuilt from the store");
+    tracing::info!(elapsed = ?started.elapsed(), pending = counts.pending, "store opened");
     let mut interrupted = false;
     let mut abort = None;
     if counts.pending > 0 && !*shutdown.borrow() {
         progress.set_phase("fetch");
-        let (store2, agg2, end) = fetch_all(
-            &spec,
-            windows,
-            client,
-            store,
-            agg,
-            &progress,
-            shutdown.clone(),
-        )
-        .await?;
+        let (store2, end) =
+            fetch_all(&spec, windows, client, store, &progress, shutdown.clone()).await?;
         store = store2;
-        agg = agg2;
         match end {
             FetchEnd::Complete => {}
             FetchEnd::Interrupted => interrupted = true,
@@ -404,8 +384,16 @@ pub async fn run(
 
     tracing::info!(elapsed = ?started.elapsed(), "fetch done");
     progress.set_phase("report");
-    let summary = Summary::from_aggregator(&store, spec.endpoint, &spec.metrics, spec.top_n, &agg)?;
-    let files = report::write_all(&spec.out, &summary, &store, spec.series)?;
+    // The heaps are filled from the store's `ok` rows, once, in the pass that writes tweets.csv:
+    // whatever happened in earlier lives, nothing is counted twice.
+    let (summary, files) = report::write_reports(
+        &spec.out,
+        &store,
+        spec.endpoint,
+        &spec.metrics,
+        spec.top_n,
+        spec.series,
+    )?;
     let pending_left = summary.status.pending > 0;
     tracing::info!(elapsed = ?started.elapsed(), "reports written");
     if let Some(a) = abort {
@@ -499,10 +487,9 @@ async fn fetch_all(
     windows: Vec<Option<Window>>,
     client: Client,
     store: Store,
-    agg: Aggregator,
     progress: &Arc<Progress>,
     shutdown: watch::Receiver<bool>,
-) -> Result<(Store, Aggregator, FetchEnd), RunError> {
+) -> Result<(Store, FetchEnd), RunError> {
     let concurrency = spec.concurrency.max(1);
     let batch_size = spec.endpoint.max_ids();
     // Internal stop: an abort stops the producer like a shutdown does.
@@ -561,8 +548,8 @@ async fn fetch_all(
     let (out_tx, mut out_rx) = mpsc::channel::<Commit>(concurrency * 4);
     let metrics = spec.metrics.clone();
     let wprogress = progress.clone();
-    let writer = std::thread::spawn(move || -> Result<(Store, Aggregator), StoreError> {
-        let (mut store, mut agg) = (store, agg);
+    let writer = std::thread::spawn(move || -> Result<Store, StoreError> {
+        let mut store = store;
         let mut pending: Vec<Commit> = Vec::new();
         while let Some(first) = out_rx.blocking_recv() {
             pending.clear();
@@ -576,9 +563,6 @@ async fn fetch_all(
             crate::failpoint::hit("before-commit");
             let finals = store.record(&metrics, &pending)?;
             crate::failpoint::hit("after-commit");
-            for (id, values) in &finals {
-                agg.add(*id, values);
-            }
             let others = pending
                 .iter()
                 .flat_map(|c| &c.outcomes)
@@ -588,7 +572,7 @@ async fn fetch_all(
                 .resolved
                 .fetch_add((finals.len() + others) as u64, Ordering::Relaxed);
         }
-        Ok((store, agg))
+        Ok(store)
     });
 
     let pace = spec.rate.and_then(|(n, w)| pace(n, w)).map(Arc::new);
@@ -648,11 +632,11 @@ async fn fetch_all(
     producer
         .await
         .map_err(|e| RunError::Other(format!("batch reader panicked: {e}")))??;
-    let (store, agg) = tokio::task::spawn_blocking(move || writer.join())
+    let store = tokio::task::spawn_blocking(move || writer.join())
         .await
         .map_err(|e| RunError::Other(format!("writer join: {e}")))?
         .map_err(|_| RunError::Other("the store writer panicked".into()))??;
-    Ok((store, agg, end))
+    Ok((store, end))
 }
 
 /// One receiver that turns true when either the user's shutdown or the internal stop does.
@@ -694,8 +678,53 @@ pub fn default_metrics(endpoint: Endpoint, auth: AuthKind) -> Vec<Metric> {
     endpoint.allowed_metrics(auth)
 }
 
-/// Summary of a store for `engage status` and `engage report`.
-pub fn summary_of(db: &Path) -> Result<(Store, Identity, Summary), RunError> {
+/// A recorded run, opened for `engage status` and `engage report`.
+pub struct OpenRun {
+    /// The store, read-only use.
+    pub store: Store,
+    /// The run's identity.
+    pub identity: Identity,
+    /// Its endpoint.
+    pub endpoint: Endpoint,
+    /// Its metrics.
+    pub metrics: Vec<Metric>,
+}
+
+impl OpenRun {
+    /// The series granularity of a time-series run.
+    pub fn series(&self) -> Option<Granularity> {
+        match self.identity.series.as_deref() {
+            Some("day") => Some(Granularity::Day),
+            Some("hour") => Some(Granularity::Hour),
+            _ => None,
+        }
+    }
+
+    /// The report's figures (one pass over the `ok` rows).
+    pub fn summary(&self) -> Result<Summary, StoreError> {
+        Summary::from_store(
+            &self.store,
+            self.endpoint,
+            &self.metrics,
+            self.identity.top_n,
+        )
+    }
+
+    /// Writes every report into `dir`.
+    pub fn write_reports(&self, dir: &Path) -> Result<(Summary, Vec<PathBuf>), ReportError> {
+        report::write_reports(
+            dir,
+            &self.store,
+            self.endpoint,
+            &self.metrics,
+            self.identity.top_n,
+            self.series(),
+        )
+    }
+}
+
+/// Opens the run recorded in a store.
+pub fn open_run(db: &Path) -> Result<OpenRun, RunError> {
     if !db.exists() {
         return Err(RunError::Other(format!("{}: no such store", db.display())));
     }
@@ -719,8 +748,12 @@ pub fn summary_of(db: &Path) -> Result<(Store, Identity, Summary), RunError> {
         .map(|m| m.parse())
         .collect::<Result<_, _>>()
         .map_err(|e| RunError::Other(format!("{}: {e}", db.display())))?;
-    let summary = Summary::from_store(&store, endpoint, &metrics, identity.top_n)?;
-    Ok((store, identity, summary))
+    Ok(OpenRun {
+        store,
+        identity,
+        endpoint,
+        metrics,
+    })
 }
 
 /// Counters of a finished ingest, for tests and status.
