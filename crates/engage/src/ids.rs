@@ -133,6 +133,14 @@ pub enum IdsError {
         /// The underlying error.
         source: io::Error,
     },
+    /// A gzip stream broken before a CSV header could be read; the reader turns it into a reject.
+    #[error("{path}: truncated or corrupt gzip stream after line {line}")]
+    CorruptGzip {
+        /// The path concerned.
+        path: String,
+        /// The last complete line.
+        line: u64,
+    },
     /// A CSV input whose header has no usable ID column.
     #[error("{path}: CSV header has no {wanted} column (columns: {}){hint}", .columns.join(", "))]
     MissingIdColumn {
@@ -786,6 +794,25 @@ impl Reader {
                     }
                     match open_active(index, &self.sources[index], &self.options) {
                         Ok(active) => self.active = active,
+                        Err(IdsError::CorruptGzip { path, line }) => {
+                            let at = line + 1;
+                            if is_skipped(self.skip, index, at) {
+                                continue;
+                            }
+                            self.counters.rejects += 1;
+                            return Some(Ok(Positioned {
+                                source_index: index,
+                                line: at,
+                                record: Record::Reject(Reject {
+                                    source: path,
+                                    line: at,
+                                    content: String::new(),
+                                    reason: format!(
+                                        "truncated or corrupt gzip stream after line {line}"
+                                    ),
+                                }),
+                            }));
+                        }
                         Err(e) => {
                             self.counters.errors += 1;
                             return Some(Err(e));
@@ -850,9 +877,15 @@ fn open_active(
     let kind = match format {
         Format::Plain => ActiveKind::Plain(lines),
         Format::Jsonl => ActiveKind::Jsonl(lines),
-        Format::Csv => match open_csv(lines, &name, options)? {
-            Some(state) => ActiveKind::Csv(Box::new(state)),
-            None => return Ok(None),
+        Format::Csv => match open_csv(lines, &name, options) {
+            Ok(Some(state)) => ActiveKind::Csv(Box::new(state)),
+            Ok(None) => return Ok(None),
+            // Damage in the compressed header is data damage like anywhere else in the file: a
+            // reject, not an error that stops the run (found by fuzzing).
+            Err(IdsError::Read { path, line, source }) if gzip && is_corrupt_stream(&source) => {
+                return Err(IdsError::CorruptGzip { path, line })
+            }
+            Err(e) => return Err(e),
         },
     };
     Ok(Some(Active {
@@ -1917,6 +1950,41 @@ fn ends_in_open_quote(record: &[u8], delimiter: u8) -> bool {
         };
     }
     state == State::Quoted
+}
+
+#[cfg(test)]
+mod gzip_header_tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Found by fuzzing: a gzip stream cut inside a CSV header stopped the run instead of being a
+    /// reject like the same damage one line later.
+    #[test]
+    fn a_gzip_stream_cut_in_the_csv_header_is_a_reject() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ids.csv.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(b"tweet_id,account\n1790000000000000001,brand\n")
+            .unwrap();
+        let bytes = gz.finish().unwrap();
+        std::fs::write(&p, &bytes[..14]).unwrap();
+        let mut r = Reader::new(vec![InputSource::File(p)], ReadOptions::default());
+        let all: Vec<_> = std::iter::from_fn(|| r.next_record()).collect();
+        assert_eq!(all.len(), 1, "{all:?}");
+        match &all[0] {
+            Ok(Positioned {
+                line: 1,
+                record: Record::Reject(rej),
+                ..
+            }) => {
+                assert!(
+                    rej.reason.starts_with("truncated or corrupt gzip stream"),
+                    "{rej:?}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 #[cfg(test)]
