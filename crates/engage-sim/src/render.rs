@@ -10,6 +10,7 @@
 //! exactly. The JSON is written straight into a `String` (no `serde_json::Value` tree): a 250-ID
 //! `/totals` answer is a few allocations.
 
+use engagement_api::digits::push_u64;
 use engagement_api::request::EngagementRequest;
 use engagement_api::window::format_time;
 use engagement_api::{Endpoint, GroupBy, Metric};
@@ -463,29 +464,11 @@ fn day_label(unix_day: i64) -> String {
 
 fn push_padded(out: &mut String, v: u64, width: usize) {
     let mut buf = [0u8; 20];
-    let digits = format_u64(&mut buf, v);
+    let digits = engagement_api::digits::format_u64(&mut buf, v);
     for _ in digits.len()..width {
         out.push('0');
     }
     out.push_str(digits);
-}
-
-fn format_u64(buf: &mut [u8; 20], mut v: u64) -> &str {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&buf[i..]).expect("digits are ASCII")
-}
-
-fn push_u64(out: &mut String, v: u64) {
-    let mut buf = [0u8; 20];
-    out.push_str(format_u64(&mut buf, v));
 }
 
 /// A count leaf: a JSON string of a base-10 integer.

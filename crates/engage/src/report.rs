@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use engagement_api::digits::push_u64;
 use engagement_api::{Endpoint, Metric};
 use serde_json::{json, Map, Value};
 
@@ -273,20 +274,6 @@ pub fn format_bucket(unix: i64, granularity: Granularity) -> String {
     }
 }
 
-fn push_u64(s: &mut String, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    s.push_str(std::str::from_utf8(&buf[i..]).expect("digits"));
-}
-
 /// Writes every output into `dir` from the store and returns the summary and the files written.
 /// `series` is the granularity of a time-series job's per-Tweet series (`None` for `/totals`).
 ///
@@ -354,6 +341,28 @@ fn write_tweets_csv(
     Ok(p)
 }
 
+/// Writes a CSV file: the header, then every row `rows` hands to its callback. The first write
+/// error is kept and returned once the store's iteration ends.
+fn write_csv(
+    path: &Path,
+    header: &[&str],
+    rows: impl FnOnce(&mut dyn FnMut(&[&str])) -> Result<(), StoreError>,
+) -> Result<PathBuf, ReportError> {
+    let mut w = csv::Writer::from_writer(create(path)?);
+    w.write_record(header).map_err(csv_err(path))?;
+    let mut failure = None;
+    rows(&mut |rec: &[&str]| {
+        if failure.is_none() {
+            failure = w.write_record(rec).err();
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(csv_err(path)(e));
+    }
+    w.flush().map_err(io(path))?;
+    Ok(path.to_path_buf())
+}
+
 /// Every output but `tweets.csv`, from a finished summary.
 fn write_all(
     dir: &Path,
@@ -376,67 +385,42 @@ fn write_all(
         .map_err(io(&p))?;
     written.push(p);
 
-    let p = dir.join("top.csv");
-    let mut w = csv::Writer::from_writer(create(&p)?);
-    w.write_record(["metric", "rank", "tweet_id", "value", "url"])
-        .map_err(csv_err(&p))?;
-    for (i, m) in summary.metrics.iter().enumerate() {
-        for (rank, (id, v)) in summary.top[i].iter().enumerate() {
-            w.write_record([
-                m.as_str().to_string(),
-                (rank + 1).to_string(),
-                id.to_string(),
-                v.to_string(),
-                format!("https://x.com/i/web/status/{id}"),
-            ])
-            .map_err(csv_err(&p))?;
-        }
-    }
-    w.flush().map_err(io(&p))?;
-    written.push(p);
-
-    let p = dir.join("outcomes.csv");
-    let mut w = csv::Writer::from_writer(create(&p)?);
-    w.write_record(["tweet_id", "outcome", "note"])
-        .map_err(csv_err(&p))?;
-    let mut failure = None;
-    store.for_each_not_ok(|id, status, note| {
-        if failure.is_none() {
-            if let Err(e) =
-                w.write_record([id.to_string().as_str(), status.as_str(), note.unwrap_or("")])
-            {
-                failure = Some(e);
+    written.push(write_csv(
+        &dir.join("top.csv"),
+        &["metric", "rank", "tweet_id", "value", "url"],
+        |row| {
+            for (m, top) in summary.metrics.iter().zip(&summary.top) {
+                for (rank, (id, v)) in top.iter().enumerate() {
+                    let url = format!("https://x.com/i/web/status/{id}");
+                    row(&[
+                        m.as_str(),
+                        &(rank + 1).to_string(),
+                        &id.to_string(),
+                        &v.to_string(),
+                        &url,
+                    ]);
+                }
             }
-        }
-    })?;
-    if let Some(e) = failure {
-        return Err(csv_err(&p)(e));
-    }
-    w.flush().map_err(io(&p))?;
-    written.push(p);
+            Ok(())
+        },
+    )?);
 
-    let p = dir.join("rejects.csv");
-    let mut w = csv::Writer::from_writer(create(&p)?);
-    w.write_record(["source", "line", "content", "reason"])
-        .map_err(csv_err(&p))?;
-    let mut failure = None;
-    store.for_each_reject(|r| {
-        if failure.is_none() {
-            if let Err(e) = w.write_record([
-                r.source.as_str(),
-                &r.line.to_string(),
-                &r.content,
-                &r.reason,
-            ]) {
-                failure = Some(e);
-            }
-        }
-    })?;
-    if let Some(e) = failure {
-        return Err(csv_err(&p)(e));
-    }
-    w.flush().map_err(io(&p))?;
-    written.push(p);
+    written.push(write_csv(
+        &dir.join("outcomes.csv"),
+        &["tweet_id", "outcome", "note"],
+        |row| {
+            store.for_each_not_ok(|id, status, note| {
+                row(&[&id.to_string(), status.as_str(), note.unwrap_or("")])
+            })
+        },
+    )?);
+    written.push(write_csv(
+        &dir.join("rejects.csv"),
+        &["source", "line", "content", "reason"],
+        |row| {
+            store.for_each_reject(|r| row(&[&r.source, &r.line.to_string(), &r.content, &r.reason]))
+        },
+    )?);
 
     let ts = match series {
         Some(g) => Some(time_series(summary, store, g)?),
@@ -451,40 +435,32 @@ fn write_all(
     written.push(p);
 
     if let Some(g) = series {
-        let p = dir.join("series.csv");
-        let mut w = csv::Writer::from_writer(create(&p)?);
-        w.write_record(["tweet_id", "metric", "bucket", "value"])
-            .map_err(csv_err(&p))?;
-        let mut failure = None;
-        store.for_each_series(|id, m, bucket, v| {
-            if failure.is_none() {
-                let rec = [
-                    id.to_string(),
-                    m.to_string(),
-                    format_bucket(bucket, g),
-                    v.to_string(),
-                ];
-                if let Err(e) = w.write_record(&rec) {
-                    failure = Some(e);
-                }
-            }
-        })?;
-        if let Some(e) = failure {
-            return Err(csv_err(&p)(e));
-        }
-        w.flush().map_err(io(&p))?;
-        written.push(p);
+        written.push(write_csv(
+            &dir.join("series.csv"),
+            &["tweet_id", "metric", "bucket", "value"],
+            |row| {
+                store.for_each_series(|id, m, bucket, v| {
+                    row(&[
+                        &id.to_string(),
+                        m,
+                        &format_bucket(bucket, g),
+                        &v.to_string(),
+                    ])
+                })
+            },
+        )?);
 
-        let p = dir.join("hourly.csv");
-        let mut w = csv::Writer::from_writer(create(&p)?);
-        w.write_record(["metric", "hour", "value"])
-            .map_err(csv_err(&p))?;
-        for (m, hour, v) in store.hourly_totals()? {
-            w.write_record([m, format_bucket(hour, Granularity::Hour), v.to_string()])
-                .map_err(csv_err(&p))?;
-        }
-        w.flush().map_err(io(&p))?;
-        written.push(p);
+        let hourly = store.hourly_totals()?;
+        written.push(write_csv(
+            &dir.join("hourly.csv"),
+            &["metric", "hour", "value"],
+            |row| {
+                for (m, hour, v) in &hourly {
+                    row(&[m, &format_bucket(*hour, Granularity::Hour), &v.to_string()]);
+                }
+                Ok(())
+            },
+        )?);
     }
 
     Ok(written)

@@ -1,5 +1,6 @@
 //! The X Enterprise Engagement API contract, as a library.
 //!
+//! - [`digits`]: allocation-free decimal formatting of counts and IDs.
 //! - [`metric`] and [`endpoint`]: the metric names, the three endpoints, their ID limits, groupings and
 //!   per-auth metric allow-lists.
 //! - [`window`]: the `/historical` `start`/`end` rules and the `/28hr` window.
@@ -14,6 +15,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod digits;
 pub mod endpoint;
 pub mod metric;
 pub mod request;

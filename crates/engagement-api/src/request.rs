@@ -76,28 +76,11 @@ pub struct WireGrouping {
 fn ser_ids<S: serde::Serializer>(ids: &[u64], s: S) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeSeq;
     let mut seq = s.serialize_seq(Some(ids.len()))?;
-    let mut buf = itoa_buf();
+    let mut buf = [0u8; 20];
     for id in ids {
-        seq.serialize_element(fmt_u64(&mut buf, *id))?;
+        seq.serialize_element(crate::digits::format_u64(&mut buf, *id))?;
     }
     seq.end()
-}
-
-fn itoa_buf() -> [u8; 20] {
-    [0; 20]
-}
-
-fn fmt_u64(buf: &mut [u8; 20], mut v: u64) -> &str {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&buf[i..]).expect("digits are ASCII")
 }
 
 fn de_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
