@@ -178,7 +178,7 @@ impl Verifier {
         }
         let (account, token_secret) = self.tokens.get(token).ok_or(AuthError::TokenNotFound)?;
         let ts: i64 = timestamp.parse().map_err(|_| AuthError::Timestamp)?;
-        // Checked: a timestamp such as i64::MIN must not overflow the difference (found by fuzzing).
+        // abs_diff: a timestamp such as i64::MIN must not overflow the difference (found by fuzzing).
         if now_secs
             .checked_sub(ts)
             .is_none_or(|d| d.abs() > TIMESTAMP_TOLERANCE_SECS)
