@@ -151,17 +151,23 @@ pub fn resolve_historical(
             (e - MAX_SPAN, e)
         }
     };
+    let w = checked(start, end)?;
+    if end - start > MAX_SPAN {
+        return Err(WindowError::TooLong {
+            start: format_time(start),
+            end: format_time(end),
+        });
+    }
+    Ok(w)
+}
+
+/// The rules every window and period share: not before 2014-09-01, and not empty.
+fn checked(start: OffsetDateTime, end: OffsetDateTime) -> Result<Window, WindowError> {
     if start < EARLIEST_START {
         return Err(WindowError::TooEarly(format_time(start)));
     }
     if start >= end {
         return Err(WindowError::Empty {
-            start: format_time(start),
-            end: format_time(end),
-        });
-    }
-    if end - start > MAX_SPAN {
-        return Err(WindowError::TooLong {
             start: format_time(start),
             end: format_time(end),
         });
@@ -199,16 +205,7 @@ pub fn resolve_period(
             .checked_sub(Duration::days(i64::from(days.unwrap_or(28))))
             .unwrap_or(EARLIEST_START - Duration::hours(1)),
     };
-    if start < EARLIEST_START {
-        return Err(WindowError::TooEarly(format_time(start)));
-    }
-    if start >= end {
-        return Err(WindowError::Empty {
-            start: format_time(start),
-            end: format_time(end),
-        });
-    }
-    Ok(Window { start, end })
+    checked(start, end)
 }
 
 /// Splits `[start, end)` into consecutive, non-overlapping windows of at most 28 days, on hour

@@ -67,9 +67,14 @@ struct Case {
 }
 
 fn case(lines: &[String]) -> Case {
+    case_named("ids.txt", lines)
+}
+
+/// An input file of that name (the extension picks the format) in a fresh folder.
+fn case_named(name: &str, lines: &[String]) -> Case {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().to_path_buf();
-    let input = dir.join("ids.txt");
+    let input = dir.join(name);
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     Case {
         _dir: d,
@@ -769,14 +774,7 @@ mod accounts {
                 _ => format!("{id},"),
             });
         }
-        let d = tempfile::tempdir().unwrap();
-        let input = d.path().join("ids.csv");
-        std::fs::write(&input, lines.join("\n")).unwrap();
-        let c = Case {
-            dir: d.path().to_path_buf(),
-            input,
-            _dir: d,
-        };
+        let c = case_named("ids.csv", &lines);
         let mut sp = spec(&c, &s.url(), "run.db", demo_user());
         sp.routes = routes(Endpoint::Totals, true);
         let out = go(sp).await.unwrap();
@@ -820,14 +818,7 @@ mod accounts {
                 format!("{id},")
             });
         }
-        let d = tempfile::tempdir().unwrap();
-        let input = d.path().join("ids.csv");
-        std::fs::write(&input, lines.join("\n")).unwrap();
-        let c = Case {
-            dir: d.path().to_path_buf(),
-            input,
-            _dir: d,
-        };
+        let c = case_named("ids.csv", &lines);
         let mut sp = spec(&c, &s.url(), "run.db", demo_user());
         sp.endpoint = Endpoint::Historical;
         sp.metrics = Endpoint::Historical.allowed_metrics(AuthKind::User);
