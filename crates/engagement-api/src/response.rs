@@ -153,15 +153,26 @@ pub fn parse_response(
     };
     let mut seen = vec![false; groupings.len()];
     let mut failure: Option<ParseError> = None;
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let result = Root {
-        requested: groupings,
-        out: &mut out,
-        seen: &mut seen,
-        failure: &mut failure,
-    }
-    .deserialize(&mut de)
-    .and_then(|()| de.end());
+    let result = match std::str::from_utf8(body) {
+        // One validation pass for the whole body; serde_json's slice reader would re-validate
+        // every string it borrows, which is most of the body here.
+        Ok(text) => walk(
+            serde_json::Deserializer::from_str(text),
+            groupings,
+            &mut out,
+            &mut seen,
+            &mut failure,
+        ),
+        // The slice reader keeps serde_json's own error for bad UTF-8 (with its position), and
+        // still accepts it inside skipped strings, which it never validates.
+        Err(_) => walk(
+            serde_json::Deserializer::from_slice(body),
+            groupings,
+            &mut out,
+            &mut seen,
+            &mut failure,
+        ),
+    };
     if let Err(e) = result {
         return Err(failure.unwrap_or_else(|| ParseError::Json(e.to_string())));
     }
@@ -171,6 +182,24 @@ pub fn parse_response(
         }
     }
     Ok(out)
+}
+
+/// The whole body through [`Root`], then nothing but whitespace.
+fn walk<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    requested: &[Grouping],
+    out: &mut EngagementResponse,
+    seen: &mut [bool],
+    failure: &mut Option<ParseError>,
+) -> serde_json::Result<()> {
+    Root {
+        requested,
+        out,
+        seen,
+        failure,
+    }
+    .deserialize(&mut de)
+    .and_then(|()| de.end())
 }
 
 /// The messages of an error body, tolerantly: the strings of `{"errors": [...]}`, the `message` of
@@ -329,6 +358,7 @@ impl<'de> Visitor<'de> for Root<'_> {
                             partial: EMPTY_CELL,
                             cells: &mut self.out.groupings[i].cells,
                             failure: &mut path,
+                            month: &mut MonthCache::default(),
                         });
                         if let Err(e) = r {
                             if !path.is_empty() {
@@ -362,6 +392,7 @@ struct Level<'a> {
     partial: Cell,
     cells: &'a mut Vec<Cell>,
     failure: &'a mut Vec<String>,
+    month: &'a mut MonthCache,
 }
 
 impl<'de> DeserializeSeed<'de> for Level<'_> {
@@ -432,7 +463,8 @@ impl<'de> Visitor<'de> for Level<'_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        let parsed = parse_id(v).ok_or_else(|| format!("count \"{v}\" is not a base-10 integer"));
+        let parsed =
+            parse_digits(v).ok_or_else(|| format!("count \"{v}\" is not a base-10 integer"));
         self.leaf(parsed)
     }
 
@@ -455,13 +487,13 @@ impl<'de> Visitor<'de> for Level<'_> {
         while let Some(Key(key)) = map.next_key()? {
             let mut partial = self.partial;
             let ok = match level {
-                GroupBy::TweetId => parse_id(&key).map(|id| partial.tweet_id = Some(id)),
-                GroupBy::EngagementType => match key.parse::<Metric>() {
-                    Ok(m) => {
+                GroupBy::TweetId => parse_digits(&key).map(|id| partial.tweet_id = Some(id)),
+                GroupBy::EngagementType => match metric_named(&key) {
+                    Some(m) => {
                         partial.metric = Some(m);
                         Some(())
                     }
-                    Err(_) => {
+                    None => {
                         // A metric we do not know (a rename, a new metric): its counts mean nothing
                         // to us, and failing would lose the whole response.
                         tracing::debug!(metric = %key, "skipping unknown metric in response");
@@ -469,7 +501,9 @@ impl<'de> Visitor<'de> for Level<'_> {
                         continue;
                     }
                 },
-                GroupBy::EngagementDay => parse_day(&key).map(|d| partial.day = Some(d)),
+                GroupBy::EngagementDay => {
+                    parse_day(&key, self.month).map(|d| partial.day = Some(d))
+                }
                 GroupBy::EngagementHour => parse_hour(&key).map(|h| partial.hour = Some(h)),
             };
             if ok.is_none() {
@@ -483,6 +517,7 @@ impl<'de> Visitor<'de> for Level<'_> {
                 partial,
                 cells: &mut *self.cells,
                 failure: &mut *self.failure,
+                month: &mut *self.month,
             });
             if let Err(e) = r {
                 if !self.failure.is_empty() {
@@ -495,32 +530,118 @@ impl<'de> Visitor<'de> for Level<'_> {
     }
 }
 
+/// The `YYYY-MM-` of the last day key read in a grouping, already checked. Day keys come in runs
+/// within a month, and a calendar date costs more to check than the rest of the key.
+#[derive(Default)]
+struct MonthCache {
+    /// Empty until the first good day key.
+    prefix: Option<[u8; 8]>,
+    year: i32,
+    /// The ordinal of the month's first day.
+    first: u16,
+    days: u8,
+}
+
 /// `YYYY-MM-DD`, exactly.
-fn parse_day(s: &str) -> Option<Date> {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let part = &b[r];
+fn parse_day(s: &str, month: &mut MonthCache) -> Option<Date> {
+    let b: &[u8; 10] = s.as_bytes().try_into().ok()?;
+    let num = |part: &[u8]| -> Option<u32> {
         if !part.iter().all(u8::is_ascii_digit) {
             return None;
         }
         Some(part.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
     };
-    let year = i32::try_from(num(0..4)?).ok()?;
-    let month = Month::try_from(u8::try_from(num(5..7)?).ok()?).ok()?;
-    let day = u8::try_from(num(8..10)?).ok()?;
-    Date::from_calendar_date(year, month, day).ok()
+    let day = u8::try_from(num(&b[8..])?).ok()?;
+    let prefix: [u8; 8] = b[..8].try_into().ok()?;
+    if month.prefix != Some(prefix) {
+        if b[4] != b'-' || b[7] != b'-' {
+            return None;
+        }
+        let year = i32::try_from(num(&b[..4])?).ok()?;
+        let m = Month::try_from(u8::try_from(num(&b[5..7])?).ok()?).ok()?;
+        let first = Date::from_calendar_date(year, m, 1).ok()?;
+        *month = MonthCache {
+            prefix: Some(prefix),
+            year,
+            first: first.ordinal(),
+            days: m.length(year),
+        };
+    }
+    if day == 0 || day > month.days {
+        return None;
+    }
+    Date::from_ordinal_date(month.year, month.first + u16::from(day) - 1).ok()
 }
 
 /// `00`..`23`; a single digit is accepted too, since nothing else could be meant.
 fn parse_hour(s: &str) -> Option<u8> {
-    if s.is_empty() || s.len() > 2 {
+    let digit = |d: u8| d.is_ascii_digit().then(|| d - b'0');
+    let h = match *s.as_bytes() {
+        [u] => digit(u)?,
+        [t, u] => digit(t)? * 10 + digit(u)?,
+        _ => return None,
+    };
+    (h <= 23).then_some(h)
+}
+
+/// [`parse_id`] in one pass: non-empty ASCII digits that fit a `u64` (leading zeros allowed).
+/// Every ID key and string count goes through here.
+fn parse_digits(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.is_empty() {
         return None;
     }
-    let h: u8 = parse_id(s)?.try_into().ok()?;
-    (h <= 23).then_some(h)
+    let mut n: u64 = 0;
+    if b.len() <= 19 {
+        // 19 digits cannot overflow a u64.
+        for &c in b {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            n = n * 10 + u64::from(d);
+        }
+    } else {
+        for &c in b {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            n = n.checked_mul(10)?.checked_add(u64::from(d))?;
+        }
+    }
+    Some(n)
+}
+
+/// The metric with this wire name, as [`Metric`]'s `FromStr` finds it but without its linear scan
+/// (or its error allocation for the unknown names we skip).
+fn metric_named(key: &str) -> Option<Metric> {
+    use Metric::*;
+    let b = key.as_bytes();
+    // Length and first byte leave one candidate (two for `e`, split by the second byte); the full
+    // comparison against the wire name confirms it.
+    let m = match (b.len(), *b.first()?) {
+        (7, b'r') => Replies,
+        (8, b'r') => Retweets,
+        (9, b'f') => Favorites,
+        (9, b'a') => AppOpens,
+        (10, b'u') => UrlClicks,
+        (11, b'i') => Impressions,
+        (11, b'e') if b[1] == b'n' => Engagements,
+        (11, b'e') => EmailTweet,
+        (11, b'v') => VideoViews,
+        (11, b'm') => MediaViews,
+        (12, b'q') => QuoteTweets,
+        (12, b'u') => UserFollows,
+        (14, b'h') => HashtagClicks,
+        (14, b'd') => DetailExpands,
+        (16, b'p') => PermalinkClicks,
+        (17, b'm') => MediaEngagements,
+        (19, b'u') => UserProfileClicks,
+        (20, b'a') => AppInstallAttempts,
+        _ => return None,
+    };
+    (m.as_str() == key).then_some(m)
 }
 
 /// `start` / `end`: a time string as [`window::parse_time`] reads it, or null.
@@ -643,7 +764,7 @@ impl<'de> Deserialize<'de> for IdItem {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<IdItem, E> {
                 Ok(IdItem(
-                    parse_id(v).ok_or_else(|| format!("invalid Tweet ID \"{v}\"")),
+                    parse_digits(v).ok_or_else(|| format!("invalid Tweet ID \"{v}\"")),
                 ))
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<IdItem, E> {
@@ -965,6 +1086,174 @@ mod tests {
         let per = t.elapsed() / rounds;
         eprintln!("250 × 7 body ({} bytes): {per:?} per parse", body.len());
         assert!(per < std::time::Duration::from_millis(50), "{per:?}");
+    }
+
+    #[test]
+    fn escapes_and_bad_utf8() {
+        let gs = [g("a", &[EngagementType])];
+        // Escaped keys and counts decode before they are read.
+        let r = parse_response(br#"{"a": {"fav\u006frites": "\u0031\u0032"}}"#, &gs).unwrap();
+        assert_eq!(r.groupings[0].cells[0].metric, Some(Metric::Favorites));
+        assert_eq!(r.groupings[0].cells[0].value, 12);
+        // Bad UTF-8 where nothing reads it is skipped, as serde_json skips it.
+        let r = parse_response(b"{\"a\": {\"favorites\": 1}, \"x\": [\"\xff\"]}", &gs).unwrap();
+        assert_eq!(r.groupings[0].cells.len(), 1);
+        // Where a string is read it is a JSON error, with serde_json's position.
+        let e = err_bytes(b"{\"a\": {\"favorites\": \"1\xff\"}}", &gs);
+        assert!(
+            matches!(&e, ParseError::Json(m) if m.contains("column")),
+            "{e:?}"
+        );
+        let e = err_bytes(b"{\"a\": {\"f\xc3\": 1}}", &gs);
+        assert!(matches!(e, ParseError::Json(_)), "{e:?}");
+    }
+
+    fn err_bytes(body: &[u8], groupings: &[Grouping]) -> ParseError {
+        parse_response(body, groupings).unwrap_err()
+    }
+
+    /// The calendar check [`parse_day`] replaces (its earlier body): every key on its own.
+    fn reference_day(s: &str) -> Option<Date> {
+        let b = s.as_bytes();
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<u32> {
+            let part = &b[r];
+            if !part.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            Some(part.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+        };
+        let year = i32::try_from(num(0..4)?).ok()?;
+        let month = Month::try_from(u8::try_from(num(5..7)?).ok()?).ok()?;
+        let day = u8::try_from(num(8..10)?).ok()?;
+        Date::from_calendar_date(year, month, day).ok()
+    }
+
+    #[test]
+    fn day_keys_match_the_calendar_across_months() {
+        let mut month = MonthCache::default();
+        let mut d = date!(1999 - 12 - 25);
+        while d < date!(2001 - 03 - 05) {
+            let key = d.to_string();
+            assert_eq!(parse_day(&key, &mut month), Some(d), "{key}");
+            // The day after the month's end, and day 00, in the month just remembered.
+            for bad in ["29", "30", "31", "32", "00", "+1", "1 "] {
+                let key = format!("{}{bad}", &key[..8]);
+                assert_eq!(parse_day(&key, &mut month), reference_day(&key), "{key}");
+            }
+            d = d.next_day().unwrap();
+        }
+        for key in [
+            "2024-02-29",
+            "2023-02-29",
+            "2100-02-29",
+            "2000-02-29",
+            "0000-01-01",
+        ] {
+            assert_eq!(
+                parse_day(key, &mut MonthCache::default()),
+                reference_day(key),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn hour_keys_exhaustive() {
+        let reference = |s: &str| -> Option<u8> {
+            if s.is_empty() || s.len() > 2 {
+                return None;
+            }
+            let h: u8 = parse_id(s)?.try_into().ok()?;
+            (h <= 23).then_some(h)
+        };
+        let alphabet = ["", "0", "1", "2", "3", "9", "a", "-", "+", " ", "\u{e9}"];
+        for a in alphabet {
+            for b in alphabet {
+                for c in alphabet {
+                    let s = format!("{a}{b}{c}");
+                    assert_eq!(parse_hour(&s), reference(&s), "{s:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn metric_names_match_from_str() {
+        for m in Metric::ALL {
+            assert_eq!(metric_named(m.as_str()), Some(m));
+            // One byte off at each position, and each prefix.
+            let name = m.as_str();
+            for i in 0..name.len() {
+                let mut off = name.as_bytes().to_vec();
+                off[i] ^= 1;
+                let off = String::from_utf8(off).unwrap();
+                assert_eq!(metric_named(&off), off.parse().ok(), "{off}");
+                assert_eq!(metric_named(&name[..i]), name[..i].parse().ok());
+            }
+        }
+        assert_eq!(metric_named("media_clicks"), None);
+    }
+
+    #[test]
+    fn digit_strings_match_parse_id_at_the_edges() {
+        let mut cases = vec![String::new(), "0".into(), "00000000".into()];
+        for n in [9, 10, 99_999_999, 100_000_000, u64::MAX / 10, u64::MAX] {
+            for pad in 0..3 {
+                cases.push(format!("{}{n}", "0".repeat(pad)));
+            }
+        }
+        cases.push("18446744073709551616".into());
+        cases.push("99999999999999999999".into());
+        cases.push(format!("{}1", "0".repeat(40)));
+        for len in 1..=9 {
+            for pos in 0..len {
+                for bad in [b'/', b':', b' ', b'-', b'+', 0x80 | b'0'] {
+                    let mut s = vec![b'7'; len];
+                    s[pos] = bad;
+                    if let Ok(s) = String::from_utf8(s) {
+                        cases.push(s);
+                    }
+                }
+            }
+        }
+        for s in &cases {
+            assert_eq!(parse_digits(s), parse_id(s), "{s:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn digits_match_parse_id(s in "[0-9]{0,22}|[0-9/:+ -]{0,10}|\\PC{0,10}") {
+            proptest::prop_assert_eq!(parse_digits(&s), parse_id(&s));
+        }
+
+        #[test]
+        fn numbers_match_parse_id(n: u64, zeros in 0usize..4) {
+            let s = format!("{}{n}", "0".repeat(zeros));
+            proptest::prop_assert_eq!(parse_digits(&s), Some(n));
+        }
+
+        #[test]
+        fn metrics_match_from_str(s in "[a-z_]{0,21}|\\PC{0,8}") {
+            proptest::prop_assert_eq!(metric_named(&s), s.parse().ok());
+        }
+
+        /// A run of keys through one remembered month reads as each key alone would.
+        #[test]
+        fn days_match_the_calendar(
+            keys in proptest::collection::vec(
+                "(19|20|00|99)[0-9]{2}-(0[0-9]|1[0-3])-[0-3][0-9]|[0-9]{4}.[0-9]{2}.[0-9]{2}|\\PC{0,11}",
+                0..40,
+            )
+        ) {
+            let mut month = MonthCache::default();
+            for k in &keys {
+                proptest::prop_assert_eq!(parse_day(k, &mut month), reference_day(k), "{}", k);
+            }
+        }
     }
 
     // ---- fixtures ----
