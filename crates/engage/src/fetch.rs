@@ -29,7 +29,7 @@ use tokio::sync::watch;
 
 use crate::gate::{Admit, Gate};
 use crate::route::{Route, Routes};
-use crate::store::{Commit, IdOutcome, Status};
+use crate::store::{Commit, IdOutcome, Status, WriterMsg};
 
 /// Hourly sums of one response: (metric index, hour start as Unix seconds, value).
 pub type Hourly = Vec<(usize, i64, u64)>;
@@ -175,7 +175,7 @@ impl Fetcher {
         ids: Vec<u64>,
         first_window: usize,
         route: Route,
-        sink: &tokio::sync::mpsc::Sender<Commit>,
+        sink: &tokio::sync::mpsc::Sender<WriterMsg>,
     ) -> BatchEnd {
         let windows = self.job.windows.len().max(1);
         // IDs move on to the next window with the route that served them.
@@ -200,7 +200,9 @@ impl Fetcher {
                             hourly,
                             via: Some(self.routes.via(route).to_string()),
                         };
-                        if !commit.outcomes.is_empty() && sink.send(commit).await.is_err() {
+                        if !commit.outcomes.is_empty()
+                            && sink.send(WriterMsg::Commit(commit)).await.is_err()
+                        {
                             return BatchEnd::Interrupted;
                         }
                     }

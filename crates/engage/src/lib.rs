@@ -21,5 +21,6 @@ pub mod ids;
 pub mod report;
 pub mod route;
 pub mod run;
+pub mod sorted;
 pub mod store;
 pub mod topn;

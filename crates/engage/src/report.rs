@@ -15,7 +15,7 @@ use engagement_api::{Endpoint, Metric};
 use serde_json::{json, Map, Value};
 
 use crate::fetch::Granularity;
-use crate::store::{IngestCounts, StatusCounts, Store, StoreError};
+use crate::store::{IngestCounts, Status, StatusCounts, Store, StoreError};
 use crate::topn::Aggregator;
 
 /// Why a report could not be written.
@@ -82,7 +82,14 @@ impl Summary {
             }
             agg.add(id, &row);
         })?;
-        Summary::from_aggregator(store, endpoint, metrics, top_n, &agg)
+        Summary::from_aggregator(
+            store,
+            endpoint,
+            metrics,
+            top_n,
+            &agg,
+            store.status_counts()?,
+        )
     }
 
     /// Builds the summary from an aggregator that already holds every `ok` row.
@@ -92,14 +99,15 @@ impl Summary {
         metrics: &[Metric],
         top_n: usize,
         agg: &Aggregator,
+        status: StatusCounts,
     ) -> Result<Summary, StoreError> {
-        let (_, _, ingest) = store.ingest_state()?;
+        let (_, ingest) = store.ingest_state()?;
         Ok(Summary {
             endpoint,
             top_n,
             metrics: metrics.to_vec(),
             ingest,
-            status: store.status_counts()?,
+            status,
             totals: agg.totals().to_vec(),
             top: (0..metrics.len()).map(|i| agg.top(i)).collect(),
             accounts_used: store.accounts_used()?,
@@ -277,8 +285,10 @@ pub fn format_bucket(unix: i64, granularity: Granularity) -> String {
 /// Writes every output into `dir` from the store and returns the summary and the files written.
 /// `series` is the granularity of a time-series job's per-Tweet series (`None` for `/totals`).
 ///
-/// The top-N heaps and totals are filled in the same pass over the `ok` rows that writes
-/// `tweets.csv`: one scan of the store per report, however many lives the run had.
+/// The top-N heaps, the totals and the status counts are filled in the one pass over the outcomes
+/// that writes `tweets.csv` and `outcomes.csv`: one scan of the store per report, however many lives
+/// the run had. A large store is scanned in two halves on two threads, each half into its own files,
+/// joined at the end.
 pub fn write_reports(
     dir: &Path,
     store: &Store,
@@ -287,35 +297,169 @@ pub fn write_reports(
     top_n: usize,
     series: Option<Granularity>,
 ) -> Result<(Summary, Vec<PathBuf>), ReportError> {
+    write_reports_split(dir, store, endpoint, metrics, top_n, series, SPLIT_AT)
+}
+
+fn write_reports_split(
+    dir: &Path,
+    store: &Store,
+    endpoint: Endpoint,
+    metrics: &[Metric],
+    top_n: usize,
+    series: Option<Granularity>,
+    split_at: u64,
+) -> Result<(Summary, Vec<PathBuf>), ReportError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut agg = Aggregator::new(top_n, metrics.len());
-    let tweets = write_tweets_csv(dir, store, metrics, &mut agg)?;
-    let summary = Summary::from_aggregator(store, endpoint, metrics, top_n, &agg)?;
+    let (unique, pending) = store.unique_and_pending()?;
+    let tweets = dir.join("tweets.csv");
+    let outcomes = dir.join("outcomes.csv");
+    // Pending IDs have no outcome row: when there are any, outcomes.csv is written by a walk over
+    // every ID instead (an interrupted run only).
+    let outcomes_here = (pending == 0).then_some(outcomes.as_path());
+    let mut pass = match store.outcomes_midpoint()? {
+        Some(mid) if unique - pending >= split_at => {
+            let part = |p: &Path| {
+                dir.join(format!(
+                    ".{}.part",
+                    p.file_name().unwrap_or_default().to_string_lossy()
+                ))
+            };
+            let (tweets2, outcomes2) = (part(&tweets), part(&outcomes));
+            let db = store.path().to_path_buf();
+            let (first, second) = std::thread::scope(|s| {
+                let second = s.spawn(|| {
+                    let store = Store::open_cursor(&db)?;
+                    let o = outcomes_here.map(|_| outcomes2.as_path());
+                    scan(&store, mid, None, metrics, top_n, &tweets2, o, false)
+                });
+                let first = scan(
+                    store,
+                    0,
+                    Some(mid),
+                    metrics,
+                    top_n,
+                    &tweets,
+                    outcomes_here,
+                    true,
+                );
+                (first, second.join())
+            });
+            let mut pass = first?;
+            let second =
+                second.map_err(|_| io(dir)(std::io::Error::other("report thread panicked")))??;
+            append(&tweets, &tweets2)?;
+            if outcomes_here.is_some() {
+                append(&outcomes, &outcomes2)?;
+            }
+            pass.merge(&second);
+            pass
+        }
+        _ => scan(store, 0, None, metrics, top_n, &tweets, outcomes_here, true)?,
+    };
+    pass.status.pending = pending;
+    if pending > 0 {
+        write_csv(&outcomes, &["tweet_id", "outcome", "note"], |row| {
+            store.for_each_not_ok(true, |id, status, note| {
+                row(&[&id.to_string(), status.as_str(), note.unwrap_or("")])
+            })
+        })?;
+    }
+    let summary =
+        Summary::from_aggregator(store, endpoint, metrics, top_n, &pass.agg, pass.status)?;
     let mut written = write_all(dir, &summary, store, series)?;
     written.insert(3, tweets);
+    written.insert(4, outcomes);
     Ok((summary, written))
 }
 
-/// `tweets.csv`, adding every row to `agg` on the way.
-fn write_tweets_csv(
-    dir: &Path,
+/// Outcomes from which a store is scanned in two halves (below, one thread is faster).
+const SPLIT_AT: u64 = 100_000;
+
+/// What one scan of outcomes found.
+struct Pass {
+    agg: Aggregator,
+    status: StatusCounts,
+}
+
+impl Pass {
+    fn merge(&mut self, other: &Pass) {
+        self.agg.merge(&other.agg);
+        self.status.ok += other.status.ok;
+        self.status.unavailable += other.status.unavailable;
+        self.status.forbidden += other.status.forbidden;
+        self.status.failed += other.status.failed;
+    }
+}
+
+/// Appends `part` to `to` and removes it.
+fn append(to: &Path, part: &Path) -> Result<(), ReportError> {
+    let mut out = std::fs::OpenOptions::new()
+        .append(true)
+        .open(to)
+        .map_err(io(to))?;
+    let mut src = File::open(part).map_err(io(part))?;
+    std::io::copy(&mut src, &mut out).map_err(io(to))?;
+    std::fs::remove_file(part).map_err(io(part))
+}
+
+/// Scans the outcomes with `from <= id < to`: `ok` rows into `tweets` and the heaps, the others into
+/// `outcomes` (when given), each file with its header when `header`.
+#[allow(clippy::too_many_arguments)]
+fn scan(
     store: &Store,
+    from: u64,
+    to: Option<u64>,
     metrics: &[Metric],
-    agg: &mut Aggregator,
-) -> Result<PathBuf, ReportError> {
+    top_n: usize,
+    tweets: &Path,
+    outcomes: Option<&Path>,
+    header: bool,
+) -> Result<Pass, ReportError> {
+    let mut pass = Pass {
+        agg: Aggregator::new(top_n, metrics.len()),
+        status: StatusCounts::default(),
+    };
     let mut row = vec![0u64; metrics.len()];
     // Numbers only, so no quoting: written directly, one buffer, no allocation per row (this file
     // has a row per Tweet and is rewritten by every resume).
-    let p = dir.join("tweets.csv");
-    let mut w = create(&p)?;
-    let mut line = String::from("tweet_id");
-    for m in metrics {
-        line.push(',');
-        line.push_str(m.as_str());
+    let mut w = create(tweets)?;
+    let mut line = String::new();
+    if header {
+        line.push_str("tweet_id");
+        for m in metrics {
+            line.push(',');
+            line.push_str(m.as_str());
+        }
+        line.push('\n');
     }
-    line.push('\n');
     let mut failure = w.write_all(line.as_bytes()).err();
-    store.for_each_ok(metrics, |id, values| {
+    let mut other = match outcomes {
+        Some(p) => {
+            let mut o = csv::Writer::from_writer(create(p)?);
+            if header {
+                o.write_record(["tweet_id", "outcome", "note"])
+                    .map_err(csv_err(p))?;
+            }
+            Some((o, p))
+        }
+        None => None,
+    };
+    let mut other_failure = None;
+    store.for_each_outcome(from, to, metrics, |id, status, note, values| {
+        match status {
+            Status::Ok => pass.status.ok += 1,
+            Status::Unavailable => pass.status.unavailable += 1,
+            Status::Forbidden => pass.status.forbidden += 1,
+            Status::Failed | Status::Pending => pass.status.failed += 1,
+        }
+        if status != Status::Ok {
+            if let (Some((o, _)), None) = (other.as_mut(), &other_failure) {
+                other_failure = o
+                    .write_record([&id.to_string(), status.as_str(), note.unwrap_or("")])
+                    .err();
+            }
+            return;
+        }
         if failure.is_some() {
             return;
         }
@@ -332,13 +476,19 @@ fn write_tweets_csv(
         for (r, v) in row.iter_mut().zip(values) {
             *r = v.unwrap_or(0);
         }
-        agg.add(id, &row);
+        pass.agg.add(id, &row);
     })?;
     if let Some(e) = failure {
-        return Err(io(&p)(e));
+        return Err(io(tweets)(e));
     }
-    w.flush().map_err(io(&p))?;
-    Ok(p)
+    w.flush().map_err(io(tweets))?;
+    if let Some((mut o, p)) = other {
+        if let Some(e) = other_failure {
+            return Err(csv_err(p)(e));
+        }
+        o.flush().map_err(io(p))?;
+    }
+    Ok(pass)
 }
 
 /// Writes a CSV file: the header, then every row `rows` hands to its callback. The first write
@@ -406,15 +556,6 @@ fn write_all(
     )?);
 
     written.push(write_csv(
-        &dir.join("outcomes.csv"),
-        &["tweet_id", "outcome", "note"],
-        |row| {
-            store.for_each_not_ok(|id, status, note| {
-                row(&[&id.to_string(), status.as_str(), note.unwrap_or("")])
-            })
-        },
-    )?);
-    written.push(write_csv(
         &dir.join("rejects.csv"),
         &["source", "line", "content", "reason"],
         |row| {
@@ -464,4 +605,86 @@ fn write_all(
     }
 
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Commit, IdOutcome};
+
+    /// A store of `n` IDs: most `ok`, some unavailable or failed with notes that need CSV quoting,
+    /// and, when `pending`, every tenth ID without an outcome.
+    fn store(dir: &Path, n: u64, pending: bool) -> Store {
+        let mut s = Store::open(&dir.join("run.db")).unwrap();
+        let tx = s.ingest_tx().unwrap();
+        let ids: Vec<(u64, Option<String>)> = (1..=n).map(|i| (i * 7919, None)).collect();
+        tx.insert_ids(&ids).unwrap();
+        tx.commit(Some(IngestCounts::default())).unwrap();
+        let metrics = [Metric::Favorites, Metric::Retweets];
+        let outcomes = ids
+            .iter()
+            .filter(|(id, _)| !(pending && (id / 7919) % 10 == 0))
+            .map(|&(id, _)| match (id / 7919) % 13 {
+                3 => IdOutcome::final_status(id, Status::Unavailable, "deleted, \"or\" not public"),
+                5 => IdOutcome::final_status(id, Status::Failed, "HTTP 503,\nretried"),
+                _ => IdOutcome {
+                    id,
+                    status: Status::Ok,
+                    values: vec![Some(id % 1000), (id % 3 == 0).then_some(id % 17)],
+                    note: None,
+                    series: vec![],
+                },
+            })
+            .collect::<Vec<_>>();
+        let commits: Vec<Commit> = outcomes
+            .chunks(250)
+            .map(|c| Commit {
+                window: 0,
+                windows: 1,
+                outcomes: c.to_vec(),
+                hourly: vec![],
+                via: Some("bearer".into()),
+            })
+            .collect();
+        s.record(&metrics, &commits).unwrap();
+        s
+    }
+
+    #[test]
+    fn two_halves_write_exactly_what_one_pass_writes() {
+        let metrics = [Metric::Favorites, Metric::Retweets];
+        for pending in [false, true] {
+            let d = tempfile::tempdir().unwrap();
+            let s = store(d.path(), 3_001, pending);
+            let (one, two) = (d.path().join("one"), d.path().join("two"));
+            let (a, _) =
+                write_reports_split(&one, &s, Endpoint::Totals, &metrics, 10, None, u64::MAX)
+                    .unwrap();
+            let (b, _) =
+                write_reports_split(&two, &s, Endpoint::Totals, &metrics, 10, None, 1).unwrap();
+            for f in [
+                "tweets.csv",
+                "outcomes.csv",
+                "top.json",
+                "top.csv",
+                "top.md",
+            ] {
+                let (x, y) = (
+                    std::fs::read(one.join(f)).unwrap(),
+                    std::fs::read(two.join(f)).unwrap(),
+                );
+                assert!(x == y, "{f} differs (pending: {pending})");
+            }
+            assert_eq!(a.status, b.status);
+            assert_eq!(a.status.unique(), 3_001);
+            assert_eq!(a.status.pending, if pending { 300 } else { 0 });
+            let names: Vec<_> = std::fs::read_dir(&two)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert!(!names.iter().any(|n| n.ends_with(".part")), "{names:?}");
+            let tweets = std::fs::read_to_string(one.join("tweets.csv")).unwrap();
+            assert_eq!(tweets.lines().count() as u64, 1 + a.status.ok);
+        }
+    }
 }

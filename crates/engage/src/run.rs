@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime};
 
 use engagement_api::client::{Client, ClientConfig};
@@ -25,7 +25,8 @@ use crate::gate::{pace, Gate};
 use crate::ids::{self, IdsError, InputSource, ReadOptions, Record};
 use crate::report::{self, ReportError, Summary};
 use crate::route::{Route, Routes};
-use crate::store::{Commit, IngestCounts, IngestPos, RejectRow, Store, StoreError, INGEST_CHUNK};
+use crate::sorted::{self, Sorter};
+use crate::store::{Commit, IngestCounts, RejectRow, Store, StoreError, WriterMsg, INGEST_BLOCK};
 
 /// Everything a run needs, validated.
 pub struct RunSpec {
@@ -345,42 +346,67 @@ pub async fn run(
             .collect(),
         _ => vec![None],
     };
-    progress.set_phase("ingest");
-    ingest(
-        &mut store,
-        sources,
-        &spec.read,
-        spec.default_account.as_deref(),
-        &progress,
-    )?;
-    tracing::info!(elapsed = ?started.elapsed(), "ingest done");
+    // The inputs are read and sorted on their own thread, which hands the writer blocks of unique IDs
+    // in ascending order (see `sorted`). On a fresh store, fetching starts with the first block: the
+    // batch producer's keyset cursor follows the ingest, which only ever adds IDs above the ones it
+    // has added. A store with IDs from an earlier life and an unfinished ingest finishes the ingest
+    // first, since its IDs need not be a prefix of that order.
+    let mut ingest = None;
+    if !store.ingest_state()?.0 {
+        let plan = IngestPlan {
+            sources,
+            read: spec.read.clone(),
+            default_account: spec.default_account.clone(),
+            spill_dir: spec
+                .db
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf(),
+        };
+        if store.unique_and_pending()?.0 == 0 {
+            ingest = Some(plan);
+        } else {
+            progress.set_phase("ingest");
+            ingest_now(&mut store, plan, &progress, shutdown.clone())?;
+        }
+    }
+    tracing::info!(elapsed = ?started.elapsed(), overlapped = ingest.is_some(), "ingest done");
 
     if spec.retry_failed {
         let n = store.retry_failed()?;
         tracing::info!(ids = n, "failed IDs made pending again");
     }
-    let counts = store.status_counts()?;
-    progress.total.store(counts.unique(), Ordering::Relaxed);
-    progress
-        .resolved
-        .store(counts.unique() - counts.pending, Ordering::Relaxed);
+    let (unique, pending) = store.unique_and_pending()?;
+    progress.total.store(unique, Ordering::Relaxed);
+    progress.resolved.store(unique - pending, Ordering::Relaxed);
 
-    tracing::info!(elapsed = ?started.elapsed(), pending = counts.pending, "store opened");
+    tracing::info!(elapsed = ?started.elapsed(), pending, "store opened");
     let mut interrupted = false;
     let mut abort = None;
-    if counts.pending > 0 && !*shutdown.borrow() {
+    if (pending > 0 || ingest.is_some()) && !*shutdown.borrow() {
         progress.set_phase("fetch");
-        let (store2, end) =
-            fetch_all(&spec, windows, client, store, &progress, shutdown.clone()).await?;
+        let (store2, end) = fetch_all(
+            &spec,
+            windows,
+            client,
+            store,
+            ingest,
+            &progress,
+            shutdown.clone(),
+        )
+        .await?;
         store = store2;
         match end {
             FetchEnd::Complete => {}
             FetchEnd::Interrupted => interrupted = true,
             FetchEnd::Abort(a) => abort = Some(a),
         }
-    } else if counts.pending > 0 {
+    } else if pending > 0 || ingest.is_some() {
         interrupted = true;
     }
+    // Stopped before the end of the inputs (with nothing pending, possibly): not a finished run.
+    interrupted |= !store.ingest_state()?.0;
 
     tracing::info!(elapsed = ?started.elapsed(), "fetch done");
     progress.set_phase("report");
@@ -409,70 +435,162 @@ pub async fn run(
     })
 }
 
-fn ingest(
-    store: &mut Store,
+/// What reading the inputs needs.
+struct IngestPlan {
     sources: Vec<InputSource>,
-    read: &ReadOptions,
-    default_account: Option<&str>,
+    read: ReadOptions,
+    default_account: Option<String>,
+    /// Where sorted runs are spilled (beside the store: the inputs can be larger than memory).
+    spill_dir: PathBuf,
+}
+
+/// Reads every input: the rejected lines as they come, then the unique IDs in ascending order, then
+/// the line counters, each handed to `send`. Stops early, without error, when `send` says the writer
+/// is gone or `stop` turns true: the ingest is then left unfinished, for the next life.
+fn read_inputs(
+    plan: IngestPlan,
     progress: &Progress,
+    stop: &dyn Fn() -> bool,
+    mut send: impl FnMut(WriterMsg) -> bool,
 ) -> Result<(), RunError> {
-    let (pos, done, mut counts) = store.ingest_state()?;
-    if done {
-        return Ok(());
-    }
-    let mut reader = ids::Reader::new(sources, read.clone());
-    if pos != IngestPos::default() {
-        reader.skip_to(pos.source, pos.line);
-    }
-    let mut pos = pos;
-    // Each chunk's IDs are inserted in ID order: the table is a B-tree keyed by ID, and sorted inserts
-    // touch each page once instead of at random (an order of magnitude faster at millions of IDs).
-    // The sort is stable, so the first occurrence of a duplicate keeps its account.
-    let mut chunk: Vec<(u64, Option<String>)> = Vec::with_capacity(INGEST_CHUNK);
+    let dir = plan.spill_dir.clone();
+    let spill = |e: std::io::Error| {
+        RunError::Other(format!(
+            "sorting the input IDs (temporary files in {}): {e}",
+            dir.display()
+        ))
+    };
+    let mut reader = ids::Reader::new(plan.sources, plan.read);
+    let mut sorter = Sorter::new(&plan.spill_dir, sorted::RUN);
+    let mut counts = IngestCounts::default();
     let mut rejects: Vec<RejectRow> = Vec::new();
-    loop {
-        chunk.clear();
-        rejects.clear();
-        let mut finished = true;
-        while let Some(item) = reader.next_record() {
-            let p = item?;
-            counts.input_lines += 1;
-            match p.record {
-                Record::Id { id, account } => {
-                    chunk.push((id, account.or_else(|| default_account.map(str::to_string))))
-                }
-                Record::Reject(r) => {
-                    counts.rejected_lines += 1;
-                    rejects.push(RejectRow {
-                        source: r.source,
-                        line: r.line,
-                        content: r.content,
-                        reason: r.reason,
-                    });
+    while let Some(item) = reader.next_record() {
+        let p = item?;
+        counts.input_lines += 1;
+        match p.record {
+            Record::Id { id, account } => sorter
+                .push(id, account.as_deref().or(plan.default_account.as_deref()))
+                .map_err(spill)?,
+            Record::Reject(r) => {
+                counts.rejected_lines += 1;
+                rejects.push(RejectRow {
+                    source_idx: p.source_index,
+                    source: r.source,
+                    line: r.line,
+                    content: r.content,
+                    reason: r.reason,
+                });
+                if rejects.len() == INGEST_BLOCK
+                    && !send(WriterMsg::Rejects(std::mem::take(&mut rejects)))
+                {
+                    return Ok(());
                 }
             }
-            pos = IngestPos {
-                source: p.source_index,
-                line: p.line,
-            };
-            if chunk.len() + rejects.len() == INGEST_CHUNK {
-                finished = false;
+        }
+        if counts.input_lines % 65_536 == 0 {
+            progress
+                .ingested
+                .store(counts.input_lines, Ordering::Relaxed);
+            if stop() {
+                return Ok(());
+            }
+        }
+    }
+    progress
+        .ingested
+        .store(counts.input_lines, Ordering::Relaxed);
+    if !rejects.is_empty() && !send(WriterMsg::Rejects(rejects)) {
+        return Ok(());
+    }
+    let read = sorter.read();
+    let mut merged = sorter.finish().map_err(spill)?;
+    loop {
+        let mut block = Vec::with_capacity(INGEST_BLOCK);
+        if !merged.next_block(INGEST_BLOCK, &mut block).map_err(spill)? {
+            break;
+        }
+        if stop() || !send(WriterMsg::Ids(block)) {
+            return Ok(());
+        }
+    }
+    counts.duplicate_ids = read - merged.unique();
+    send(WriterMsg::IngestDone(counts));
+    Ok(())
+}
+
+/// Writes one ingest message in its own transaction; returns how many IDs were new to the store.
+fn write_ingest(store: &mut Store, msg: WriterMsg) -> Result<u64, StoreError> {
+    let tx = store.ingest_tx()?;
+    let mut new = 0;
+    let mut finished = None;
+    match msg {
+        WriterMsg::Ids(ids) => new = tx.insert_ids(&ids)?,
+        WriterMsg::Rejects(rejects) => {
+            for r in &rejects {
+                tx.insert_reject(r)?;
+            }
+        }
+        WriterMsg::IngestDone(counts) => finished = Some(counts),
+        WriterMsg::Commit(_) => unreachable!("commits go to Store::record"),
+    }
+    tx.commit(finished)?;
+    Ok(new)
+}
+
+/// Ingests everything before fetching (a store with IDs from an earlier life).
+fn ingest_now(
+    store: &mut Store,
+    plan: IngestPlan,
+    progress: &Progress,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<WriterMsg>(4);
+    std::thread::scope(|s| {
+        let reader = s.spawn(move || {
+            read_inputs(plan, progress, &|| *shutdown.borrow(), |m| {
+                tx.send(m).is_ok()
+            })
+        });
+        let mut written = Ok(());
+        for msg in rx.iter() {
+            if let Err(e) = write_ingest(store, msg) {
+                written = Err(e);
                 break;
             }
         }
-        chunk.sort_by_key(|(id, _)| *id);
-        let tx = store.ingest_tx()?;
-        counts.duplicate_ids += chunk.len() as u64 - tx.insert_ids(&chunk)?;
-        for r in &rejects {
-            tx.insert_reject(r)?;
-        }
-        tx.commit(pos, counts, finished)?;
-        progress
-            .ingested
-            .store(counts.input_lines, Ordering::Relaxed);
-        if finished {
-            return Ok(());
-        }
+        drop(rx);
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(RunError::Other("the input reader panicked".into())));
+        written?;
+        read
+    })
+}
+
+/// Tells the batch producer how far a concurrent ingest has got.
+#[derive(Default)]
+struct IngestSignal {
+    /// (IDs blocks committed, ingest done, ingest abandoned)
+    state: Mutex<(u64, bool, bool)>,
+    changed: Condvar,
+}
+
+impl IngestSignal {
+    fn update(&self, f: impl FnOnce(&mut (u64, bool, bool))) {
+        f(&mut self.state.lock().expect("signal lock"));
+        self.changed.notify_all();
+    }
+
+    fn get(&self) -> (u64, bool, bool) {
+        *self.state.lock().expect("signal lock")
+    }
+
+    /// Waits (at most `timeout`) for anything after `seen` blocks.
+    fn wait_past(&self, seen: u64, timeout: Duration) {
+        let state = self.state.lock().expect("signal lock");
+        let _ = self
+            .changed
+            .wait_timeout_while(state, timeout, |s| s.0 == seen && !s.1 && !s.2);
     }
 }
 
@@ -487,6 +605,7 @@ async fn fetch_all(
     windows: Vec<Option<Window>>,
     client: Client,
     store: Store,
+    ingest: Option<IngestPlan>,
     progress: &Arc<Progress>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(Store, FetchEnd), RunError> {
@@ -497,13 +616,16 @@ async fn fetch_all(
     let stop_flag = Arc::new(AtomicBool::new(false));
 
     // Producer: keyset pages of pending IDs from a second connection (WAL lets it read while the
-    // writer commits). IDs in flight are never offered again because the cursor only moves forward.
+    // writer commits). IDs in flight are never offered again because the cursor only moves forward;
+    // during a concurrent ingest it waits at the end of what is committed until the ingest is done.
     let reader = Store::open_cursor(&spec.db)?;
+    let signal = ingest.as_ref().map(|_| Arc::new(IngestSignal::default()));
     let (batch_tx, batch_rx) = mpsc::channel::<(Vec<u64>, usize, Route)>(concurrency * 2);
     let routes = Arc::new(spec.routes.clone());
     let producer_routes = routes.clone();
     let producer_stop = stop_flag.clone();
     let mut producer_shutdown = shutdown.clone();
+    let producer_signal = signal.clone();
     let producer = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
         // A batch starts at one window for all its IDs, so IDs are grouped by windows done
         // (after a resume, a multi-window run has IDs at different windows).
@@ -514,7 +636,20 @@ async fn fetch_all(
             if producer_stop.load(Ordering::Relaxed) || *producer_shutdown.borrow_and_update() {
                 return Ok(());
             }
+            // Read before the page: if the ingest was done then, the page sees all of it.
+            let (seen, ingest_done, abandoned) = producer_signal
+                .as_ref()
+                .map_or((0, true, false), |s| s.get());
+            if abandoned {
+                return Ok(());
+            }
             let page = reader.pending_windows_after(after, batch_size * 16)?;
+            if page.is_empty() && !ingest_done {
+                if let Some(s) = &producer_signal {
+                    s.wait_past(seen, Duration::from_millis(50));
+                }
+                continue;
+            }
             let last_page = page.is_empty();
             if let Some((id, _, _)) = page.last() {
                 after = *id;
@@ -544,35 +679,95 @@ async fn fetch_all(
         }
     });
 
-    // Writer: owns the store; one transaction per message (several responses when they queue up).
-    let (out_tx, mut out_rx) = mpsc::channel::<Commit>(concurrency * 4);
+    // Writer: owns the store; one transaction per response (several when they queue up), and, on a
+    // fresh store, the ingest's blocks in between (SQLite has one writer at a time).
+    let (out_tx, mut out_rx) = mpsc::channel::<WriterMsg>(concurrency * 4);
     let metrics = spec.metrics.clone();
     let wprogress = progress.clone();
+    let writer_signal = signal.clone();
     let writer = std::thread::spawn(move || -> Result<Store, StoreError> {
-        let mut store = store;
-        let mut pending: Vec<Commit> = Vec::new();
-        while let Some(first) = out_rx.blocking_recv() {
-            pending.clear();
-            pending.push(first);
-            while pending.len() < 64 {
-                match out_rx.try_recv() {
-                    Ok(more) => pending.push(more),
-                    Err(_) => break,
+        // However the writer ends, a producer waiting on the ingest must not wait forever.
+        struct Abandon(Option<Arc<IngestSignal>>);
+        impl Drop for Abandon {
+            fn drop(&mut self) {
+                if let Some(s) = &self.0 {
+                    s.update(|s| s.2 = true);
                 }
             }
+        }
+        let _abandon = Abandon(writer_signal.clone());
+        let mut store = store;
+        let mut commits: Vec<Commit> = Vec::new();
+        let record = |store: &mut Store, commits: &mut Vec<Commit>| -> Result<(), StoreError> {
+            if commits.is_empty() {
+                return Ok(());
+            }
             crate::failpoint::hit("before-commit");
-            let finals = store.record(&metrics, &pending)?;
+            let finals = store.record(&metrics, commits)?;
             crate::failpoint::hit("after-commit");
-            let others = pending
+            let others = commits
                 .iter()
                 .flat_map(|c| &c.outcomes)
                 .filter(|o| o.status != crate::store::Status::Ok)
                 .count();
             wprogress
                 .resolved
-                .fetch_add((finals.len() + others) as u64, Ordering::Relaxed);
+                .fetch_add(finals + others as u64, Ordering::Relaxed);
+            commits.clear();
+            Ok(())
+        };
+        while let Some(first) = out_rx.blocking_recv() {
+            let mut next = Some(first);
+            let mut taken = 0;
+            while let Some(msg) = next.take() {
+                taken += 1;
+                match msg {
+                    WriterMsg::Commit(c) => commits.push(c),
+                    other => {
+                        // Responses first, then the ingest block, each its own transaction.
+                        record(&mut store, &mut commits)?;
+                        let done = matches!(other, WriterMsg::IngestDone(_));
+                        let is_ids = matches!(other, WriterMsg::Ids(_));
+                        let new = write_ingest(&mut store, other)?;
+                        wprogress.total.fetch_add(new, Ordering::Relaxed);
+                        if let Some(s) = &writer_signal {
+                            s.update(|s| {
+                                s.0 += u64::from(is_ids);
+                                s.1 |= done;
+                            });
+                        }
+                    }
+                }
+                if taken < 64 {
+                    next = out_rx.try_recv().ok();
+                }
+            }
+            record(&mut store, &mut commits)?;
         }
         Ok(store)
+    });
+
+    // The input reader, on a fresh store: its blocks queue with the responses.
+    let input_reader = ingest.map(|plan| {
+        let tx = out_tx.clone();
+        let rprogress = progress.clone();
+        let stop = stop_flag.clone();
+        let stop_tx = stop_tx.clone();
+        let shutdown = shutdown.clone();
+        let signal = signal.clone();
+        std::thread::spawn(move || {
+            let stopped = || stop.load(Ordering::Relaxed) || *shutdown.borrow();
+            let r = read_inputs(plan, &rprogress, &stopped, |m| tx.blocking_send(m).is_ok());
+            if r.is_err() {
+                // Unreadable input: nothing more will be ingested; stop fetching.
+                stop.store(true, Ordering::Relaxed);
+                let _ = stop_tx.send(true);
+                if let Some(s) = &signal {
+                    s.update(|s| s.2 = true);
+                }
+            }
+            r
+        })
     });
 
     let pace = spec.rate.and_then(|(n, w)| pace(n, w)).map(Arc::new);
@@ -601,7 +796,16 @@ async fn fetch_all(
             .map(|(ids, first, route)| {
                 let f = fetcher.clone();
                 let tx = out_tx.clone();
-                async move { f.fetch_batch(ids, first, route, &tx).await }
+                // Spawned, so that answers are decoded and parsed on every worker thread rather
+                // than all on the thread that drives this loop.
+                let task = tokio::spawn(async move { f.fetch_batch(ids, first, route, &tx).await });
+                async move {
+                    task.await.unwrap_or_else(|e| {
+                        BatchEnd::Abort(Abort {
+                            what: format!("internal error: a fetch task failed: {e}"),
+                        })
+                    })
+                }
             })
             .buffer_unordered(concurrency);
         let mut ends = std::pin::pin!(ends);
@@ -626,6 +830,13 @@ async fn fetch_all(
     }
     drop(out_tx);
     drop(fetcher);
+    let read = match input_reader {
+        Some(h) => tokio::task::spawn_blocking(move || h.join())
+            .await
+            .map_err(|e| RunError::Other(format!("input reader join: {e}")))?
+            .unwrap_or_else(|_| Err(RunError::Other("the input reader panicked".into()))),
+        None => Ok(()),
+    };
     if *shutdown.borrow() && matches!(end, FetchEnd::Complete) {
         end = FetchEnd::Interrupted;
     }
@@ -636,6 +847,7 @@ async fn fetch_all(
         .await
         .map_err(|e| RunError::Other(format!("writer join: {e}")))?
         .map_err(|_| RunError::Other("the store writer panicked".into()))??;
+    read?;
     Ok((store, end))
 }
 
@@ -758,5 +970,5 @@ pub fn open_run(db: &Path) -> Result<OpenRun, RunError> {
 
 /// Counters of a finished ingest, for tests and status.
 pub fn ingest_counts(store: &Store) -> Result<IngestCounts, StoreError> {
-    Ok(store.ingest_state()?.2)
+    Ok(store.ingest_state()?.1)
 }

@@ -1,13 +1,14 @@
 //! The checkpoint store: one SQLite file per run.
 //!
 //! Commit protocol (the invariant every resume relies on):
-//! - Ingest inserts every unique input ID as `pending`, with the input position reached and the line
-//!   counters, in the same transaction, every [`INGEST_CHUNK`] records. A crash mid-ingest resumes from the
-//!   recorded position; `INSERT OR IGNORE` on the primary key is what makes "fetched once" hold for
-//!   duplicates, without holding the ID set in memory.
+//! - Ingest inserts every unique input ID into `ids` (an ID without a row in `outcomes` is pending)
+//!   in ascending order (see [`crate::sorted`]), and the rejected lines, keyed by their position, in
+//!   blocks; the line counters and `ingest_done` come last. A crash mid-ingest reads the inputs again:
+//!   `INSERT OR IGNORE` on both keys makes that repeat nothing, without holding the ID set in memory.
 //! - One writer owns the connection during a run. Each API response's outcomes (status, metrics, error)
-//!   are written in one transaction, so a row is either still `pending` or has its final outcome: never
-//!   half-written. Pending rows are what the next life fetches; nothing final is fetched twice.
+//!   are written in one transaction, so an ID either has no `outcomes` row yet (pending) or has its final
+//!   outcome: never half-written. A final outcome is an insert, never an update of the ID's row: rows
+//!   that grow in place split pages, which cost twice as much per ID. Pending rows are what the next life fetches; nothing final is fetched twice.
 //! - The run's identity (inputs' SHA-256, endpoint, metrics, auth, window, N) is written once, before any
 //!   fetch; a resume with anything different is refused with what differs.
 //!
@@ -21,11 +22,13 @@ use engagement_api::Metric;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
 /// Bumped whenever the schema changes; a store from a newer version is refused.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 /// Marks our files apart from other SQLite databases (`PRAGMA application_id`, "ENGA").
 pub const APPLICATION_ID: i32 = 0x454e_4741;
-/// Records per ingest transaction (also the most IDs held in memory while ingesting).
-pub const INGEST_CHUNK: usize = 200_000;
+/// IDs (or rejected lines) per ingest transaction.
+pub const INGEST_BLOCK: usize = 8_192;
+/// `ok` rows per multi-row insert (a `/totals` response of 250 IDs is five statements).
+const OK_ROWS: usize = 50;
 
 /// The final (or pending) state of one unique Tweet ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -163,6 +166,19 @@ pub struct Commit {
     pub via: Option<String>,
 }
 
+/// What the store's one writer is handed during a run.
+#[derive(Debug)]
+pub enum WriterMsg {
+    /// The outcomes of one API response.
+    Commit(Commit),
+    /// Unique IDs, ascending, with their accounts.
+    Ids(Vec<(u64, Option<String>)>),
+    /// Rejected lines, in input order.
+    Rejects(Vec<RejectRow>),
+    /// The inputs are read to the end: the line counters.
+    IngestDone(IngestCounts),
+}
+
 /// Line counters of the ingest, as in `top.json`'s `counts`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IngestCounts {
@@ -174,18 +190,11 @@ pub struct IngestCounts {
     pub duplicate_ids: u64,
 }
 
-/// Where the ingest stopped: the next record to read is after (source, line).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct IngestPos {
-    /// Index of the input source.
-    pub source: usize,
-    /// Last line consumed in it.
-    pub line: u64,
-}
-
 /// A rejected input line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectRow {
+    /// Index of the input in the run's input list.
+    pub source_idx: usize,
     /// The input's display name.
     pub source: String,
     /// 1-based line number.
@@ -264,6 +273,73 @@ impl Drop for Store {
             let _ = std::fs::remove_file(marker_path(&self.path));
         }
     }
+}
+
+/// The tables and view that schema 2 adds over schema 1's single `tweets` table.
+fn v2_tables() -> String {
+    let cols = metric_columns();
+    let view_cols: String = Metric::ALL
+        .iter()
+        .map(|m| format!(", o.{m}", m = m.as_str()))
+        .collect();
+    format!(
+        "CREATE TABLE ids (
+    id INTEGER PRIMARY KEY,
+    account TEXT,
+    windows_done INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE outcomes (
+    id INTEGER PRIMARY KEY,
+    status TEXT NOT NULL
+        CHECK (status = 'ok' OR status = 'unavailable' OR status = 'forbidden' OR status = 'failed'),
+    note TEXT,
+    via TEXT,
+{cols}
+);
+CREATE TABLE partial (
+    id INTEGER PRIMARY KEY,
+{cols}
+);
+CREATE TABLE rejects (
+    source_idx INTEGER NOT NULL,
+    line INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    content TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (source_idx, line)
+) WITHOUT ROWID;
+CREATE VIEW tweets AS
+    SELECT i.id, coalesce(o.status, 'pending') AS status, i.account, o.note, o.via, i.windows_done{view_cols}
+    FROM ids i LEFT JOIN outcomes o ON o.id = i.id;"
+    )
+}
+
+/// Schema 1 kept everything in one `tweets` table, updated in place; moves it into schema 2's tables
+/// in one transaction, nothing fetched lost.
+fn migrate_v1(conn: &Connection) -> rusqlite::Result<()> {
+    let cols: String = Metric::ALL
+        .iter()
+        .map(|m| format!(", {}", m.as_str()))
+        .collect();
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE;
+ALTER TABLE tweets RENAME TO tweets_v1;
+ALTER TABLE rejects RENAME TO rejects_v1;
+{tables}
+INSERT OR IGNORE INTO rejects (source_idx, line, source, content, reason)
+    SELECT coalesce((SELECT min(idx) FROM inputs WHERE inputs.source = r.source), 0), line, source, content, reason
+    FROM rejects_v1 r ORDER BY rowid;
+DROP TABLE rejects_v1;
+INSERT INTO ids (id, account, windows_done) SELECT id, account, windows_done FROM tweets_v1;
+INSERT INTO outcomes (id, status, note, via{cols})
+    SELECT id, status, note, via{cols} FROM tweets_v1 WHERE status <> 'pending';
+INSERT INTO partial (id{cols})
+    SELECT id{cols} FROM tweets_v1 WHERE status = 'pending' AND windows_done > 0;
+DROP TABLE tweets_v1;
+PRAGMA user_version = 2;
+COMMIT;",
+        tables = v2_tables()
+    ))
 }
 
 fn metric_columns() -> String {
@@ -381,6 +457,19 @@ impl Store {
                     return Err(not_store(format!("damaged ({check})")));
                 }
             }
+            if version == 1 && mode != Mode::Cursor {
+                migrate_v1(&conn).map_err(|e| {
+                    if busy(&e) {
+                        StoreError::Busy {
+                            path: path.to_path_buf(),
+                        }
+                    } else {
+                        not_store(format!(
+                            "cannot upgrade its schema 1 to {SCHEMA_VERSION} ({e})"
+                        ))
+                    }
+                })?;
+            }
         }
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768;",
@@ -427,16 +516,7 @@ impl Store {
             "BEGIN;
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE inputs (idx INTEGER PRIMARY KEY, source TEXT NOT NULL, sha256 TEXT NOT NULL);
-CREATE TABLE tweets (
-    id INTEGER PRIMARY KEY,
-    status TEXT NOT NULL DEFAULT 'pending'
-        CHECK (status = 'pending' OR status = 'ok' OR status = 'unavailable' OR status = 'forbidden' OR status = 'failed'),
-    account TEXT,
-    note TEXT,
-    via TEXT,
-    windows_done INTEGER NOT NULL DEFAULT 0,
-{cols}
-);
+{tables}
 CREATE TABLE series (
     tweet_id INTEGER NOT NULL,
     metric TEXT NOT NULL,
@@ -451,11 +531,10 @@ CREATE TABLE hourly_totals (
     value INTEGER NOT NULL,
     PRIMARY KEY (metric, hour)
 ) WITHOUT ROWID;
-CREATE TABLE rejects (source TEXT NOT NULL, line INTEGER NOT NULL, content TEXT NOT NULL, reason TEXT NOT NULL);
 PRAGMA application_id = {APPLICATION_ID};
 PRAGMA user_version = {SCHEMA_VERSION};
 COMMIT;",
-            cols = metric_columns()
+            tables = v2_tables()
         );
         self.conn.execute_batch(&ddl).map_err(|e| self.err(e))
     }
@@ -500,13 +579,9 @@ COMMIT;",
     }
 
     /// Where the last ingest chunk ended, and whether ingest finished.
-    pub fn ingest_state(&self) -> Result<(IngestPos, bool, IngestCounts), StoreError> {
+    pub fn ingest_state(&self) -> Result<(bool, IngestCounts), StoreError> {
         let get = |k: &str| -> Result<u64, StoreError> {
             Ok(self.meta(k)?.and_then(|v| v.parse().ok()).unwrap_or(0))
-        };
-        let pos = IngestPos {
-            source: get("ingest_source")? as usize,
-            line: get("ingest_line")?,
         };
         let done = self.meta("ingest_done")?.as_deref() == Some("1");
         let counts = IngestCounts {
@@ -514,10 +589,10 @@ COMMIT;",
             rejected_lines: get("rejected_lines")?,
             duplicate_ids: get("duplicate_ids")?,
         };
-        Ok((pos, done, counts))
+        Ok((done, counts))
     }
 
-    /// Starts an ingest transaction chunk. Call [`IngestTx::commit`] with the position reached.
+    /// Starts an ingest transaction: IDs and rejects, and at the end the line counters.
     pub fn ingest_tx(&mut self) -> Result<IngestTx<'_>, StoreError> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
@@ -527,57 +602,37 @@ COMMIT;",
         Ok(IngestTx { tx, path })
     }
 
-    /// Writes the commits of one or more responses in one transaction and returns the IDs that became
-    /// final `ok` with their accumulated values (run order; absent metrics as 0), for the heaps.
+    /// Writes the commits of one or more responses in one transaction and returns how many IDs became
+    /// final `ok`.
     ///
-    /// An `ok` for window `w` only applies to a row whose `windows_done` is `w`, so a window can never
-    /// be added twice, and values accumulate across windows until the last one makes the row `ok`.
-    pub fn record(
-        &mut self,
-        metrics: &[Metric],
-        commits: &[Commit],
-    ) -> Result<Vec<(u64, Vec<u64>)>, StoreError> {
+    /// A final outcome is inserted into `outcomes` unless the ID already has one, so a commit applied
+    /// twice changes nothing. An `ok` for window `w` of a multi-window run applies only while the ID's
+    /// `windows_done` is `w`; its values add to the ID's `partial` sums, and the last window moves the
+    /// sums into `outcomes`.
+    pub fn record(&mut self, metrics: &[Metric], commits: &[Commit]) -> Result<u64, StoreError> {
         let path = self.path.clone();
         let e = |source| StoreError::Sqlite {
             path: path.clone(),
             source,
         };
-        let mut finals = Vec::new();
+        let mut finals = 0u64;
         let tx = self.conn.transaction().map_err(e)?;
         {
-            let set: String = metrics
+            let cols: String = metrics
                 .iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    let (c, k) = (m.as_str(), i + 5);
-                    format!(
-                        ", {c} = CASE WHEN ?{k} IS NULL THEN {c} ELSE coalesce({c}, 0) + ?{k} END"
-                    )
-                })
+                .map(|m| format!(", {}", m.as_str()))
                 .collect();
-            let ret: Vec<String> = metrics
-                .iter()
-                .map(|m| format!("coalesce({}, 0)", m.as_str()))
-                .collect();
-            let ok_sql = format!(
-                "UPDATE tweets SET windows_done = ?2 + 1, note = NULL, via = ?{via}, \
-                 status = CASE WHEN ?2 + 1 >= ?3 THEN 'ok' ELSE 'pending' END{set} \
-                 WHERE id = ?1 AND windows_done = ?2 AND status = 'pending' AND ?4 = 'ok'",
-                via = metrics.len() + 5,
+            let marks = ", ?".repeat(metrics.len());
+            let ok_row = format!("(?, 'ok', ?{marks})");
+            let ok_one =
+                format!("INSERT OR IGNORE INTO outcomes (id, status, via{cols}) VALUES {ok_row}");
+            let ok_many = format!(
+                "INSERT OR IGNORE INTO outcomes (id, status, via{cols}) VALUES {}",
+                vec![ok_row.as_str(); OK_ROWS].join(", ")
             );
-            let mut ok_stmt = tx.prepare_cached(&ok_sql).map_err(e)?;
-            let sel_sql = format!(
-                "SELECT {} FROM tweets WHERE id = ?1",
-                if ret.is_empty() {
-                    "1".to_string()
-                } else {
-                    ret.join(", ")
-                }
-            );
-            let mut sel_stmt = tx.prepare_cached(&sel_sql).map_err(e)?;
             let mut other = tx
                 .prepare_cached(
-                    "UPDATE tweets SET status = ?2, note = ?3 WHERE id = ?1 AND status = 'pending'",
+                    "INSERT OR IGNORE INTO outcomes (id, status, note) VALUES (?1, ?2, ?3)",
                 )
                 .map_err(e)?;
             let mut series = tx
@@ -595,77 +650,102 @@ COMMIT;",
             let mut accounts = tx
                 .prepare_cached("INSERT OR IGNORE INTO accounts_used (name) VALUES (?1)")
                 .map_err(e)?;
-            let mut args: Vec<rusqlite::types::Value> = Vec::with_capacity(4 + metrics.len());
+            let clamp = |v: Option<u64>| v.map(|x| x.min(i64::MAX as u64) as i64);
             for c in commits {
+                let windows = c.windows.max(1);
+                let via = c.via.as_deref();
+                for o in c.outcomes.iter().filter(|o| o.status != Status::Ok) {
+                    other
+                        .execute(params![o.id as i64, o.status.as_str(), o.note])
+                        .map_err(e)?;
+                }
+                let oks: Vec<&IdOutcome> = c
+                    .outcomes
+                    .iter()
+                    .filter(|o| o.status == Status::Ok)
+                    .collect();
                 // A response's hourly sums count only if its `ok`s applied (they all do, or none).
                 let mut applied = false;
-                for o in &c.outcomes {
-                    if o.status != Status::Ok {
-                        other
-                            .execute(params![o.id as i64, o.status.as_str(), o.note])
-                            .map_err(e)?;
-                        continue;
-                    }
-                    args.clear();
-                    args.push((o.id as i64).into());
-                    args.push((c.window as i64).into());
-                    args.push((c.windows.max(1) as i64).into());
-                    args.push(rusqlite::types::Value::Text("ok".into()));
-                    for i in 0..metrics.len() {
-                        args.push(match o.values.get(i).copied().flatten() {
-                            Some(v) => (v.min(i64::MAX as u64) as i64).into(),
-                            None => rusqlite::types::Value::Null,
-                        });
-                    }
-                    args.push(match &c.via {
-                        Some(v) => v.clone().into(),
-                        None => rusqlite::types::Value::Null,
-                    });
-                    let changed = ok_stmt
-                        .execute(rusqlite::params_from_iter(args.iter()))
-                        .map_err(e)?;
-                    if changed == 0 {
-                        // Already applied (or no longer pending): never add a window twice.
-                        continue;
-                    }
-                    applied = true;
-                    let windows = c.windows.max(1);
-                    if c.window + 1 >= windows {
-                        let vals: Vec<u64> = if windows == 1 {
-                            // One window: the row held nothing before, the values are the stored ones.
-                            (0..metrics.len())
-                                .map(|i| {
-                                    o.values
-                                        .get(i)
-                                        .copied()
-                                        .flatten()
-                                        .map_or(0, |v| v.min(i64::MAX as u64))
-                                })
-                                .collect()
+                if windows == 1 && oks.iter().all(|o| o.series.is_empty()) {
+                    // The common case (`/totals`): the whole response in multi-row inserts.
+                    let mut values: Vec<Option<i64>> = Vec::with_capacity(OK_ROWS * metrics.len());
+                    let mut ids: Vec<i64> = Vec::with_capacity(OK_ROWS);
+                    for group in oks.chunks(OK_ROWS) {
+                        ids.clear();
+                        values.clear();
+                        for o in group {
+                            ids.push(o.id as i64);
+                            values.extend(
+                                (0..metrics.len())
+                                    .map(|i| clamp(o.values.get(i).copied().flatten())),
+                            );
+                        }
+                        let mut args: Vec<&dyn rusqlite::ToSql> =
+                            Vec::with_capacity(group.len() * (2 + metrics.len()));
+                        for (k, id) in ids.iter().enumerate() {
+                            args.push(id);
+                            args.push(&via);
+                            for v in &values[k * metrics.len()..(k + 1) * metrics.len()] {
+                                args.push(v);
+                            }
+                        }
+                        let sql = if group.len() == OK_ROWS {
+                            &ok_many
                         } else {
-                            sel_stmt
-                                .query_row([o.id as i64], |row| {
-                                    (0..metrics.len())
-                                        .map(|i| row.get::<_, i64>(i).map(|v| v as u64))
-                                        .collect::<rusqlite::Result<Vec<u64>>>()
-                                })
-                                .map_err(e)?
+                            &ok_one
                         };
-                        finals.push((o.id, vals));
+                        let mut stmt = tx.prepare_cached(sql).map_err(e)?;
+                        let n = if group.len() == OK_ROWS {
+                            stmt.execute(args.as_slice()).map_err(e)? as u64
+                        } else {
+                            let mut n = 0;
+                            for row in args.chunks(2 + metrics.len()) {
+                                n += stmt.execute(row).map_err(e)? as u64;
+                            }
+                            n
+                        };
+                        finals += n;
+                        applied |= n > 0;
                     }
-                    for &(k, bucket, value) in &o.series {
-                        series
-                            .execute(params![
-                                o.id as i64,
-                                metrics[k].as_str(),
-                                bucket,
-                                value.min(i64::MAX as u64) as i64
-                            ])
-                            .map_err(e)?;
+                } else {
+                    for o in oks {
+                        let values: Vec<Option<i64>> = (0..metrics.len())
+                            .map(|i| clamp(o.values.get(i).copied().flatten()))
+                            .collect();
+                        let changed = if windows == 1 {
+                            let mut stmt = tx.prepare_cached(&ok_one).map_err(e)?;
+                            let id = o.id as i64;
+                            let mut args: Vec<&dyn rusqlite::ToSql> = vec![&id, &via];
+                            args.extend(values.iter().map(|v| v as &dyn rusqlite::ToSql));
+                            let n = stmt.execute(args.as_slice()).map_err(e)?;
+                            finals += n as u64;
+                            n > 0
+                        } else {
+                            let last = c.window + 1 >= windows;
+                            let done = add_window(&tx, metrics, o.id, c.window, last, via, &values)
+                                .map_err(e)?;
+                            finals += u64::from(done && last);
+                            done
+                        };
+                        if !changed {
+                            // Already applied (or already final): never add a window twice.
+                            continue;
+                        }
+                        applied = true;
+                        for &(k, bucket, value) in &o.series {
+                            series
+                                .execute(params![
+                                    o.id as i64,
+                                    metrics[k].as_str(),
+                                    bucket,
+                                    value.min(i64::MAX as u64) as i64
+                                ])
+                                .map_err(e)?;
+                        }
                     }
                 }
                 // Contracts bill each owner account whose tokens were used, whatever the answer.
-                match c.via.as_deref() {
+                match via {
                     Some(v) if !v.is_empty() && v != "bearer" && !c.outcomes.is_empty() => {
                         accounts.execute([v]).map_err(e)?;
                     }
@@ -693,22 +773,71 @@ COMMIT;",
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, usize, Option<String>)>, StoreError> {
-        let mut stmt = self
+        let mut page = Vec::new();
+        self.walk_ids(after, |id, windows_done, account, outcome| {
+            if outcome.is_none() {
+                page.push((id, windows_done, account.map(str::to_string)));
+            }
+            page.len() < limit
+        })?;
+        Ok(page)
+    }
+
+    /// Walks `ids` after `after` in ID order beside `outcomes`, both in ID order (a merge of two
+    /// sequential scans, where a join would look every ID up): `f(id, windows_done, account, outcome)`,
+    /// with the outcome's status and note when it has one, until `f` returns false.
+    fn walk_ids(
+        &self,
+        after: u64,
+        mut f: impl FnMut(u64, usize, Option<&str>, Option<(Status, Option<&str>)>) -> bool,
+    ) -> Result<(), StoreError> {
+        let err = |e| self.err(e);
+        let mut ids = self
             .conn
-            .prepare_cached(
-                "SELECT id, windows_done, account FROM tweets WHERE status = 'pending' AND id > ?1 ORDER BY id LIMIT ?2",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![after as i64, limit as i64], |r| {
-                Ok((
-                    r.get::<_, i64>(0)? as u64,
-                    r.get::<_, i64>(1)? as usize,
-                    r.get(2)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.map(|r| r.map_err(|e| self.err(e))).collect()
+            .prepare_cached("SELECT id, windows_done, account FROM ids WHERE id > ?1 ORDER BY id")
+            .map_err(err)?;
+        let mut outs = self
+            .conn
+            .prepare_cached("SELECT id, status, note FROM outcomes WHERE id > ?1 ORDER BY id")
+            .map_err(err)?;
+        let mut ids = ids.query([after as i64]).map_err(err)?;
+        let mut outs = outs.query([after as i64]).map_err(err)?;
+        // The current outcome row, owned (notes are rare: only IDs that did not end `ok`).
+        let read = |o: &rusqlite::Row| -> rusqlite::Result<(i64, Status, Option<String>)> {
+            let status = o.get_ref(1)?.as_str().unwrap_or("failed");
+            Ok((
+                o.get(0)?,
+                Status::parse(status).unwrap_or(Status::Failed),
+                o.get(2)?,
+            ))
+        };
+        let mut out = outs
+            .next()
+            .map_err(err)?
+            .map(read)
+            .transpose()
+            .map_err(err)?;
+        while let Some(row) = ids.next().map_err(err)? {
+            let id: i64 = row.get(0).map_err(err)?;
+            let windows_done: i64 = row.get(1).map_err(err)?;
+            let account = row.get_ref(2).map_err(err)?.as_str_or_null().ok().flatten();
+            while out.as_ref().is_some_and(|o| o.0 < id) {
+                out = outs
+                    .next()
+                    .map_err(err)?
+                    .map(read)
+                    .transpose()
+                    .map_err(err)?;
+            }
+            let outcome = match &out {
+                Some((oid, status, note)) if *oid == id => Some((*status, note.as_deref())),
+                _ => None,
+            };
+            if !f(id as u64, windows_done as usize, account, outcome) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// The owner accounts whose user context was used for at least one answered request (contracts
@@ -746,7 +875,7 @@ COMMIT;",
             .conn
             .prepare(
                 "SELECT s.tweet_id, s.metric, s.bucket, s.value FROM series s \
-                 JOIN tweets t ON t.id = s.tweet_id WHERE t.status = 'ok' \
+                 JOIN outcomes o ON o.id = s.tweet_id WHERE o.status = 'ok' \
                  ORDER BY s.tweet_id, s.metric, s.bucket",
             )
             .map_err(|e| self.err(e))?;
@@ -781,10 +910,7 @@ COMMIT;",
     /// a multi-window ID goes on from the window that failed.
     pub fn retry_failed(&self) -> Result<u64, StoreError> {
         self.conn
-            .execute(
-                "UPDATE tweets SET status = 'pending', note = NULL WHERE status = 'failed'",
-                [],
-            )
+            .execute("DELETE FROM outcomes WHERE status = 'failed'", [])
             .map(|n| n as u64)
             .map_err(|e| self.err(e))
     }
@@ -792,24 +918,99 @@ COMMIT;",
     /// Counts per status.
     pub fn status_counts(&self) -> Result<StatusCounts, StoreError> {
         // One pass and no sort: a GROUP BY on the unindexed status sorts every row (and holds up to
-        // the page cache's size in sorter memory).
-        self.conn
+        // the page cache's size in sorter memory). Pending IDs are the ones without an outcome.
+        let (unique, mut c) = self
+            .conn
             .query_row(
-                "SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = 'ok'), \
+                "SELECT (SELECT count(*) FROM ids), count(*) FILTER (WHERE status = 'ok'), \
                  count(*) FILTER (WHERE status = 'unavailable'), count(*) FILTER (WHERE status = 'forbidden'), \
-                 count(*) FILTER (WHERE status = 'failed') FROM tweets",
+                 count(*) FILTER (WHERE status = 'failed') FROM outcomes",
                 [],
                 |r| {
-                    Ok(StatusCounts {
-                        pending: r.get::<_, i64>(0)? as u64,
-                        ok: r.get::<_, i64>(1)? as u64,
-                        unavailable: r.get::<_, i64>(2)? as u64,
-                        forbidden: r.get::<_, i64>(3)? as u64,
-                        failed: r.get::<_, i64>(4)? as u64,
-                    })
+                    Ok((
+                        r.get::<_, i64>(0)? as u64,
+                        StatusCounts {
+                            pending: 0,
+                            ok: r.get::<_, i64>(1)? as u64,
+                            unavailable: r.get::<_, i64>(2)? as u64,
+                            forbidden: r.get::<_, i64>(3)? as u64,
+                            failed: r.get::<_, i64>(4)? as u64,
+                        },
+                    ))
                 },
             )
+            .map_err(|e| self.err(e))?;
+        c.pending = unique.saturating_sub(c.unique());
+        Ok(c)
+    }
+
+    /// Unique IDs and how many of them are pending: two counts of B-tree entries, no row decoded.
+    pub fn unique_and_pending(&self) -> Result<(u64, u64), StoreError> {
+        let (unique, done): (i64, i64) = self
+            .conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM ids), (SELECT count(*) FROM outcomes)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| self.err(e))?;
+        Ok((unique as u64, (unique - done).max(0) as u64))
+    }
+
+    /// The ID in the middle of `outcomes` (by count), to scan it in two halves; `None` when empty.
+    pub fn outcomes_midpoint(&self) -> Result<Option<u64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id FROM outcomes ORDER BY id LIMIT 1 OFFSET (SELECT count(*) FROM outcomes) / 2",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|v| v.map(|v| v as u64))
             .map_err(|e| self.err(e))
+    }
+
+    /// Calls `f` for every final outcome with `from <= id < to` (no upper bound when `to` is `None`),
+    /// in ID order: (id, status, note, values for `metrics`, `None` where absent).
+    pub fn for_each_outcome(
+        &self,
+        from: u64,
+        to: Option<u64>,
+        metrics: &[Metric],
+        mut f: impl FnMut(u64, Status, Option<&str>, &[Option<u64>]),
+    ) -> Result<(), StoreError> {
+        let cols: String = metrics
+            .iter()
+            .map(|m| format!(", {}", m.as_str()))
+            .collect();
+        let bound = if to.is_some() { " AND id < ?2" } else { "" };
+        let sql = format!(
+            "SELECT id, status, note{cols} FROM outcomes WHERE id >= ?1{bound} ORDER BY id"
+        );
+        let err = |e| self.err(e);
+        let mut stmt = self.conn.prepare(&sql).map_err(err)?;
+        let mut rows = match to {
+            Some(to) => stmt.query(params![from as i64, to as i64]),
+            None => stmt.query(params![from as i64]),
+        }
+        .map_err(err)?;
+        let mut values = vec![None; metrics.len()];
+        while let Some(row) = rows.next().map_err(err)? {
+            let id = row.get::<_, i64>(0).map_err(err)?;
+            let status = match row.get_ref(1).map_err(err)?.as_str().unwrap_or("") {
+                "ok" => Status::Ok,
+                other => Status::parse(other).unwrap_or(Status::Failed),
+            };
+            let note = row.get_ref(2).map_err(err)?.as_str_or_null().ok().flatten();
+            for (i, v) in values.iter_mut().enumerate() {
+                *v = match row.get_ref(i + 3).map_err(err)? {
+                    rusqlite::types::ValueRef::Integer(x) => Some(x as u64),
+                    _ => None,
+                };
+            }
+            f(id as u64, status, note, &values);
+        }
+        Ok(())
     }
 
     /// Calls `f` for every `ok` Tweet in ID order with its values for `metrics` (`None` where absent).
@@ -820,7 +1021,7 @@ COMMIT;",
     ) -> Result<(), StoreError> {
         let cols: Vec<&str> = metrics.iter().map(|m| m.as_str()).collect();
         let sql = format!(
-            "SELECT id{}{} FROM tweets WHERE status = 'ok' ORDER BY id",
+            "SELECT id{}{} FROM outcomes WHERE status = 'ok' ORDER BY id",
             if cols.is_empty() { "" } else { ", " },
             cols.join(", ")
         );
@@ -840,14 +1041,26 @@ COMMIT;",
         Ok(())
     }
 
-    /// Calls `f` for every ID that did not end `ok`: (id, status, note), in ID order.
+    /// Calls `f` for every ID that did not end `ok`: (id, status, note), in ID order. Pending IDs
+    /// are included when `with_pending` is set (finding them walks every ID).
     pub fn for_each_not_ok(
         &self,
+        with_pending: bool,
         mut f: impl FnMut(u64, Status, Option<&str>),
     ) -> Result<(), StoreError> {
+        if with_pending {
+            return self.walk_ids(0, |id, _, _, outcome| {
+                match outcome {
+                    None => f(id, Status::Pending, None),
+                    Some((Status::Ok, _)) => {}
+                    Some((status, note)) => f(id, status, note),
+                }
+                true
+            });
+        }
         let mut stmt = self
             .conn
-            .prepare("SELECT id, status, note FROM tweets WHERE status <> 'ok' ORDER BY id")
+            .prepare("SELECT id, status, note FROM outcomes WHERE status <> 'ok' ORDER BY id")
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
@@ -856,7 +1069,7 @@ COMMIT;",
             let note: Option<String> = row.get(2).map_err(|e| self.err(e))?;
             f(
                 id as u64,
-                Status::parse(&s).unwrap_or(Status::Pending),
+                Status::parse(&s).unwrap_or(Status::Failed),
                 note.as_deref(),
             );
         }
@@ -867,20 +1080,84 @@ COMMIT;",
     pub fn for_each_reject(&self, mut f: impl FnMut(&RejectRow)) -> Result<(), StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT source, line, content, reason FROM rejects ORDER BY rowid")
+            .prepare(
+                "SELECT source_idx, source, line, content, reason FROM rejects ORDER BY source_idx, line",
+            )
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let r = RejectRow {
-                source: row.get(0).map_err(|e| self.err(e))?,
-                line: row.get::<_, i64>(1).map_err(|e| self.err(e))? as u64,
-                content: row.get(2).map_err(|e| self.err(e))?,
-                reason: row.get(3).map_err(|e| self.err(e))?,
+                source_idx: row.get::<_, i64>(0).map_err(|e| self.err(e))? as usize,
+                source: row.get(1).map_err(|e| self.err(e))?,
+                line: row.get::<_, i64>(2).map_err(|e| self.err(e))? as u64,
+                content: row.get(3).map_err(|e| self.err(e))?,
+                reason: row.get(4).map_err(|e| self.err(e))?,
             };
             f(&r);
         }
         Ok(())
     }
+}
+
+/// Adds one window's values of an `ok` ID of a multi-window run, and returns whether they applied
+/// (the ID was at that window and not final). The last window moves the sums into `outcomes`.
+fn add_window(
+    conn: &Connection,
+    metrics: &[Metric],
+    id: u64,
+    window: usize,
+    last: bool,
+    via: Option<&str>,
+    values: &[Option<i64>],
+) -> rusqlite::Result<bool> {
+    let id = id as i64;
+    let moved = conn
+        .prepare_cached(
+            "UPDATE ids SET windows_done = ?2 + 1 WHERE id = ?1 AND windows_done = ?2 \
+             AND NOT EXISTS (SELECT 1 FROM outcomes WHERE id = ?1)",
+        )?
+        .execute(params![id, window as i64])?;
+    if moved == 0 {
+        return Ok(false);
+    }
+    let cols: String = metrics
+        .iter()
+        .map(|m| format!(", {}", m.as_str()))
+        .collect();
+    let before: Option<Vec<Option<i64>>> = conn
+        .prepare_cached(&format!("SELECT 1{cols} FROM partial WHERE id = ?1"))?
+        .query_row([id], |r| (1..=metrics.len()).map(|i| r.get(i)).collect())
+        .optional()?;
+    let sums: Vec<Option<i64>> = values
+        .iter()
+        .enumerate()
+        .map(
+            |(i, now)| match (before.as_ref().and_then(|b| b[i]), *now) {
+                (sum, None) => sum,
+                (None, now) => now,
+                (Some(sum), Some(now)) => Some(sum.saturating_add(now)),
+            },
+        )
+        .collect();
+    let marks = ", ?".repeat(metrics.len());
+    let mut args: Vec<&dyn rusqlite::ToSql> = vec![&id];
+    if last {
+        args.push(&via);
+        args.extend(sums.iter().map(|v| v as &dyn rusqlite::ToSql));
+        conn.prepare_cached(&format!(
+            "INSERT INTO outcomes (id, status, via{cols}) VALUES (?, 'ok', ?{marks})"
+        ))?
+        .execute(args.as_slice())?;
+        conn.prepare_cached("DELETE FROM partial WHERE id = ?1")?
+            .execute([id])?;
+    } else {
+        args.extend(sums.iter().map(|v| v as &dyn rusqlite::ToSql));
+        conn.prepare_cached(&format!(
+            "INSERT OR REPLACE INTO partial (id{cols}) VALUES (?{marks})"
+        ))?
+        .execute(args.as_slice())?;
+    }
+    Ok(true)
 }
 
 fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
@@ -909,7 +1186,7 @@ impl IngestTx<'_> {
     pub fn insert_id(&self, id: u64, account: Option<&str>) -> Result<bool, StoreError> {
         let mut stmt = self
             .tx
-            .prepare_cached("INSERT OR IGNORE INTO tweets (id, account) VALUES (?1, ?2)")
+            .prepare_cached("INSERT OR IGNORE INTO ids (id, account) VALUES (?1, ?2)")
             .map_err(|e| self.err(e))?;
         let n = stmt
             .execute(params![id as i64, account])
@@ -927,7 +1204,7 @@ impl IngestTx<'_> {
         let mut stmt = self
             .tx
             .prepare_cached(&format!(
-                "INSERT OR IGNORE INTO tweets (id, account) VALUES {values}"
+                "INSERT OR IGNORE INTO ids (id, account) VALUES {values}"
             ))
             .map_err(|e| self.err(e))?;
         let mut args: Vec<rusqlite::types::Value> = Vec::with_capacity(ROWS * 2);
@@ -955,34 +1232,36 @@ impl IngestTx<'_> {
         let mut stmt = self
             .tx
             .prepare_cached(
-                "INSERT INTO rejects (source, line, content, reason) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR IGNORE INTO rejects (source_idx, line, source, content, reason) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .map_err(|e| self.err(e))?;
-        stmt.execute(params![r.source, r.line as i64, r.content, r.reason])
-            .map_err(|e| self.err(e))?;
+        stmt.execute(params![
+            r.source_idx as i64,
+            r.line as i64,
+            r.source,
+            r.content,
+            r.reason
+        ])
+        .map_err(|e| self.err(e))?;
         Ok(())
     }
 
-    /// Commits the chunk with the position and counters reached; `done` marks the ingest complete.
-    pub fn commit(
-        self,
-        pos: IngestPos,
-        counts: IngestCounts,
-        done: bool,
-    ) -> Result<(), StoreError> {
+    /// Commits; with the final line counters, marks the ingest complete.
+    pub fn commit(self, finished: Option<IngestCounts>) -> Result<(), StoreError> {
         let e = |source| StoreError::Sqlite {
             path: self.path.clone(),
             source,
         };
-        for (k, v) in [
-            ("ingest_source", pos.source as u64),
-            ("ingest_line", pos.line),
-            ("input_lines", counts.input_lines),
-            ("rejected_lines", counts.rejected_lines),
-            ("duplicate_ids", counts.duplicate_ids),
-            ("ingest_done", done as u64),
-        ] {
-            set_meta(&self.tx, k, &v.to_string()).map_err(e)?;
+        if let Some(counts) = finished {
+            for (k, v) in [
+                ("input_lines", counts.input_lines),
+                ("rejected_lines", counts.rejected_lines),
+                ("duplicate_ids", counts.duplicate_ids),
+                ("ingest_done", 1),
+            ] {
+                set_meta(&self.tx, k, &v.to_string()).map_err(e)?;
+            }
         }
         self.tx.commit().map_err(e)
     }
@@ -1007,6 +1286,7 @@ mod tests {
         assert!(tx.insert_id(3, Some("demo")).unwrap());
         assert!(!tx.insert_id(5, None).unwrap());
         tx.insert_reject(&RejectRow {
+            source_idx: 0,
             source: "a.txt".into(),
             line: 2,
             content: "x".into(),
@@ -1018,10 +1298,9 @@ mod tests {
             rejected_lines: 1,
             duplicate_ids: 1,
         };
-        tx.commit(IngestPos { source: 0, line: 4 }, counts, true)
-            .unwrap();
-        let (pos, done, c) = s.ingest_state().unwrap();
-        assert_eq!((pos.line, done, c), (4, true, counts));
+        tx.commit(Some(counts)).unwrap();
+        let (done, c) = s.ingest_state().unwrap();
+        assert_eq!((done, c), (true, counts));
         assert_eq!(
             s.pending_windows_after(0, 10).unwrap(),
             vec![(3, 0, Some("demo".to_string())), (5, 0, None)]
@@ -1050,7 +1329,7 @@ mod tests {
                 &[commit(0, vec![ok3(7)]), commit(0, vec![ok3(7)])],
             )
             .unwrap();
-        assert!(finals.is_empty());
+        assert_eq!(finals, 0);
         assert_eq!(
             s.pending_windows_after(0, 10).unwrap(),
             vec![(3, 1, Some("demo".to_string())), (5, 0, None)]
@@ -1067,7 +1346,7 @@ mod tests {
                 )],
             )
             .unwrap();
-        assert_eq!(finals, vec![(3, vec![12, 0])]);
+        assert_eq!(finals, 1);
         assert_eq!(s.accounts_used().unwrap(), vec!["demo".to_string()]);
         assert_eq!(s.series_of(3, Metric::Favorites).unwrap(), vec![(0, 12)]);
         assert_eq!(
@@ -1082,9 +1361,115 @@ mod tests {
             .unwrap();
         assert_eq!(seen, vec![(3, vec![Some(12), None])]);
         let mut bad = vec![];
-        s.for_each_not_ok(|id, st, note| bad.push((id, st, note.map(str::to_string))))
-            .unwrap();
+        s.for_each_not_ok(false, |id, st, note| {
+            bad.push((id, st, note.map(str::to_string)))
+        })
+        .unwrap();
         assert_eq!(bad, vec![(5, Status::Failed, Some("HTTP 503".to_string()))]);
+        let mut walked = vec![];
+        s.for_each_not_ok(true, |id, st, note| {
+            walked.push((id, st, note.map(str::to_string)))
+        })
+        .unwrap();
+        assert_eq!(walked, bad, "nothing pending");
+        // --retry-failed: 5 is pending again, from the window it failed at.
+        assert_eq!(s.retry_failed().unwrap(), 1);
+        assert_eq!(s.pending_windows_after(0, 10).unwrap(), vec![(5, 0, None)]);
+        let mut walked = vec![];
+        s.for_each_not_ok(true, |id, st, note| walked.push((id, st, note.is_none())))
+            .unwrap();
+        assert_eq!(walked, vec![(5, Status::Pending, true)]);
+    }
+
+    #[test]
+    fn a_schema_1_store_is_upgraded_with_everything_it_held() {
+        let (_d, p) = tmp();
+        {
+            // Schema 1 as it was written: one `tweets` table, outcomes updated in place.
+            let c = Connection::open(&p).unwrap();
+            let cols: String = Metric::ALL
+                .iter()
+                .map(|m| format!(", {} INTEGER", m.as_str()))
+                .collect();
+            c.execute_batch(&format!(
+                "PRAGMA journal_mode=WAL;
+                 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 CREATE TABLE inputs (idx INTEGER PRIMARY KEY, source TEXT NOT NULL, sha256 TEXT NOT NULL);
+                 CREATE TABLE tweets (id INTEGER PRIMARY KEY, status TEXT NOT NULL DEFAULT 'pending',
+                     account TEXT, note TEXT, via TEXT, windows_done INTEGER NOT NULL DEFAULT 0{cols});
+                 CREATE TABLE series (tweet_id INTEGER NOT NULL, metric TEXT NOT NULL, bucket INTEGER NOT NULL,
+                     value INTEGER NOT NULL, PRIMARY KEY (tweet_id, metric, bucket)) WITHOUT ROWID;
+                 CREATE TABLE accounts_used (name TEXT PRIMARY KEY) WITHOUT ROWID;
+                 CREATE TABLE hourly_totals (metric TEXT NOT NULL, hour INTEGER NOT NULL, value INTEGER NOT NULL,
+                     PRIMARY KEY (metric, hour)) WITHOUT ROWID;
+                 CREATE TABLE rejects (source TEXT NOT NULL, line INTEGER NOT NULL, content TEXT NOT NULL, reason TEXT NOT NULL);
+                 INSERT INTO tweets (id, status, account, windows_done, favorites, retweets)
+                     VALUES (1, 'pending', 'demo', 0, NULL, NULL);
+                 INSERT INTO tweets (id, status, account, windows_done, favorites, retweets)
+                     VALUES (2, 'pending', NULL, 1, 7, NULL);
+                 INSERT INTO tweets (id, status, via, windows_done, favorites, retweets)
+                     VALUES (3, 'ok', 'bearer', 2, 4, 1);
+                 INSERT INTO tweets (id, status, note) VALUES (4, 'failed', 'HTTP 503');
+                 PRAGMA application_id = {APPLICATION_ID};
+                 PRAGMA user_version = 1;"
+            ))
+            .unwrap();
+        }
+        let mut s = Store::open(&p).unwrap();
+        let version: i64 = s
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let c = s.status_counts().unwrap();
+        assert_eq!((c.pending, c.ok, c.failed, c.unique()), (2, 1, 1, 4));
+        assert_eq!(
+            s.pending_windows_after(0, 10).unwrap(),
+            vec![(1, 0, Some("demo".to_string())), (2, 1, None)]
+        );
+        let metrics = [Metric::Favorites, Metric::Retweets];
+        let mut ok = vec![];
+        s.for_each_ok(&metrics, |id, v| ok.push((id, v.to_vec())))
+            .unwrap();
+        assert_eq!(ok, vec![(3, vec![Some(4), Some(1)])]);
+        // ID 2's sums of window 0 survived: its last window adds to them.
+        let done = s
+            .record(
+                &metrics,
+                &[Commit {
+                    window: 1,
+                    windows: 2,
+                    outcomes: vec![IdOutcome {
+                        id: 2,
+                        status: Status::Ok,
+                        values: vec![Some(5), Some(2)],
+                        note: None,
+                        series: vec![],
+                    }],
+                    hourly: vec![],
+                    via: Some("bearer".into()),
+                }],
+            )
+            .unwrap();
+        assert_eq!(done, 1);
+        let mut ok = vec![];
+        s.for_each_ok(&metrics, |id, v| ok.push((id, v.to_vec())))
+            .unwrap();
+        assert_eq!(
+            ok,
+            vec![(2, vec![Some(12), Some(2)]), (3, vec![Some(4), Some(1)])]
+        );
+        // The `tweets` view answers the queries written for schema 1.
+        let rows: Vec<(i64, String)> = s
+            .conn
+            .prepare("SELECT id, status FROM tweets ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let statuses: Vec<&str> = rows.iter().map(|(_, s)| s.as_str()).collect();
+        assert_eq!(statuses, ["pending", "ok", "ok", "failed"]);
     }
 
     #[test]
@@ -1108,8 +1493,7 @@ mod tests {
         let mut s = Store::open(&p).unwrap();
         let tx = s.ingest_tx().unwrap();
         tx.insert_id(9, None).unwrap();
-        tx.commit(IngestPos::default(), IngestCounts::default(), true)
-            .unwrap();
+        tx.commit(Some(IngestCounts::default())).unwrap();
         // A crash: the connection is never closed, the WAL holds the commit.
         std::mem::forget(s);
         assert!(wal_path(&p).exists() && marker_path(&p).exists());
@@ -1139,8 +1523,7 @@ mod tests {
             for id in 1..20_000 {
                 tx.insert_id(id, None).unwrap();
             }
-            tx.commit(IngestPos::default(), IngestCounts::default(), true)
-                .unwrap();
+            tx.commit(Some(IngestCounts::default())).unwrap();
         }
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();

@@ -189,6 +189,26 @@ impl Aggregator {
     pub fn tweets(&self) -> u64 {
         self.tweets
     }
+    /// Adds everything `other` holds (the same N and metrics), as if its Tweets had been added here:
+    /// the best N of a union are among the best N of each part, and ties break the same way.
+    ///
+    /// # Panics
+    ///
+    /// If the metric counts differ.
+    pub fn merge(&mut self, other: &Aggregator) {
+        assert_eq!(
+            self.totals.len(),
+            other.totals.len(),
+            "Aggregator::merge: metric counts differ"
+        );
+        self.tweets += other.tweets;
+        for (i, (total, o)) in self.totals.iter_mut().zip(&other.totals).enumerate() {
+            *total = total.checked_add(*o).unwrap_or(u64::MAX);
+            for (id, v) in other.tops[i].sorted() {
+                self.tops[i].push(id, v);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -335,6 +355,25 @@ mod tests {
             let expected = model(&entries, n);
             prop_assert_eq!(t.sorted(), expected.clone());
             prop_assert_eq!(t.into_sorted_vec(), expected);
+        }
+
+        #[test]
+        fn merged_halves_equal_one_pass(
+            rows in prop::collection::btree_map(any::<u64>(), (0u64..4, any::<u64>()), 0..100),
+            n in 0usize..10,
+            cut in any::<u64>(),
+        ) {
+            let (mut whole, mut low, mut high) =
+                (Aggregator::new(n, 2), Aggregator::new(n, 2), Aggregator::new(n, 2));
+            for (&id, &(a, b)) in &rows {
+                whole.add(id, &[a, b]);
+                if id < cut { low.add(id, &[a, b]) } else { high.add(id, &[a, b]) }
+            }
+            low.merge(&high);
+            prop_assert_eq!(low.top(0), whole.top(0));
+            prop_assert_eq!(low.top(1), whole.top(1));
+            prop_assert_eq!(low.totals(), whole.totals());
+            prop_assert_eq!(low.tweets(), whole.tweets());
         }
 
         #[test]
