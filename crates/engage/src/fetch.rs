@@ -378,11 +378,37 @@ impl Fetcher {
 
     /// Turns a 200 into one outcome per requested ID (plus, for time series, the hourly sums).
     fn outcomes(&self, batch: &[u64], resp: &EngagementResponse) -> (Vec<IdOutcome>, Hourly) {
-        let index: HashMap<u64, usize> = batch.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        // Batches are cut from IDs in ascending order, so an ID's place is a binary search; the
+        // cells of one Tweet come together, so most lookups are the previous one again.
+        let sorted = batch.is_sorted();
+        let index: HashMap<u64, usize> = if sorted {
+            HashMap::new()
+        } else {
+            batch.iter().enumerate().map(|(i, id)| (*id, i)).collect()
+        };
+        let mut last: Option<(u64, usize)> = None;
+        let mut place = |id: u64| -> Option<usize> {
+            match last {
+                Some((l, i)) if l == id => Some(i),
+                _ => {
+                    let i = if sorted {
+                        batch.binary_search(&id).ok()
+                    } else {
+                        index.get(&id).copied()
+                    }?;
+                    last = Some((id, i));
+                    Some(i)
+                }
+            }
+        };
         let n = self.job.metrics.len();
         let mut values: Vec<Option<Vec<Option<u64>>>> = vec![None; batch.len()];
         let mut series: Vec<Vec<(usize, i64, u64)>> = vec![Vec::new(); batch.len()];
-        let metric_pos = |m: Metric| self.job.metrics.iter().position(|x| *x == m);
+        let mut positions = [None; Metric::ALL.len()];
+        for (k, m) in self.job.metrics.iter().enumerate() {
+            positions[*m as usize] = Some(k);
+        }
+        let metric_pos = |m: Metric| positions[m as usize];
         let name = if self.job.series.is_some() {
             SERIES
         } else {
@@ -393,7 +419,7 @@ impl Fetcher {
                 let (Some(id), Some(m)) = (cell.tweet_id, cell.metric) else {
                     continue;
                 };
-                let (Some(&i), Some(k)) = (index.get(&id), metric_pos(m)) else {
+                let (Some(i), Some(k)) = (place(id), metric_pos(m)) else {
                     continue;
                 };
                 let row = values[i].get_or_insert_with(|| vec![None; n]);

@@ -79,9 +79,18 @@ impl Sorter {
         &self.dir
     }
 
+    /// Sorts the run: of equal IDs, the first pushed must come first, as it is the one kept.
+    fn sort(&mut self) {
+        if self.names.is_empty() {
+            // No accounts: equal IDs are equal records, so any order of them will do.
+            self.buf.sort_unstable_by_key(|r| r.0);
+        } else {
+            self.buf.sort_by_key(|r| r.0);
+        }
+    }
+
     fn spill(&mut self) -> io::Result<()> {
-        // Stable: of equal IDs, the first pushed comes first and is the one kept.
-        self.buf.sort_by_key(|r| r.0);
+        self.sort();
         let mut file = tempfile::tempfile_in(&self.dir)?;
         {
             let mut w = BufWriter::with_capacity(1 << 16, &mut file);
@@ -100,7 +109,7 @@ impl Sorter {
     /// Ends the input: the unique IDs in ascending order.
     pub fn finish(mut self) -> io::Result<Merged> {
         let source = if self.spilled.is_empty() {
-            self.buf.sort_by_key(|r| r.0);
+            self.sort();
             Source::Memory(std::mem::take(&mut self.buf).into_iter())
         } else {
             if !self.buf.is_empty() {
