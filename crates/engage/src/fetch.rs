@@ -178,6 +178,7 @@ impl Fetcher {
         sink: &tokio::sync::mpsc::Sender<WriterMsg>,
     ) -> BatchEnd {
         let windows = self.job.windows.len().max(1);
+        let origin = ids.first().copied().unwrap_or(0);
         // IDs move on to the next window with the route that served them.
         let mut live = vec![(ids, route)];
         for w in first_window..windows {
@@ -199,6 +200,7 @@ impl Fetcher {
                             outcomes,
                             hourly,
                             via: Some(self.routes.via(route).to_string()),
+                            origin,
                         };
                         if !commit.outcomes.is_empty()
                             && sink.send(WriterMsg::Commit(commit)).await.is_err()

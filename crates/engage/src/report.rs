@@ -644,9 +644,10 @@ mod tests {
                 outcomes: c.to_vec(),
                 hourly: vec![],
                 via: Some("bearer".into()),
+                origin: c[0].id,
             })
             .collect();
-        s.record(&metrics, &commits).unwrap();
+        s.record(&metrics, &commits, None).unwrap();
         s
     }
 

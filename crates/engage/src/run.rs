@@ -567,6 +567,25 @@ fn ingest_now(
     })
 }
 
+/// What the resume watermark is computed from: every ID below [`Watermark::low`] has its final
+/// outcome. Batches are cut from IDs read in ascending order, so the lowest unsettled ID is the
+/// lowest first ID of a batch not settled yet, or of what the producer holds back.
+struct Watermark {
+    /// Batches handed out and not settled: first (lowest) ID -> IDs still without a final outcome.
+    open: std::collections::BTreeMap<u64, usize>,
+    /// The lowest ID read and not handed out yet, or where the producer reads next.
+    unsent: u64,
+}
+
+impl Watermark {
+    fn low(&self) -> u64 {
+        self.open
+            .keys()
+            .next()
+            .map_or(self.unsent, |&k| k.min(self.unsent))
+    }
+}
+
 /// Tells the batch producer how far a concurrent ingest has got.
 #[derive(Default)]
 struct IngestSignal {
@@ -620,6 +639,13 @@ async fn fetch_all(
     // during a concurrent ingest it waits at the end of what is committed until the ingest is done.
     let reader = Store::open_cursor(&spec.db)?;
     let signal = ingest.as_ref().map(|_| Arc::new(IngestSignal::default()));
+    // Everything below the recorded watermark is final: a resume starts there.
+    let start = reader.done_below()?;
+    let watermark = Arc::new(Mutex::new(Watermark {
+        open: Default::default(),
+        unsent: start.max(1),
+    }));
+    let producer_watermark = watermark.clone();
     let (batch_tx, batch_rx) = mpsc::channel::<(Vec<u64>, usize, Route)>(concurrency * 2);
     let routes = Arc::new(spec.routes.clone());
     let producer_routes = routes.clone();
@@ -631,7 +657,7 @@ async fn fetch_all(
         // (after a resume, a multi-window run has IDs at different windows).
         // and by route (one set of credentials per request).
         let mut buckets: std::collections::BTreeMap<(usize, Route), Vec<u64>> = Default::default();
-        let mut after = 0u64;
+        let mut after = start.saturating_sub(1);
         loop {
             if producer_stop.load(Ordering::Relaxed) || *producer_shutdown.borrow_and_update() {
                 return Ok(());
@@ -658,6 +684,16 @@ async fn fetch_all(
                 let route = producer_routes.route(account.as_deref());
                 buckets.entry((w, route)).or_default().push(id);
             }
+            // Buckets hold ascending IDs: the lowest not handed out is a bucket's first. Set before
+            // the sends (which wait for the fetchers) and again after them.
+            let unsent = |buckets: &std::collections::BTreeMap<(usize, Route), Vec<u64>>| {
+                buckets
+                    .values()
+                    .filter_map(|ids| ids.first().copied())
+                    .min()
+                    .unwrap_or(after.saturating_add(1))
+            };
+            producer_watermark.lock().expect("watermark lock").unsent = unsent(&buckets);
             let full: Vec<(usize, Route)> = buckets
                 .iter()
                 .filter(|(_, ids)| last_page || ids.len() >= batch_size)
@@ -665,14 +701,27 @@ async fn fetch_all(
                 .collect();
             for w in full {
                 let ids = buckets.remove(&w).unwrap_or_default();
-                for chunk in ids.chunks(batch_size) {
+                let chunks: Vec<&[u64]> = ids.chunks(batch_size).collect();
+                for (k, chunk) in chunks.iter().enumerate() {
                     if chunk.len() < batch_size && !last_page {
                         buckets.entry(w).or_default().extend_from_slice(chunk);
-                    } else if batch_tx.blocking_send((chunk.to_vec(), w.0, w.1)).is_err() {
+                        continue;
+                    }
+                    {
+                        // Handed out from here on; held back: the rest of this bucket and the others.
+                        let mut wm = producer_watermark.lock().expect("watermark lock");
+                        wm.open.insert(chunk[0], chunk.len());
+                        wm.unsent = chunks
+                            .get(k + 1)
+                            .map_or(u64::MAX, |c| c[0])
+                            .min(unsent(&buckets));
+                    }
+                    if batch_tx.blocking_send((chunk.to_vec(), w.0, w.1)).is_err() {
                         return Ok(());
                     }
                 }
             }
+            producer_watermark.lock().expect("watermark lock").unsent = unsent(&buckets);
             if last_page {
                 return Ok(());
             }
@@ -685,6 +734,7 @@ async fn fetch_all(
     let metrics = spec.metrics.clone();
     let wprogress = progress.clone();
     let writer_signal = signal.clone();
+    let writer_watermark = watermark.clone();
     let writer = std::thread::spawn(move || -> Result<Store, StoreError> {
         // However the writer ends, a producer waiting on the ingest must not wait forever.
         struct Abandon(Option<Arc<IngestSignal>>);
@@ -702,8 +752,26 @@ async fn fetch_all(
             if commits.is_empty() {
                 return Ok(());
             }
+            let done_below = {
+                let mut w = writer_watermark.lock().expect("watermark lock");
+                for c in commits.iter() {
+                    let last = c.window + 1 >= c.windows.max(1);
+                    let settled = c
+                        .outcomes
+                        .iter()
+                        .filter(|o| last || o.status != crate::store::Status::Ok)
+                        .count();
+                    if let Some(left) = w.open.get_mut(&c.origin) {
+                        *left = left.saturating_sub(settled);
+                        if *left == 0 {
+                            w.open.remove(&c.origin);
+                        }
+                    }
+                }
+                w.low()
+            };
             crate::failpoint::hit("before-commit");
-            let finals = store.record(&metrics, commits)?;
+            let finals = store.record(&metrics, commits, Some(done_below))?;
             crate::failpoint::hit("after-commit");
             let others = commits
                 .iter()

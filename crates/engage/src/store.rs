@@ -164,6 +164,9 @@ pub struct Commit {
     pub hourly: Vec<(usize, i64, u64)>,
     /// Which credentials answered: an account's name, or `bearer` (kept for `ok` IDs).
     pub via: Option<String>,
+    /// The lowest ID of the batch the response belongs to (its sub-batches and later windows
+    /// included): what the resume watermark is counted by.
+    pub origin: u64,
 }
 
 /// What the store's one writer is handed during a run.
@@ -609,7 +612,15 @@ COMMIT;",
     /// twice changes nothing. An `ok` for window `w` of a multi-window run applies only while the ID's
     /// `windows_done` is `w`; its values add to the ID's `partial` sums, and the last window moves the
     /// sums into `outcomes`.
-    pub fn record(&mut self, metrics: &[Metric], commits: &[Commit]) -> Result<u64, StoreError> {
+    ///
+    /// `done_below`, when given, is recorded with them: every ID below it has its final outcome, so a
+    /// resume can start its keyset cursor there instead of walking the finished part of the store.
+    pub fn record(
+        &mut self,
+        metrics: &[Metric],
+        commits: &[Commit],
+        done_below: Option<u64>,
+    ) -> Result<u64, StoreError> {
         let path = self.path.clone();
         let e = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -762,6 +773,9 @@ COMMIT;",
                 }
             }
         }
+        if let Some(w) = done_below {
+            set_meta(&tx, "done_below", &w.to_string()).map_err(e)?;
+        }
         tx.commit().map_err(e)?;
         Ok(finals)
     }
@@ -909,10 +923,24 @@ COMMIT;",
     /// Makes `failed` IDs pending again (`--retry-failed`). Their windows already done stay done, so
     /// a multi-window ID goes on from the window that failed.
     pub fn retry_failed(&self) -> Result<u64, StoreError> {
-        self.conn
+        let e = |e| self.err(e);
+        let tx = self.conn.unchecked_transaction().map_err(e)?;
+        // Failed IDs below the resume watermark become pending: it no longer holds.
+        tx.execute("DELETE FROM meta WHERE key = 'done_below'", [])
+            .map_err(e)?;
+        let n = tx
             .execute("DELETE FROM outcomes WHERE status = 'failed'", [])
-            .map(|n| n as u64)
-            .map_err(|e| self.err(e))
+            .map_err(e)?;
+        tx.commit().map_err(e)?;
+        Ok(n as u64)
+    }
+
+    /// Every ID below this one has its final outcome (0 when nothing is known).
+    pub fn done_below(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta("done_below")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
     /// Counts per status.
@@ -1314,6 +1342,7 @@ mod tests {
             outcomes,
             hourly: vec![(0, 3600, 4)],
             via: Some("demo".to_string()),
+            origin: 3,
         };
         let ok3 = |v| IdOutcome {
             id: 3,
@@ -1327,6 +1356,7 @@ mod tests {
             .record(
                 &metrics,
                 &[commit(0, vec![ok3(7)]), commit(0, vec![ok3(7)])],
+                None,
             )
             .unwrap();
         assert_eq!(finals, 0);
@@ -1344,9 +1374,11 @@ mod tests {
                         IdOutcome::final_status(5, Status::Failed, "HTTP 503"),
                     ],
                 )],
+                Some(6),
             )
             .unwrap();
         assert_eq!(finals, 1);
+        assert_eq!(s.done_below().unwrap(), 6);
         assert_eq!(s.accounts_used().unwrap(), vec!["demo".to_string()]);
         assert_eq!(s.series_of(3, Metric::Favorites).unwrap(), vec![(0, 12)]);
         assert_eq!(
@@ -1374,6 +1406,11 @@ mod tests {
         assert_eq!(walked, bad, "nothing pending");
         // --retry-failed: 5 is pending again, from the window it failed at.
         assert_eq!(s.retry_failed().unwrap(), 1);
+        assert_eq!(
+            s.done_below().unwrap(),
+            0,
+            "the watermark goes with the failures"
+        );
         assert_eq!(s.pending_windows_after(0, 10).unwrap(), vec![(5, 0, None)]);
         let mut walked = vec![];
         s.for_each_not_ok(true, |id, st, note| walked.push((id, st, note.is_none())))
@@ -1448,7 +1485,9 @@ mod tests {
                     }],
                     hourly: vec![],
                     via: Some("bearer".into()),
+                    origin: 2,
                 }],
+                None,
             )
             .unwrap();
         assert_eq!(done, 1);

@@ -480,6 +480,30 @@ mod resume {
             first.summary.status
         );
 
+        // The watermark the second life starts from: everything below it final, and it has moved.
+        {
+            let db = rusqlite::Connection::open(c.dir.join("parts.db")).unwrap();
+            let w: i64 = db
+                .query_row("SELECT value FROM meta WHERE key = 'done_below'", [], |r| {
+                    r.get::<_, String>(0)
+                })
+                .map(|v| v.parse().unwrap())
+                .unwrap();
+            let below = |t: &str| -> i64 {
+                db.query_row(
+                    &format!("SELECT count(*) FROM {t} WHERE id < ?1"),
+                    [w],
+                    |r| r.get(0),
+                )
+                .unwrap()
+            };
+            assert!(below("ids") >= 1000, "watermark {w} has moved");
+            assert_eq!(
+                below("ids"),
+                below("outcomes"),
+                "every ID below {w} is final"
+            );
+        }
         let second = go(spec(&c, &s.url(), "parts.db", demo_user()))
             .await
             .unwrap();
