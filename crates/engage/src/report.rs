@@ -287,8 +287,8 @@ pub fn format_bucket(unix: i64, granularity: Granularity) -> String {
 ///
 /// The top-N heaps, the totals and the status counts are filled in the one pass over the outcomes
 /// that writes `tweets.csv` and `outcomes.csv`: one scan of the store per report, however many lives
-/// the run had. A large store is scanned in two halves on two threads, each half into its own files,
-/// joined at the end.
+/// the run had. During a run the pass goes on in the background ([`Scan`]) over the IDs already
+/// final; what is left is scanned at the end, in two halves on two threads when large.
 pub fn write_reports(
     dir: &Path,
     store: &Store,
@@ -297,65 +297,47 @@ pub fn write_reports(
     top_n: usize,
     series: Option<Granularity>,
 ) -> Result<(Summary, Vec<PathBuf>), ReportError> {
-    write_reports_split(dir, store, endpoint, metrics, top_n, series, SPLIT_AT)
+    let started = Scan::start(dir, metrics, top_n)?;
+    finish_reports(started, store, endpoint, series, SPLIT_AT)
 }
 
-fn write_reports_split(
-    dir: &Path,
+/// Finishes a report whose pass has covered the IDs below `scan.upto()`.
+pub fn finish_reports(
+    mut scan: Scan,
     store: &Store,
     endpoint: Endpoint,
-    metrics: &[Metric],
-    top_n: usize,
     series: Option<Granularity>,
     split_at: u64,
 ) -> Result<(Summary, Vec<PathBuf>), ReportError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let (unique, pending) = store.unique_and_pending()?;
-    let tweets = dir.join("tweets.csv");
-    let outcomes = dir.join("outcomes.csv");
-    // Pending IDs have no outcome row: when there are any, outcomes.csv is written by a walk over
-    // every ID instead (an interrupted run only).
-    let outcomes_here = (pending == 0).then_some(outcomes.as_path());
-    let mut pass = match store.outcomes_midpoint()? {
-        Some(mid) if unique - pending >= split_at => {
-            let part = |p: &Path| {
-                dir.join(format!(
-                    ".{}.part",
-                    p.file_name().unwrap_or_default().to_string_lossy()
-                ))
-            };
-            let (tweets2, outcomes2) = (part(&tweets), part(&outcomes));
+    let t = std::time::Instant::now();
+    let dir = scan.dir.clone();
+    let (metrics, top_n) = (scan.metrics.clone(), scan.top_n);
+    let unique = store.unique_count()?;
+    let left = store.unique_count_from(scan.upto)?;
+    match store.midpoint_from(scan.upto, left)? {
+        Some(mid) if left >= split_at => {
             let db = store.path().to_path_buf();
-            let (first, second) = std::thread::scope(|s| {
-                let second = s.spawn(|| {
+            let mut second = Scan::start_part(&dir, &metrics, top_n, mid)?;
+            let (first, other) = std::thread::scope(|s| {
+                let other = s.spawn(|| {
                     let store = Store::open_cursor(&db)?;
-                    let o = outcomes_here.map(|_| outcomes2.as_path());
-                    scan(&store, mid, None, metrics, top_n, &tweets2, o, false)
+                    second.advance(&store, None)?;
+                    Ok::<_, ReportError>(second)
                 });
-                let first = scan(
-                    store,
-                    0,
-                    Some(mid),
-                    metrics,
-                    top_n,
-                    &tweets,
-                    outcomes_here,
-                    true,
-                );
-                (first, second.join())
+                (scan.advance(store, Some(mid)), other.join())
             });
-            let mut pass = first?;
+            first?;
             let second =
-                second.map_err(|_| io(dir)(std::io::Error::other("report thread panicked")))??;
-            append(&tweets, &tweets2)?;
-            if outcomes_here.is_some() {
-                append(&outcomes, &outcomes2)?;
-            }
-            pass.merge(&second);
-            pass
+                other.map_err(|_| io(&dir)(std::io::Error::other("report thread panicked")))??;
+            scan.append(second)?;
         }
-        _ => scan(store, 0, None, metrics, top_n, &tweets, outcomes_here, true)?,
-    };
+        _ => scan.advance(store, None)?,
+    }
+    tracing::debug!(elapsed = ?t.elapsed(), "report: outcomes scanned");
+    let (tweets, outcomes, mut pass) = scan.close()?;
+    // Pending IDs have no outcome row: when there are any (an interrupted run), outcomes.csv is
+    // written again by a walk over every ID, to list them too.
+    let pending = unique.saturating_sub(pass.status.unique());
     pass.status.pending = pending;
     if pending > 0 {
         write_csv(&outcomes, &["tweet_id", "outcome", "note"], |row| {
@@ -365,15 +347,16 @@ fn write_reports_split(
         })?;
     }
     let summary =
-        Summary::from_aggregator(store, endpoint, metrics, top_n, &pass.agg, pass.status)?;
-    let mut written = write_all(dir, &summary, store, series)?;
+        Summary::from_aggregator(store, endpoint, &metrics, top_n, &pass.agg, pass.status)?;
+    let mut written = write_all(&dir, &summary, store, series)?;
+    tracing::debug!(elapsed = ?t.elapsed(), "report: all written");
     written.insert(3, tweets);
     written.insert(4, outcomes);
     Ok((summary, written))
 }
 
-/// Outcomes from which a store is scanned in two halves (below, one thread is faster).
-const SPLIT_AT: u64 = 100_000;
+/// Outcomes from which the last part of a pass is scanned in two halves (below, one thread is faster).
+pub const SPLIT_AT: u64 = 100_000;
 
 /// What one scan of outcomes found.
 struct Pass {
@@ -391,104 +374,286 @@ impl Pass {
     }
 }
 
-/// Appends `part` to `to` and removes it.
-fn append(to: &Path, part: &Path) -> Result<(), ReportError> {
-    let mut out = std::fs::OpenOptions::new()
-        .append(true)
-        .open(to)
-        .map_err(io(to))?;
-    let mut src = File::open(part).map_err(io(part))?;
-    std::io::copy(&mut src, &mut out).map_err(io(to))?;
-    std::fs::remove_file(part).map_err(io(part))
+/// A [`Scan`] saved in the store, so that a resumed run goes on with it instead of rescanning
+/// what an earlier life already wrote.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScanCheckpoint {
+    /// The report folder.
+    pub dir: String,
+    /// The run's metrics.
+    pub metrics: Vec<String>,
+    /// N.
+    pub top_n: usize,
+    /// Outcomes below this ID are in the files.
+    pub upto: u64,
+    /// Bytes of the `tweets.csv` part that hold them.
+    pub tweets_len: u64,
+    /// Bytes of the `outcomes.csv` part that hold them.
+    pub outcomes_len: u64,
+    /// ok, unavailable, forbidden, failed.
+    pub counts: [u64; 4],
+    /// Per metric.
+    pub totals: Vec<u64>,
+    /// `ok` Tweets added.
+    pub tweets: u64,
+    /// Per metric, best first.
+    pub tops: Vec<Vec<(u64, u64)>>,
 }
 
-/// Scans the outcomes with `from <= id < to`: `ok` rows into `tweets` and the heaps, the others into
-/// `outcomes` (when given), each file with its header when `header`.
-#[allow(clippy::too_many_arguments)]
-fn scan(
-    store: &Store,
-    from: u64,
-    to: Option<u64>,
-    metrics: &[Metric],
+/// A pass over the outcomes in ID order, written as it goes into `tweets.csv` and `outcomes.csv`
+/// under temporary names, renamed when complete (a report left by an earlier run stays whole until
+/// then). Rows are final below the store's resume watermark, so a run can scan them while it fetches
+/// the rest.
+pub struct Scan {
+    dir: PathBuf,
+    metrics: Vec<Metric>,
     top_n: usize,
-    tweets: &Path,
-    outcomes: Option<&Path>,
-    header: bool,
-) -> Result<Pass, ReportError> {
-    let mut pass = Pass {
-        agg: Aggregator::new(top_n, metrics.len()),
-        status: StatusCounts::default(),
-    };
-    let mut row = vec![0u64; metrics.len()];
-    // Numbers only, so no quoting: written directly, one buffer, no allocation per row (this file
-    // has a row per Tweet and is rewritten by every resume).
-    let mut w = create(tweets)?;
-    let mut line = String::new();
-    if header {
-        line.push_str("tweet_id");
+    pass: Pass,
+    /// Next ID to scan from.
+    upto: u64,
+    tweets: (PathBuf, BufWriter<File>),
+    outcomes: (PathBuf, csv::Writer<BufWriter<File>>),
+}
+
+impl Scan {
+    /// A pass from the first ID, with the files' headers written.
+    pub fn start(dir: &Path, metrics: &[Metric], top_n: usize) -> Result<Scan, ReportError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let mut p = Scan::open(dir, metrics, top_n, 0, "")?;
+        let mut header = String::from("tweet_id");
         for m in metrics {
-            line.push(',');
-            line.push_str(m.as_str());
+            header.push(',');
+            header.push_str(m.as_str());
         }
-        line.push('\n');
+        header.push('\n');
+        p.tweets
+            .1
+            .write_all(header.as_bytes())
+            .map_err(io(&p.tweets.0))?;
+        p.outcomes
+            .1
+            .write_record(["tweet_id", "outcome", "note"])
+            .map_err(csv_err(&p.outcomes.0))?;
+        Ok(p)
     }
-    let mut failure = w.write_all(line.as_bytes()).err();
-    let mut other = match outcomes {
-        Some(p) => {
-            let mut o = csv::Writer::from_writer(create(p)?);
-            if header {
-                o.write_record(["tweet_id", "outcome", "note"])
-                    .map_err(csv_err(p))?;
-            }
-            Some((o, p))
-        }
-        None => None,
-    };
-    let mut other_failure = None;
-    store.for_each_outcome(from, to, metrics, |id, status, note, values| {
-        match status {
-            Status::Ok => pass.status.ok += 1,
-            Status::Unavailable => pass.status.unavailable += 1,
-            Status::Forbidden => pass.status.forbidden += 1,
-            Status::Failed | Status::Pending => pass.status.failed += 1,
-        }
-        if status != Status::Ok {
-            if let (Some((o, _)), None) = (other.as_mut(), &other_failure) {
-                other_failure = o
-                    .write_record([&id.to_string(), status.as_str(), note.unwrap_or("")])
-                    .err();
-            }
-            return;
-        }
-        if failure.is_some() {
-            return;
-        }
-        line.clear();
-        push_u64(&mut line, id);
-        for v in values {
-            line.push(',');
-            if let Some(x) = v {
-                push_u64(&mut line, *x);
-            }
-        }
-        line.push('\n');
-        failure = w.write_all(line.as_bytes()).err();
-        for (r, v) in row.iter_mut().zip(values) {
-            *r = v.unwrap_or(0);
-        }
-        pass.agg.add(id, &row);
-    })?;
-    if let Some(e) = failure {
-        return Err(io(tweets)(e));
+
+    /// A pass from `from`, without headers, to be appended to another.
+    fn start_part(
+        dir: &Path,
+        metrics: &[Metric],
+        top_n: usize,
+        from: u64,
+    ) -> Result<Scan, ReportError> {
+        Scan::open(dir, metrics, top_n, from, ".2")
     }
-    w.flush().map_err(io(tweets))?;
-    if let Some((mut o, p)) = other {
+
+    fn open(
+        dir: &Path,
+        metrics: &[Metric],
+        top_n: usize,
+        from: u64,
+        tag: &str,
+    ) -> Result<Scan, ReportError> {
+        let tweets = dir.join(format!(".tweets.csv{tag}.part"));
+        let outcomes = dir.join(format!(".outcomes.csv{tag}.part"));
+        Ok(Scan {
+            dir: dir.to_path_buf(),
+            metrics: metrics.to_vec(),
+            top_n,
+            pass: Pass {
+                agg: Aggregator::new(top_n, metrics.len()),
+                status: StatusCounts::default(),
+            },
+            upto: from,
+            tweets: (tweets.clone(), create(&tweets)?),
+            outcomes: (
+                outcomes.clone(),
+                csv::Writer::from_writer(create(&outcomes)?),
+            ),
+        })
+    }
+
+    /// Next ID the pass scans from.
+    pub fn upto(&self) -> u64 {
+        self.upto
+    }
+
+    /// Flushes the files and describes the pass so far, for [`Scan::resume`] in a later life.
+    pub fn checkpoint(&mut self) -> Result<ScanCheckpoint, ReportError> {
+        self.tweets.1.flush().map_err(io(&self.tweets.0))?;
+        self.outcomes.1.flush().map_err(io(&self.outcomes.0))?;
+        let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).map_err(io(p));
+        let (totals, tweets, tops) = self.pass.agg.parts();
+        let s = self.pass.status;
+        Ok(ScanCheckpoint {
+            dir: self.dir.to_string_lossy().into_owned(),
+            metrics: self
+                .metrics
+                .iter()
+                .map(|m| m.as_str().to_string())
+                .collect(),
+            top_n: self.top_n,
+            upto: self.upto,
+            tweets_len: len(&self.tweets.0)?,
+            outcomes_len: len(&self.outcomes.0)?,
+            counts: [s.ok, s.unavailable, s.forbidden, s.failed],
+            totals,
+            tweets,
+            tops,
+        })
+    }
+
+    /// Goes on with a pass an earlier life checkpointed, when its files are still there and hold at
+    /// least what it recorded (cut back to exactly that); `None` otherwise, to start afresh.
+    pub fn resume(
+        dir: &Path,
+        metrics: &[Metric],
+        top_n: usize,
+        c: &ScanCheckpoint,
+    ) -> Option<Scan> {
+        let same = c.dir == dir.to_string_lossy()
+            && c.top_n == top_n
+            && c.metrics
+                .iter()
+                .map(String::as_str)
+                .eq(metrics.iter().map(|m| m.as_str()))
+            && c.totals.len() == metrics.len()
+            && c.tops.len() == metrics.len();
+        if !same {
+            return None;
+        }
+        let reopen = |p: &Path, len: u64| -> Option<File> {
+            let f = std::fs::OpenOptions::new().write(true).open(p).ok()?;
+            if f.metadata().ok()?.len() < len {
+                return None;
+            }
+            f.set_len(len).ok()?;
+            let mut f = f;
+            std::io::Seek::seek(&mut f, std::io::SeekFrom::End(0)).ok()?;
+            Some(f)
+        };
+        let tweets = dir.join(".tweets.csv.part");
+        let outcomes = dir.join(".outcomes.csv.part");
+        let t = reopen(&tweets, c.tweets_len)?;
+        let o = reopen(&outcomes, c.outcomes_len)?;
+        let [ok, unavailable, forbidden, failed] = c.counts;
+        Some(Scan {
+            dir: dir.to_path_buf(),
+            metrics: metrics.to_vec(),
+            top_n,
+            pass: Pass {
+                agg: Aggregator::from_parts(top_n, c.totals.clone(), c.tweets, &c.tops),
+                status: StatusCounts {
+                    pending: 0,
+                    ok,
+                    unavailable,
+                    forbidden,
+                    failed,
+                },
+            },
+            upto: c.upto,
+            tweets: (tweets, BufWriter::new(t)),
+            outcomes: (outcomes, csv::Writer::from_writer(BufWriter::new(o))),
+        })
+    }
+
+    /// Scans the outcomes from where the pass stopped up to `to` (excluded; `None`: to the end).
+    pub fn advance(&mut self, store: &Store, to: Option<u64>) -> Result<(), ReportError> {
+        if to.is_some_and(|t| t <= self.upto) {
+            return Ok(());
+        }
+        let mut row = vec![0u64; self.metrics.len()];
+        // Numbers only, so no quoting: written directly, one buffer, no allocation per row (this
+        // file has a row per Tweet and is rewritten by every resume).
+        let mut line = String::new();
+        let (mut failure, mut other_failure) = (None, None);
+        let Scan {
+            pass,
+            tweets,
+            outcomes,
+            metrics,
+            ..
+        } = self;
+        store.for_each_outcome(self.upto, to, metrics, |id, status, note, values| {
+            match status {
+                Status::Ok => pass.status.ok += 1,
+                Status::Unavailable => pass.status.unavailable += 1,
+                Status::Forbidden => pass.status.forbidden += 1,
+                Status::Failed | Status::Pending => pass.status.failed += 1,
+            }
+            if status != Status::Ok {
+                if other_failure.is_none() {
+                    other_failure = outcomes
+                        .1
+                        .write_record([&id.to_string(), status.as_str(), note.unwrap_or("")])
+                        .err();
+                }
+                return;
+            }
+            if failure.is_some() {
+                return;
+            }
+            line.clear();
+            push_u64(&mut line, id);
+            for v in values {
+                line.push(',');
+                if let Some(x) = v {
+                    push_u64(&mut line, *x);
+                }
+            }
+            line.push('\n');
+            failure = tweets.1.write_all(line.as_bytes()).err();
+            for (r, v) in row.iter_mut().zip(values) {
+                *r = v.unwrap_or(0);
+            }
+            pass.agg.add(id, &row);
+        })?;
+        if let Some(e) = failure {
+            return Err(io(&self.tweets.0)(e));
+        }
         if let Some(e) = other_failure {
-            return Err(csv_err(p)(e));
+            return Err(csv_err(&self.outcomes.0)(e));
         }
-        o.flush().map_err(io(p))?;
+        if let Some(to) = to {
+            self.upto = to;
+        }
+        Ok(())
     }
-    Ok(pass)
+
+    /// Appends a later part's rows and figures.
+    fn append(&mut self, part: Scan) -> Result<(), ReportError> {
+        let (tweets, outcomes, pass) = part.flush()?;
+        self.tweets.1.flush().map_err(io(&self.tweets.0))?;
+        self.outcomes.1.flush().map_err(io(&self.outcomes.0))?;
+        for (to, from) in [(&self.tweets.0, &tweets), (&self.outcomes.0, &outcomes)] {
+            let mut out = std::fs::OpenOptions::new()
+                .append(true)
+                .open(to)
+                .map_err(io(to))?;
+            let mut src = File::open(from).map_err(io(from))?;
+            std::io::copy(&mut src, &mut out).map_err(io(to))?;
+            std::fs::remove_file(from).map_err(io(from))?;
+        }
+        self.pass.merge(&pass);
+        Ok(())
+    }
+
+    /// Flushes both files; their paths and the figures.
+    fn flush(mut self) -> Result<(PathBuf, PathBuf, Pass), ReportError> {
+        self.tweets.1.flush().map_err(io(&self.tweets.0))?;
+        self.outcomes.1.flush().map_err(io(&self.outcomes.0))?;
+        Ok((self.tweets.0, self.outcomes.0, self.pass))
+    }
+
+    /// Ends the pass: the files under their final names, and the figures.
+    fn close(self) -> Result<(PathBuf, PathBuf, Pass), ReportError> {
+        let dir = self.dir.clone();
+        let (t, o, pass) = self.flush()?;
+        let (tweets, outcomes) = (dir.join("tweets.csv"), dir.join("outcomes.csv"));
+        std::fs::rename(&t, &tweets).map_err(io(&tweets))?;
+        std::fs::rename(&o, &outcomes).map_err(io(&outcomes))?;
+        Ok((tweets, outcomes, pass))
+    }
 }
 
 /// Writes a CSV file: the header, then every row `rows` hands to its callback. The first write
@@ -652,17 +817,67 @@ mod tests {
     }
 
     #[test]
+    fn a_pass_resumed_from_its_checkpoint_writes_what_one_pass_writes() {
+        let metrics = [Metric::Favorites, Metric::Retweets];
+        let d = tempfile::tempdir().unwrap();
+        let s = store(d.path(), 3_001, false);
+        let (one, two) = (d.path().join("one"), d.path().join("two"));
+        let (a, _) = write_reports(&one, &s, Endpoint::Totals, &metrics, 10, None).unwrap();
+
+        let mut first = Scan::start(&two, &metrics, 10).unwrap();
+        first.advance(&s, Some(7919 * 1200)).unwrap();
+        let saved = first.checkpoint().unwrap();
+        // The life goes on past its checkpoint, then dies: rows after it are on disk, unsaved.
+        first.advance(&s, Some(7919 * 2000)).unwrap();
+        first.checkpoint().unwrap();
+        std::mem::forget(first);
+        // The checkpoint survives a trip through the store's `meta` as JSON.
+        let saved: ScanCheckpoint =
+            serde_json::from_str(&serde_json::to_string(&saved).unwrap()).unwrap();
+        assert!(Scan::resume(&one, &metrics, 10, &saved).is_none(), "another folder");
+        assert!(Scan::resume(&two, &metrics[..1], 10, &saved).is_none(), "other metrics");
+        let resumed = Scan::resume(&two, &metrics, 10, &saved).expect("files are there");
+        assert_eq!(resumed.upto(), 7919 * 1200);
+        let (b, _) = finish_reports(resumed, &s, Endpoint::Totals, None, 1).unwrap();
+        for f in ["tweets.csv", "outcomes.csv", "top.json", "top.csv"] {
+            assert!(
+                std::fs::read(one.join(f)).unwrap() == std::fs::read(two.join(f)).unwrap(),
+                "{f} differs"
+            );
+        }
+        assert_eq!(a.status, b.status);
+        // A checkpoint whose files were cut shorter than it says is not resumed.
+        let mut again = Scan::start(&two, &metrics, 10).unwrap();
+        again.advance(&s, Some(7919 * 1200)).unwrap();
+        let c = again.checkpoint().unwrap();
+        drop(again);
+        let part = two.join(".tweets.csv.part");
+        let len = std::fs::metadata(&part).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&part)
+            .unwrap()
+            .set_len(len - 1)
+            .unwrap();
+        assert!(Scan::resume(&two, &metrics, 10, &c).is_none());
+    }
+
+    #[test]
     fn two_halves_write_exactly_what_one_pass_writes() {
         let metrics = [Metric::Favorites, Metric::Retweets];
         for pending in [false, true] {
             let d = tempfile::tempdir().unwrap();
             let s = store(d.path(), 3_001, pending);
             let (one, two) = (d.path().join("one"), d.path().join("two"));
-            let (a, _) =
-                write_reports_split(&one, &s, Endpoint::Totals, &metrics, 10, None, u64::MAX)
-                    .unwrap();
-            let (b, _) =
-                write_reports_split(&two, &s, Endpoint::Totals, &metrics, 10, None, 1).unwrap();
+            let whole = Scan::start(&one, &metrics, 10).unwrap();
+            let (a, _) = finish_reports(whole, &s, Endpoint::Totals, None, u64::MAX).unwrap();
+            // Two background steps (one of them empty), then the rest in two halves.
+            let mut steps = Scan::start(&two, &metrics, 10).unwrap();
+            steps.advance(&s, Some(7919 * 1000)).unwrap();
+            steps.advance(&s, Some(7919 * 1000)).unwrap();
+            steps.advance(&s, Some(7919 * 1500 + 1)).unwrap();
+            assert_eq!(steps.upto(), 7919 * 1500 + 1);
+            let (b, _) = finish_reports(steps, &s, Endpoint::Totals, None, 1).unwrap();
             for f in [
                 "tweets.csv",
                 "outcomes.csv",
@@ -684,6 +899,7 @@ mod tests {
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                 .collect();
             assert!(!names.iter().any(|n| n.ends_with(".part")), "{names:?}");
+            assert!(names.iter().any(|n| n == "tweets.csv"), "{names:?}");
             let tweets = std::fs::read_to_string(one.join("tweets.csv")).unwrap();
             assert_eq!(tweets.lines().count() as u64, 1 + a.status.ok);
         }

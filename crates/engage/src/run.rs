@@ -384,18 +384,66 @@ pub async fn run(
     tracing::info!(elapsed = ?started.elapsed(), pending, "store opened");
     let mut interrupted = false;
     let mut abort = None;
+    let mut report_pass = None;
     if (pending > 0 || ingest.is_some()) && !*shutdown.borrow() {
         progress.set_phase("fetch");
-        let (store2, end) = fetch_all(
-            &spec,
+        // The report's pass over the outcomes runs beside the fetch, over the IDs below the resume
+        // watermark (final, so no later commit changes them); only the rest is left for the end.
+        let watermark = Arc::new(AtomicU64::new(store.done_below()?));
+        let fetching = Arc::new(AtomicBool::new(true));
+        // A pass an earlier life saved goes on where it stopped.
+        let saved = store
+            .meta(REPORT_PASS)?
+            .and_then(|raw| serde_json::from_str::<report::ScanCheckpoint>(&raw).ok())
+            .and_then(|c| report::Scan::resume(&spec.out, &spec.metrics, spec.top_n, &c));
+        let started = match saved {
+            Some(scan) => scan,
+            None => {
+                // Forgotten before its files are started again.
+                store.delete_meta(REPORT_PASS)?;
+                report::Scan::start(&spec.out, &spec.metrics, spec.top_n)?
+            }
+        };
+        let reporter = {
+            let (db, watermark, fetching) = (spec.db.clone(), watermark.clone(), fetching.clone());
+            std::thread::spawn(move || -> Result<report::Scan, RunError> {
+                let store = Store::open_cursor(&db)?;
+                let mut pass = started;
+                let mut saved_at = (pass.upto(), std::time::Instant::now());
+                loop {
+                    let last = !fetching.load(Ordering::Acquire);
+                    pass.advance(&store, Some(watermark.load(Ordering::Acquire)))?;
+                    if last {
+                        return Ok(pass);
+                    }
+                    // Saved now and then (a write beside the run's writer, so not often).
+                    if pass.upto() > saved_at.0
+                        && saved_at.1.elapsed() >= Duration::from_millis(500)
+                    {
+                        let c = pass.checkpoint()?;
+                        store.set_meta(
+                            REPORT_PASS,
+                            &serde_json::to_string(&c).expect("serializes"),
+                        )?;
+                        saved_at = (pass.upto(), std::time::Instant::now());
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+        };
+        let plan = FetchPlan {
             windows,
-            client,
-            store,
             ingest,
-            &progress,
-            shutdown.clone(),
-        )
-        .await?;
+            watermark,
+        };
+        let fetched = fetch_all(&spec, plan, client, store, &progress, shutdown.clone()).await;
+        fetching.store(false, Ordering::Release);
+        let pass = tokio::task::spawn_blocking(move || reporter.join())
+            .await
+            .map_err(|e| RunError::Other(format!("report join: {e}")))?
+            .map_err(|_| RunError::Other("the report thread panicked".into()))?;
+        let (store2, end) = fetched?;
+        report_pass = Some(pass?);
         store = store2;
         match end {
             FetchEnd::Complete => {}
@@ -412,14 +460,21 @@ pub async fn run(
     progress.set_phase("report");
     // The heaps are filled from the store's `ok` rows, once, in the pass that writes tweets.csv:
     // whatever happened in earlier lives, nothing is counted twice.
-    let (summary, files) = report::write_reports(
-        &spec.out,
-        &store,
-        spec.endpoint,
-        &spec.metrics,
-        spec.top_n,
-        spec.series,
-    )?;
+    let (summary, files) = match report_pass {
+        Some(pass) => {
+            report::finish_reports(pass, &store, spec.endpoint, spec.series, report::SPLIT_AT)?
+        }
+        None => report::write_reports(
+            &spec.out,
+            &store,
+            spec.endpoint,
+            &spec.metrics,
+            spec.top_n,
+            spec.series,
+        )?,
+    };
+    // Its files are renamed into the report: nothing left to go on with.
+    store.delete_meta(REPORT_PASS)?;
     let pending_left = summary.status.pending > 0;
     tracing::info!(elapsed = ?started.elapsed(), "reports written");
     if let Some(a) = abort {
@@ -434,6 +489,9 @@ pub async fn run(
         rate_limited: progress.fetch.rate_limited.load(Ordering::Relaxed),
     })
 }
+
+/// The `meta` key of the saved report pass.
+const REPORT_PASS: &str = "report_pass";
 
 /// What reading the inputs needs.
 struct IngestPlan {
@@ -619,15 +677,29 @@ enum FetchEnd {
     Abort(Abort),
 }
 
+/// What a fetch works through.
+struct FetchPlan {
+    /// The run's windows (one `None` for single-window jobs).
+    windows: Vec<Option<Window>>,
+    /// The inputs to read meanwhile, on a fresh store.
+    ingest: Option<IngestPlan>,
+    /// Set to each resume watermark once committed.
+    watermark: Arc<AtomicU64>,
+}
+
 async fn fetch_all(
     spec: &RunSpec,
-    windows: Vec<Option<Window>>,
+    plan: FetchPlan,
     client: Client,
     store: Store,
-    ingest: Option<IngestPlan>,
     progress: &Arc<Progress>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(Store, FetchEnd), RunError> {
+    let FetchPlan {
+        windows,
+        ingest,
+        watermark: committed_watermark,
+    } = plan;
     let concurrency = spec.concurrency.max(1);
     let batch_size = spec.endpoint.max_ids();
     // Internal stop: an abort stops the producer like a shutdown does.
@@ -772,6 +844,7 @@ async fn fetch_all(
             };
             crate::failpoint::hit("before-commit");
             let finals = store.record(&metrics, commits, Some(done_below))?;
+            committed_watermark.fetch_max(done_below, Ordering::Release);
             crate::failpoint::hit("after-commit");
             let others = commits
                 .iter()

@@ -555,6 +555,14 @@ COMMIT;",
         set_meta(&self.conn, key, value).map_err(|e| self.err(e))
     }
 
+    /// Removes a value from `meta` (its own transaction).
+    pub fn delete_meta(&self, key: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM meta WHERE key = ?1", [key])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     /// Records the inputs' fingerprints (once, before ingest).
     pub fn set_inputs(&mut self, inputs: &[(String, String)]) -> Result<(), StoreError> {
         let path = self.path.clone();
@@ -925,9 +933,13 @@ COMMIT;",
     pub fn retry_failed(&self) -> Result<u64, StoreError> {
         let e = |e| self.err(e);
         let tx = self.conn.unchecked_transaction().map_err(e)?;
-        // Failed IDs below the resume watermark become pending: it no longer holds.
-        tx.execute("DELETE FROM meta WHERE key = 'done_below'", [])
-            .map_err(e)?;
+        // Failed IDs below the resume watermark become pending: it no longer holds, nor does a
+        // report pass saved over them.
+        tx.execute(
+            "DELETE FROM meta WHERE key = 'done_below' OR key = 'report_pass'",
+            [],
+        )
+        .map_err(e)?;
         let n = tx
             .execute("DELETE FROM outcomes WHERE status = 'failed'", [])
             .map_err(e)?;
@@ -972,6 +984,14 @@ COMMIT;",
         Ok(c)
     }
 
+    /// Unique IDs: a count of `ids`' B-tree entries (narrow rows, few pages).
+    pub fn unique_count(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT count(*) FROM ids", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
     /// Unique IDs and how many of them are pending: two counts of B-tree entries, no row decoded.
     pub fn unique_and_pending(&self) -> Result<(u64, u64), StoreError> {
         let (unique, done): (i64, i64) = self
@@ -985,12 +1005,26 @@ COMMIT;",
         Ok((unique as u64, (unique - done).max(0) as u64))
     }
 
-    /// The ID in the middle of `outcomes` (by count), to scan it in two halves; `None` when empty.
-    pub fn outcomes_midpoint(&self) -> Result<Option<u64>, StoreError> {
+    /// IDs from `from` on.
+    pub fn unique_count_from(&self, from: u64) -> Result<u64, StoreError> {
         self.conn
             .query_row(
-                "SELECT id FROM outcomes ORDER BY id LIMIT 1 OFFSET (SELECT count(*) FROM outcomes) / 2",
-                [],
+                "SELECT count(*) FROM ids WHERE id >= ?1",
+                [from as i64],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The ID in the middle of the `count` IDs from `from` on, to scan their outcomes in two halves;
+    /// `None` when there are none. (Read from `ids`, whose rows are narrower than those of
+    /// `outcomes`.)
+    pub fn midpoint_from(&self, from: u64, count: u64) -> Result<Option<u64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id FROM ids WHERE id >= ?1 ORDER BY id LIMIT 1 OFFSET ?2",
+                [from as i64, (count / 2) as i64],
                 |r| r.get::<_, i64>(0),
             )
             .optional()

@@ -189,6 +189,43 @@ impl Aggregator {
     pub fn tweets(&self) -> u64 {
         self.tweets
     }
+    /// What it holds, to be saved: (totals, Tweets added, each metric's best, best first).
+    #[allow(clippy::type_complexity)]
+    pub fn parts(&self) -> (Vec<u64>, u64, Vec<Vec<(u64, u64)>>) {
+        (
+            self.totals.clone(),
+            self.tweets,
+            (0..self.tops.len()).map(|i| self.top(i)).collect(),
+        )
+    }
+
+    /// Rebuilds an aggregator from [`Aggregator::parts`]: the same lists, totals and count.
+    ///
+    /// # Panics
+    ///
+    /// If the totals and the lists are not one per metric.
+    pub fn from_parts(
+        n: usize,
+        totals: Vec<u64>,
+        tweets: u64,
+        tops: &[Vec<(u64, u64)>],
+    ) -> Aggregator {
+        assert_eq!(
+            totals.len(),
+            tops.len(),
+            "Aggregator::from_parts: one list per metric"
+        );
+        let mut agg = Aggregator::new(n, totals.len());
+        for (top, entries) in agg.tops.iter_mut().zip(tops) {
+            for &(id, v) in entries {
+                top.push(id, v);
+            }
+        }
+        agg.totals = totals;
+        agg.tweets = tweets;
+        agg
+    }
+
     /// Adds everything `other` holds (the same N and metrics), as if its Tweets had been added here:
     /// the best N of a union are among the best N of each part, and ties break the same way.
     ///
@@ -370,6 +407,8 @@ mod tests {
                 if id < cut { low.add(id, &[a, b]) } else { high.add(id, &[a, b]) }
             }
             low.merge(&high);
+            let (totals, tweets, tops) = low.parts();
+            let low = Aggregator::from_parts(n, totals, tweets, &tops);
             prop_assert_eq!(low.top(0), whole.top(0));
             prop_assert_eq!(low.top(1), whole.top(1));
             prop_assert_eq!(low.totals(), whole.totals());
