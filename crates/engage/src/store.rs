@@ -475,7 +475,7 @@ impl Store {
             }
         }
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768;",
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-8192;",
         )
         .map_err(sql)?;
         if mode == Mode::Cursor {
