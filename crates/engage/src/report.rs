@@ -834,8 +834,14 @@ mod tests {
         // The checkpoint survives a trip through the store's `meta` as JSON.
         let saved: ScanCheckpoint =
             serde_json::from_str(&serde_json::to_string(&saved).unwrap()).unwrap();
-        assert!(Scan::resume(&one, &metrics, 10, &saved).is_none(), "another folder");
-        assert!(Scan::resume(&two, &metrics[..1], 10, &saved).is_none(), "other metrics");
+        assert!(
+            Scan::resume(&one, &metrics, 10, &saved).is_none(),
+            "another folder"
+        );
+        assert!(
+            Scan::resume(&two, &metrics[..1], 10, &saved).is_none(),
+            "other metrics"
+        );
         let resumed = Scan::resume(&two, &metrics, 10, &saved).expect("files are there");
         assert_eq!(resumed.upto(), 7919 * 1200);
         let (b, _) = finish_reports(resumed, &s, Endpoint::Totals, None, 1).unwrap();
