@@ -721,9 +721,20 @@ mod crash {
         end: StoreProgress,
     }
 
+    /// The killed lives and the last one sort in small runs (the inputs spill to temporary files)
+    /// and save their report pass at every step, so the kills land in those paths too; the
+    /// uninterrupted reference runs with the defaults.
+    fn crash_cmd(url: &str, input: &Path, db: &Path, out: &Path) -> Command {
+        let mut c = run_cmd(url, input, db, out);
+        c.args(RUN_FLAGS)
+            .env("ENGAGE_SORT_RUN", "7000")
+            .env("ENGAGE_REPORT_SAVE_MS", "0")
+            .env("RUST_LOG", "engage::run=info");
+        c
+    }
+
     fn life(url: &str, input: &Path, db: &Path, out: &Path, log: &Path) -> Child {
-        run_cmd(url, input, db, out)
-            .args(RUN_FLAGS)
+        crash_cmd(url, input, db, out)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
@@ -814,7 +825,7 @@ mod crash {
 
         // The last life runs to the end.
         let last_start = StoreProgress::read_settled(&db);
-        let final_run = expect_code(run_cmd(&sim.url, &input, &db, &out).args(RUN_FLAGS), 0);
+        let final_run = expect_code(&mut crash_cmd(&sim.url, &input, &db, &out), 0);
         let reference = reference.join().expect("reference thread");
         assert_eq!(
             code(reference.status),
@@ -836,6 +847,14 @@ mod crash {
                 "{name} after {KILLS} kills differs from the uninterrupted run's"
             );
         }
+
+        // Lives went on with a report pass an earlier life saved (the path a kill exercises).
+        let resumed_passes = (1..=KILLS)
+            .map(|n| std::fs::read_to_string(dir.join(format!("life-{n}.log"))).unwrap_or_default())
+            .chain([text(&final_run.stderr)])
+            .filter(|log| log.contains("report pass resumed"))
+            .count();
+        assert!(resumed_passes > 0, "no life resumed a saved report pass");
 
         // Every unique input ID exactly once, each with a final status.
         let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();

@@ -397,7 +397,10 @@ pub async fn run(
             .and_then(|raw| serde_json::from_str::<report::ScanCheckpoint>(&raw).ok())
             .and_then(|c| report::Scan::resume(&spec.out, &spec.metrics, spec.top_n, &c));
         let started = match saved {
-            Some(scan) => scan,
+            Some(scan) => {
+                tracing::info!(from = scan.upto(), "report pass resumed");
+                scan
+            }
             None => {
                 // Forgotten before its files are started again.
                 store.delete_meta(REPORT_PASS)?;
@@ -410,6 +413,7 @@ pub async fn run(
                 let store = Store::open_cursor(&db)?;
                 let mut pass = started;
                 let mut saved_at = (pass.upto(), std::time::Instant::now());
+                let every = Duration::from_millis(tuning("ENGAGE_REPORT_SAVE_MS").unwrap_or(500));
                 loop {
                     let last = !fetching.load(Ordering::Acquire);
                     pass.advance(&store, Some(watermark.load(Ordering::Acquire)))?;
@@ -417,9 +421,7 @@ pub async fn run(
                         return Ok(pass);
                     }
                     // Saved now and then (a write beside the run's writer, so not often).
-                    if pass.upto() > saved_at.0
-                        && saved_at.1.elapsed() >= Duration::from_millis(500)
-                    {
+                    if pass.upto() > saved_at.0 && saved_at.1.elapsed() >= every {
                         let c = pass.checkpoint()?;
                         store.set_meta(
                             REPORT_PASS,
@@ -490,6 +492,13 @@ pub async fn run(
     })
 }
 
+/// Test hooks, like `ENGAGE_FAILPOINT`: `ENGAGE_SORT_RUN` (records per sorted run, so that small
+/// inputs spill) and `ENGAGE_REPORT_SAVE_MS` (how often the report pass is saved). Unset, the
+/// defaults; neither changes a result, only how often the paths that produce it are taken.
+fn tuning(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.parse().ok()
+}
+
 /// The `meta` key of the saved report pass.
 const REPORT_PASS: &str = "report_pass";
 
@@ -519,7 +528,8 @@ fn read_inputs(
         ))
     };
     let mut reader = ids::Reader::new(plan.sources, plan.read);
-    let mut sorter = Sorter::new(&plan.spill_dir, sorted::RUN);
+    let run = tuning("ENGAGE_SORT_RUN").map_or(sorted::RUN, |n| n as usize);
+    let mut sorter = Sorter::new(&plan.spill_dir, run);
     let mut counts = IngestCounts::default();
     let mut rejects: Vec<RejectRow> = Vec::new();
     while let Some(item) = reader.next_record() {
