@@ -278,6 +278,35 @@ impl Drop for Store {
     }
 }
 
+/// Creates every table, the view and the ids, in one transaction.
+fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
+    let ddl = format!(
+        "BEGIN;
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE inputs (idx INTEGER PRIMARY KEY, source TEXT NOT NULL, sha256 TEXT NOT NULL);
+{tables}
+CREATE TABLE series (
+    tweet_id INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (tweet_id, metric, bucket)
+) WITHOUT ROWID;
+CREATE TABLE accounts_used (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE hourly_totals (
+    metric TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (metric, hour)
+) WITHOUT ROWID;
+PRAGMA application_id = {APPLICATION_ID};
+PRAGMA user_version = {SCHEMA_VERSION};
+COMMIT;",
+        tables = v2_tables()
+    );
+    conn.execute_batch(&ddl)
+}
+
 /// The tables and view that schema 2 adds over schema 1's single `tweets` table.
 fn v2_tables() -> String {
     let cols = metric_columns();
@@ -374,7 +403,7 @@ impl Store {
 
     fn open_as(path: &Path, mode: Mode) -> Result<Store, StoreError> {
         let primary = mode == Mode::Writer;
-        let existed = path.exists()
+        let mut existed = path.exists()
             && std::fs::metadata(path)
                 .map(|m| m.len() > 0)
                 .unwrap_or(false);
@@ -419,11 +448,27 @@ impl Store {
                         not_store(format!("not a readable SQLite database ({e})"))
                     }
                 })?;
-            if app_id != APPLICATION_ID {
+            // An empty database (no table, no ids set) is what a life killed while creating the
+            // store leaves (its first transaction rolled back): nothing in it to keep, so it is
+            // created again. Anything else without our id is someone else's.
+            let empty = app_id == 0
+                && conn
+                    .query_row(
+                        "SELECT (SELECT count(*) FROM sqlite_master) = 0 AND user_version = 0 \
+                         FROM pragma_user_version",
+                        [],
+                        |r| r.get::<_, bool>(0),
+                    )
+                    .unwrap_or(false);
+            if empty {
+                existed = false;
+            } else if app_id != APPLICATION_ID {
                 return Err(not_store(
                     "a SQLite database that engage did not create".into(),
                 ));
             }
+        }
+        if existed {
             let version: i64 = conn
                 .query_row("PRAGMA user_version", [], |r| r.get(0))
                 .map_err(sql)?;
@@ -474,6 +519,11 @@ impl Store {
                 })?;
             }
         }
+        if !existed {
+            // Created whole in one transaction, in rollback-journal mode, before WAL mode and the
+            // marker: a kill at any point leaves either an empty file or a complete empty store.
+            create_schema(&conn).map_err(sql)?;
+        }
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-8192;",
         )
@@ -491,15 +541,11 @@ impl Store {
             .map_err(|e| not_store(format!("cannot write {}: {e}", marker_path(path).display())))?;
             crate::fsutil::restrict(&marker_path(path));
         }
-        let store = Store {
+        Ok(Store {
             conn,
             path: path.to_path_buf(),
             primary,
-        };
-        if !existed {
-            store.create_schema()?;
-        }
-        Ok(store)
+        })
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
@@ -512,34 +558,6 @@ impl Store {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    fn create_schema(&self) -> Result<(), StoreError> {
-        let ddl = format!(
-            "BEGIN;
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE inputs (idx INTEGER PRIMARY KEY, source TEXT NOT NULL, sha256 TEXT NOT NULL);
-{tables}
-CREATE TABLE series (
-    tweet_id INTEGER NOT NULL,
-    metric TEXT NOT NULL,
-    bucket INTEGER NOT NULL,
-    value INTEGER NOT NULL,
-    PRIMARY KEY (tweet_id, metric, bucket)
-) WITHOUT ROWID;
-CREATE TABLE accounts_used (name TEXT PRIMARY KEY) WITHOUT ROWID;
-CREATE TABLE hourly_totals (
-    metric TEXT NOT NULL,
-    hour INTEGER NOT NULL,
-    value INTEGER NOT NULL,
-    PRIMARY KEY (metric, hour)
-) WITHOUT ROWID;
-PRAGMA application_id = {APPLICATION_ID};
-PRAGMA user_version = {SCHEMA_VERSION};
-COMMIT;",
-            tables = v2_tables()
-        );
-        self.conn.execute_batch(&ddl).map_err(|e| self.err(e))
     }
 
     /// A value from `meta`.
@@ -1543,6 +1561,24 @@ mod tests {
             .unwrap();
         let statuses: Vec<&str> = rows.iter().map(|(_, s)| s.as_str()).collect();
         assert_eq!(statuses, ["pending", "ok", "ok", "failed"]);
+    }
+
+    #[test]
+    fn a_store_killed_while_being_created_is_created_again() {
+        // What a kill while creating leaves: an empty database (its first transaction rolled
+        // back), perhaps already in WAL mode.
+        let (_d, p) = tmp();
+        Connection::open(&p)
+            .unwrap()
+            .execute_batch("PRAGMA journal_mode=WAL;")
+            .unwrap();
+        assert!(std::fs::metadata(&p).unwrap().len() > 0);
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.unique_count().unwrap(), 0);
+        // The marker is written once the store is whole and in WAL mode: its WAL is there.
+        assert!(marker_path(&p).exists() && wal_path(&p).exists());
+        std::mem::forget(s);
+        assert!(Store::open(&p).is_ok(), "a kill right after creation");
     }
 
     #[test]
