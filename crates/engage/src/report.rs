@@ -341,7 +341,7 @@ pub fn finish_reports(
     pass.status.pending = pending;
     if pending > 0 {
         write_csv(&outcomes, &["tweet_id", "outcome", "note"], |row| {
-            store.for_each_not_ok(true, |id, status, note| {
+            store.for_each_not_ok(|id, status, note| {
                 row(&[&id.to_string(), status.as_str(), note.unwrap_or("")])
             })
         })?;
@@ -480,8 +480,7 @@ impl Scan {
 
     /// Flushes the files and describes the pass so far, for [`Scan::resume`] in a later life.
     pub fn checkpoint(&mut self) -> Result<ScanCheckpoint, ReportError> {
-        self.tweets.1.flush().map_err(io(&self.tweets.0))?;
-        self.outcomes.1.flush().map_err(io(&self.outcomes.0))?;
+        self.flush_files()?;
         let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).map_err(io(p));
         let (totals, tweets, tops) = self.pass.agg.parts();
         let s = self.pass.status;
@@ -620,11 +619,11 @@ impl Scan {
         Ok(())
     }
 
-    /// Appends a later part's rows and figures.
+    /// Appends a later part's rows and figures: the last rows of this pass (written past its own
+    /// writers, which must not write after it).
     fn append(&mut self, part: Scan) -> Result<(), ReportError> {
         let (tweets, outcomes, pass) = part.flush()?;
-        self.tweets.1.flush().map_err(io(&self.tweets.0))?;
-        self.outcomes.1.flush().map_err(io(&self.outcomes.0))?;
+        self.flush_files()?;
         for (to, from) in [(&self.tweets.0, &tweets), (&self.outcomes.0, &outcomes)] {
             let mut out = std::fs::OpenOptions::new()
                 .append(true)
@@ -638,10 +637,14 @@ impl Scan {
         Ok(())
     }
 
+    fn flush_files(&mut self) -> Result<(), ReportError> {
+        self.tweets.1.flush().map_err(io(&self.tweets.0))?;
+        self.outcomes.1.flush().map_err(io(&self.outcomes.0))
+    }
+
     /// Flushes both files; their paths and the figures.
     fn flush(mut self) -> Result<(PathBuf, PathBuf, Pass), ReportError> {
-        self.tweets.1.flush().map_err(io(&self.tweets.0))?;
-        self.outcomes.1.flush().map_err(io(&self.outcomes.0))?;
+        self.flush_files()?;
         Ok((self.tweets.0, self.outcomes.0, self.pass))
     }
 

@@ -364,7 +364,7 @@ pub async fn run(
                 .unwrap_or(Path::new("."))
                 .to_path_buf(),
         };
-        if store.unique_and_pending()?.0 == 0 {
+        if store.unique_count()? == 0 {
             ingest = Some(plan);
         } else {
             progress.set_phase("ingest");
@@ -654,30 +654,40 @@ impl Watermark {
     }
 }
 
+/// How far a concurrent ingest has got.
+#[derive(Debug, Default, Clone, Copy)]
+struct IngestState {
+    /// Blocks of IDs committed.
+    blocks: u64,
+    /// The ingest is complete.
+    done: bool,
+    /// The ingest stopped for good (reader error, writer gone): nothing more will come.
+    abandoned: bool,
+}
+
 /// Tells the batch producer how far a concurrent ingest has got.
 #[derive(Default)]
 struct IngestSignal {
-    /// (IDs blocks committed, ingest done, ingest abandoned)
-    state: Mutex<(u64, bool, bool)>,
+    state: Mutex<IngestState>,
     changed: Condvar,
 }
 
 impl IngestSignal {
-    fn update(&self, f: impl FnOnce(&mut (u64, bool, bool))) {
+    fn update(&self, f: impl FnOnce(&mut IngestState)) {
         f(&mut self.state.lock().expect("signal lock"));
         self.changed.notify_all();
     }
 
-    fn get(&self) -> (u64, bool, bool) {
+    fn get(&self) -> IngestState {
         *self.state.lock().expect("signal lock")
     }
 
     /// Waits (at most `timeout`) for anything after `seen` blocks.
     fn wait_past(&self, seen: u64, timeout: Duration) {
         let state = self.state.lock().expect("signal lock");
-        let _ = self
-            .changed
-            .wait_timeout_while(state, timeout, |s| s.0 == seen && !s.1 && !s.2);
+        let _ = self.changed.wait_timeout_while(state, timeout, |s| {
+            s.blocks == seen && !s.done && !s.abandoned
+        });
     }
 }
 
@@ -722,7 +732,7 @@ async fn fetch_all(
     let reader = Store::open_cursor(&spec.db)?;
     let signal = ingest.as_ref().map(|_| Arc::new(IngestSignal::default()));
     // Everything below the recorded watermark is final: a resume starts there.
-    let start = reader.done_below()?;
+    let start = committed_watermark.load(Ordering::Acquire);
     let watermark = Arc::new(Mutex::new(Watermark {
         open: Default::default(),
         unsent: start.max(1),
@@ -745,16 +755,20 @@ async fn fetch_all(
                 return Ok(());
             }
             // Read before the page: if the ingest was done then, the page sees all of it.
-            let (seen, ingest_done, abandoned) = producer_signal
-                .as_ref()
-                .map_or((0, true, false), |s| s.get());
-            if abandoned {
+            let ingest = producer_signal.as_ref().map_or(
+                IngestState {
+                    done: true,
+                    ..IngestState::default()
+                },
+                |s| s.get(),
+            );
+            if ingest.abandoned {
                 return Ok(());
             }
             let page = reader.pending_windows_after(after, batch_size * 16)?;
-            if page.is_empty() && !ingest_done {
+            if page.is_empty() && !ingest.done {
                 if let Some(s) = &producer_signal {
-                    s.wait_past(seen, Duration::from_millis(50));
+                    s.wait_past(ingest.blocks, Duration::from_millis(50));
                 }
                 continue;
             }
@@ -823,7 +837,7 @@ async fn fetch_all(
         impl Drop for Abandon {
             fn drop(&mut self) {
                 if let Some(s) = &self.0 {
-                    s.update(|s| s.2 = true);
+                    s.update(|s| s.abandoned = true);
                 }
             }
         }
@@ -883,8 +897,8 @@ async fn fetch_all(
                         wprogress.total.fetch_add(new, Ordering::Relaxed);
                         if let Some(s) = &writer_signal {
                             s.update(|s| {
-                                s.0 += u64::from(is_ids);
-                                s.1 |= done;
+                                s.blocks += u64::from(is_ids);
+                                s.done |= done;
                             });
                         }
                     }
@@ -914,7 +928,7 @@ async fn fetch_all(
                 stop.store(true, Ordering::Relaxed);
                 let _ = stop_tx.send(true);
                 if let Some(s) = &signal {
-                    s.update(|s| s.2 = true);
+                    s.update(|s| s.abandoned = true);
                 }
             }
             r

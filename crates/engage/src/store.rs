@@ -65,6 +65,14 @@ impl Status {
         }
     }
 
+    /// The status of a stored `outcomes` row (the table's CHECK allows only final ones).
+    fn stored(s: &str) -> Status {
+        match s {
+            "ok" => Status::Ok,
+            other => Status::parse(other).unwrap_or(Status::Failed),
+        }
+    }
+
     fn parse(s: &str) -> Option<Status> {
         [
             Status::Pending,
@@ -844,10 +852,9 @@ impl Store {
         let mut outs = outs.query([after as i64]).map_err(err)?;
         // The current outcome row, owned (notes are rare: only IDs that did not end `ok`).
         let read = |o: &rusqlite::Row| -> rusqlite::Result<(i64, Status, Option<String>)> {
-            let status = o.get_ref(1)?.as_str().unwrap_or("failed");
             Ok((
                 o.get(0)?,
-                Status::parse(status).unwrap_or(Status::Failed),
+                Status::stored(o.get_ref(1)?.as_str().unwrap_or("")),
                 o.get(2)?,
             ))
         };
@@ -1077,10 +1084,7 @@ impl Store {
         let mut values = vec![None; metrics.len()];
         while let Some(row) = rows.next().map_err(err)? {
             let id = row.get::<_, i64>(0).map_err(err)?;
-            let status = match row.get_ref(1).map_err(err)?.as_str().unwrap_or("") {
-                "ok" => Status::Ok,
-                other => Status::parse(other).unwrap_or(Status::Failed),
-            };
+            let status = Status::stored(row.get_ref(1).map_err(err)?.as_str().unwrap_or(""));
             let note = row.get_ref(2).map_err(err)?.as_str_or_null().ok().flatten();
             for (i, v) in values.iter_mut().enumerate() {
                 *v = match row.get_ref(i + 3).map_err(err)? {
@@ -1099,61 +1103,27 @@ impl Store {
         metrics: &[Metric],
         mut f: impl FnMut(u64, &[Option<u64>]),
     ) -> Result<(), StoreError> {
-        let cols: Vec<&str> = metrics.iter().map(|m| m.as_str()).collect();
-        let sql = format!(
-            "SELECT id{}{} FROM outcomes WHERE status = 'ok' ORDER BY id",
-            if cols.is_empty() { "" } else { ", " },
-            cols.join(", ")
-        );
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
-        let mut values = vec![None; metrics.len()];
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            let id: i64 = row.get(0).map_err(|e| self.err(e))?;
-            for (i, v) in values.iter_mut().enumerate() {
-                *v = row
-                    .get::<_, Option<i64>>(i + 1)
-                    .map_err(|e| self.err(e))?
-                    .map(|x| x as u64);
+        self.for_each_outcome(0, None, metrics, |id, status, _, values| {
+            if status == Status::Ok {
+                f(id, values)
             }
-            f(id as u64, &values);
-        }
-        Ok(())
+        })
     }
 
-    /// Calls `f` for every ID that did not end `ok`: (id, status, note), in ID order. Pending IDs
-    /// are included when `with_pending` is set (finding them walks every ID).
+    /// Calls `f` for every ID that did not end `ok`, pending ones included: (id, status, note), in
+    /// ID order. Finding the pending ones walks every ID.
     pub fn for_each_not_ok(
         &self,
-        with_pending: bool,
         mut f: impl FnMut(u64, Status, Option<&str>),
     ) -> Result<(), StoreError> {
-        if with_pending {
-            return self.walk_ids(0, |id, _, _, outcome| {
-                match outcome {
-                    None => f(id, Status::Pending, None),
-                    Some((Status::Ok, _)) => {}
-                    Some((status, note)) => f(id, status, note),
-                }
-                true
-            });
-        }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, status, note FROM outcomes WHERE status <> 'ok' ORDER BY id")
-            .map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            let id: i64 = row.get(0).map_err(|e| self.err(e))?;
-            let s: String = row.get(1).map_err(|e| self.err(e))?;
-            let note: Option<String> = row.get(2).map_err(|e| self.err(e))?;
-            f(
-                id as u64,
-                Status::parse(&s).unwrap_or(Status::Failed),
-                note.as_deref(),
-            );
-        }
-        Ok(())
+        self.walk_ids(0, |id, _, _, outcome| {
+            match outcome {
+                None => f(id, Status::Pending, None),
+                Some((Status::Ok, _)) => {}
+                Some((status, note)) => f(id, status, note),
+            }
+            true
+        })
     }
 
     /// Calls `f` for every rejected line, in input order.
@@ -1445,16 +1415,12 @@ mod tests {
             .unwrap();
         assert_eq!(seen, vec![(3, vec![Some(12), None])]);
         let mut bad = vec![];
-        s.for_each_not_ok(false, |id, st, note| {
-            bad.push((id, st, note.map(str::to_string)))
-        })
-        .unwrap();
+        s.for_each_not_ok(|id, st, note| bad.push((id, st, note.map(str::to_string))))
+            .unwrap();
         assert_eq!(bad, vec![(5, Status::Failed, Some("HTTP 503".to_string()))]);
         let mut walked = vec![];
-        s.for_each_not_ok(true, |id, st, note| {
-            walked.push((id, st, note.map(str::to_string)))
-        })
-        .unwrap();
+        s.for_each_not_ok(|id, st, note| walked.push((id, st, note.map(str::to_string))))
+            .unwrap();
         assert_eq!(walked, bad, "nothing pending");
         // --retry-failed: 5 is pending again, from the window it failed at.
         assert_eq!(s.retry_failed().unwrap(), 1);
@@ -1465,7 +1431,7 @@ mod tests {
         );
         assert_eq!(s.pending_windows_after(0, 10).unwrap(), vec![(5, 0, None)]);
         let mut walked = vec![];
-        s.for_each_not_ok(true, |id, st, note| walked.push((id, st, note.is_none())))
+        s.for_each_not_ok(|id, st, note| walked.push((id, st, note.is_none())))
             .unwrap();
         assert_eq!(walked, vec![(5, Status::Pending, true)]);
     }

@@ -135,7 +135,7 @@ fn statuses(db: &Path) -> BTreeMap<u64, Status> {
         out.insert(id, Status::Ok);
     })
     .unwrap();
-    s.for_each_not_ok(true, |id, st, _| {
+    s.for_each_not_ok(|id, st, _| {
         if st != Status::Pending {
             out.insert(id, st);
         }
