@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use engage::fetch::{Granularity, RetryPolicy};
+use engage::fetch::RetryPolicy;
 use engage::ids::{Format, ReadOptions};
 use engage::route::Routes;
 use engage::run::RunSpec;
+use engage::series::Granularity;
 use engagement_api::auth::{BearerToken, Credentials, UserCredentials};
 use engagement_api::client::ClientConfig;
 use engagement_api::{AuthKind, Endpoint, Metric, Window};

@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use engage::fetch::{Granularity, RetryPolicy};
+use engage::fetch::RetryPolicy;
 use engage::ids::ReadOptions;
 use engage::route::Routes;
 use engage::run::RunSpec;
+use engage::series::Granularity;
 use engagement_api::auth::UserCredentials;
 use engagement_api::client::ClientConfig;
 use engagement_api::{AuthKind, Endpoint};

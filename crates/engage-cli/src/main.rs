@@ -14,23 +14,10 @@ use std::sync::Arc;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use engage::run::{self, Progress, RunError};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-/// Exit codes (documented in the README).
-pub mod exit {
-    /// Every ID has an outcome and none failed.
-    pub const OK: u8 = 0;
-    /// An unexpected internal error.
-    pub const INTERNAL: u8 = 1;
-    /// Bad usage, configuration or input; or the API refused every request alike (e.g. 401).
-    pub const USAGE: u8 = 2;
-    /// Finished, but some IDs ended `failed` after all retries.
-    pub const FAILED_IDS: u8 = 3;
-    /// Interrupted (Ctrl-C, SIGTERM); run the same command again to resume.
-    pub const INTERRUPTED: u8 = 4;
-    /// The store file is damaged, foreign or from a newer engage; it was left untouched.
-    pub const STORE: u8 = 5;
-}
+/// The documented exit codes live in the library, beside the errors that map to them.
+pub use engage::exit;
 
 #[derive(Parser)]
 #[command(
@@ -114,71 +101,44 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Installs Ctrl-C / SIGTERM handling: the first signal asks for a clean stop (in-flight batches finish
-/// and commit), the second exits at once (the store stays consistent either way).
-fn shutdown_signal() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
+/// Installs Ctrl-C / SIGTERM handling: the first signal cancels the run's token (in-flight batches
+/// finish and commit), the second exits at once (the store stays consistent either way).
+fn shutdown_signal() -> std::io::Result<CancellationToken> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Both handlers are installed before the run starts, so a signal is never missed or ignored.
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let token = CancellationToken::new();
+    let cancel = token.clone();
     tokio::spawn(async move {
-        let mut count = 0;
-        loop {
-            wait_signal().await;
-            count += 1;
+        for count in 1.. {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
             if count == 1 {
                 eprintln!("\nstopping: letting requests in flight finish (press Ctrl-C again to quit at once)");
-                let _ = tx.send(true);
+                cancel.cancel();
             } else {
                 std::process::exit(exit::INTERRUPTED as i32);
             }
         }
     });
-    rx
-}
-
-async fn wait_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-fn error_code(e: &RunError) -> u8 {
-    match e {
-        RunError::Store(engage::store::StoreError::NotAStore { .. })
-        | RunError::Store(engage::store::StoreError::MissingWal { .. })
-        | RunError::Store(engage::store::StoreError::NewerSchema { .. }) => exit::STORE,
-        RunError::Store(engage::store::StoreError::Busy { .. }) => exit::USAGE,
-        // Damage found while reading a page is as much "the store is damaged" as a failed check.
-        RunError::Store(engage::store::StoreError::Sqlite { source, .. })
-            if matches!(
-                source.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
-            ) =>
-        {
-            exit::STORE
-        }
-        RunError::Store(_) | RunError::Report(_) | RunError::Other(_) => exit::INTERNAL,
-        RunError::Input(_)
-        | RunError::IdentityMismatch { .. }
-        | RunError::Client(_)
-        | RunError::Abort(_) => exit::USAGE,
-    }
+    Ok(token)
 }
 
 /// Runs a job with progress display; prints the top tables when `print_tables`.
 pub async fn run_job(spec: engage::run::RunSpec, print_tables: bool) -> u8 {
     let progress = Arc::new(Progress::default());
-    let shutdown = shutdown_signal();
+    let cancel = match shutdown_signal() {
+        Ok(token) => token,
+        Err(e) => {
+            eprintln!("error: cannot install the Ctrl-C/SIGTERM handler: {e}");
+            return exit::INTERNAL;
+        }
+    };
     let display = progress::Display::start(progress.clone());
-    let result = run::run(spec, progress.clone(), shutdown).await;
+    let result = run::run(spec, progress.clone(), cancel).await;
     display.finish();
     match result {
         Ok(outcome) => {
@@ -211,7 +171,11 @@ pub async fn run_job(spec: engage::run::RunSpec, print_tables: bool) -> u8 {
         }
         Err(e) => {
             eprintln!("error: {e}");
-            error_code(&e)
+            let code = e.exit_code();
+            if code == exit::ENVIRONMENT {
+                eprintln!("nothing committed is lost: fix the cause and run the same command again to resume");
+            }
+            code
         }
     }
 }
@@ -273,7 +237,7 @@ fn report_cmd(db: PathBuf, out: Option<PathBuf>) -> u8 {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("error: {e}");
-            error_code(&e)
+            e.exit_code()
         }
     }
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use engage::exit;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -123,6 +124,26 @@ impl Sim {
     }
 }
 
+impl Sim {
+    /// How many requests reached the API's paths so far (the simulator's `/sim/requests`).
+    fn received(&self) -> u64 {
+        use std::io::{Read, Write};
+        let addr = self.url.trim_start_matches("http://");
+        let mut conn = std::net::TcpStream::connect(addr).expect("simulator reachable");
+        write!(
+            conn,
+            "GET /sim/requests HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        serde_json::from_str::<serde_json::Value>(body.trim()).expect("a JSON body")["requests"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("unexpected answer {answer:?}"))
+    }
+}
+
 impl Drop for Sim {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -204,11 +225,11 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// Runs to the end; asserts the exit code, with stderr in the message when it differs.
-fn expect_code(cmd: &mut Command, want: i32) -> Output {
+fn expect_code(cmd: &mut Command, want: u8) -> Output {
     let out = cmd.output().expect("engage runs");
     assert_eq!(
         code(out.status),
-        want,
+        i32::from(want),
         "exit code of {cmd:?}\nstdout:\n{}\nstderr:\n{}",
         text(&out.stdout),
         text(&out.stderr)
@@ -367,7 +388,7 @@ mod exit_codes {
         let out = d.path().join("out");
         expect_code(
             &mut run_cmd(&sim.url, &input, &d.path().join("run.db"), &out),
-            0,
+            exit::OK,
         );
         let n = counts(&read_json(&out.join("top.json")));
         assert_eq!(n["unique_ids"], 700);
@@ -390,7 +411,7 @@ mod exit_codes {
                 &d.path().join("out"),
             )
             .args(["--metrics", "foo"]),
-            2,
+            exit::USAGE,
         );
         let err = text(&out.stderr);
         assert!(err.contains("--metrics"), "{err}");
@@ -414,7 +435,7 @@ mod exit_codes {
                 &d.path().join("run.db"),
                 &d.path().join("out"),
             ),
-            2,
+            exit::USAGE,
         );
         let err = text(&out.stderr);
         assert!(err.contains("no-such-ids.txt"), "{err}");
@@ -432,7 +453,7 @@ mod exit_codes {
                 &d.path().join("run.db"),
                 &d.path().join("out"),
             ),
-            2,
+            exit::USAGE,
         );
         let err = text(&out.stderr);
         assert!(err.contains("example.com"), "{err}");
@@ -456,7 +477,7 @@ mod exit_codes {
         let out = d.path().join("out");
         let o = expect_code(
             run_cmd(&sim.url, &input, &d.path().join("run.db"), &out).args(["--max-attempts", "2"]),
-            3,
+            exit::FAILED_IDS,
         );
         assert!(
             text(&o.stderr).contains("outcomes.csv"),
@@ -491,7 +512,7 @@ mod exit_codes {
         let slow = ["--concurrency", "1"];
         expect_code(
             run_cmd(&sim.url, &input, &d.path().join("ref.db"), &ref_out).args(slow),
-            0,
+            exit::OK,
         );
 
         let mut child = run_cmd(&sim.url, &input, &db, &out)
@@ -514,7 +535,11 @@ mod exit_codes {
         assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
         let o = child.wait_with_output().unwrap();
         let err = text(&o.stderr);
-        assert_eq!(code(o.status), 4, "stderr:\n{err}");
+        assert_eq!(
+            code(o.status),
+            i32::from(exit::INTERRUPTED),
+            "stderr:\n{err}"
+        );
         assert!(err.contains("resume"), "{err}");
         let after = StoreProgress::read_settled(&db);
         assert!(
@@ -522,7 +547,7 @@ mod exit_codes {
             "stopped early with its progress kept: {after:?}, seen {seen:?}"
         );
 
-        expect_code(run_cmd(&sim.url, &input, &db, &out).args(slow), 0);
+        expect_code(run_cmd(&sim.url, &input, &db, &out).args(slow), exit::OK);
         assert_eq!(
             std::fs::read(out.join("top.json")).unwrap(),
             std::fs::read(ref_out.join("top.json")).unwrap(),
@@ -548,11 +573,11 @@ mod exit_codes {
         collection(10, 10, 0, &[]).write(&input);
         let o = expect_code(
             &mut run_cmd("http://127.0.0.1:9", &input, db, &d.join("out")),
-            5,
+            exit::STORE,
         );
         let err = text(&o.stderr);
         assert!(err.contains(&db.display().to_string()), "{err}");
-        let o = expect_code(engage().arg("status").arg("--db").arg(db), 5);
+        let o = expect_code(engage().arg("status").arg("--db").arg(db), exit::STORE);
         let err = text(&o.stderr);
         assert!(err.contains(&db.display().to_string()), "{err}");
         assert!(
@@ -604,7 +629,7 @@ mod exit_codes {
                 "--max-attempts",
                 "30",
             ]),
-            0,
+            exit::OK,
         );
         let n = counts(&read_json(&out.join("top.json")));
         assert_eq!(n["unavailable"], 8, "{n:?}");
@@ -638,10 +663,10 @@ mod status_report {
             d.path().join("out"),
             d.path().join("out2"),
         );
-        expect_code(&mut run_cmd(&sim.url, &input, &db, &out), 0);
+        expect_code(&mut run_cmd(&sim.url, &input, &db, &out), exit::OK);
         let n = counts(&read_json(&out.join("top.json")));
 
-        let o = expect_code(engage().arg("status").arg("--db").arg(&db), 0);
+        let o = expect_code(engage().arg("status").arg("--db").arg(&db), exit::OK);
         let s = status_numbers(&text(&o.stdout));
         assert_eq!(s["lines"], n["input_lines"], "{s:?} vs {n:?}");
         assert_eq!(s["unique"], n["unique_ids"], "{s:?} vs {n:?}");
@@ -667,7 +692,7 @@ mod status_report {
                 .arg(&db)
                 .arg("--out")
                 .arg(&out2),
-            0,
+            exit::OK,
         );
         assert!(text(&o.stdout).contains("top.json"), "{}", text(&o.stdout));
         let names = |dir: &Path| -> Vec<String> {
@@ -825,11 +850,11 @@ mod crash {
 
         // The last life runs to the end.
         let last_start = StoreProgress::read_settled(&db);
-        let final_run = expect_code(&mut crash_cmd(&sim.url, &input, &db, &out), 0);
+        let final_run = expect_code(&mut crash_cmd(&sim.url, &input, &db, &out), exit::OK);
         let reference = reference.join().expect("reference thread");
         assert_eq!(
             code(reference.status),
-            0,
+            i32::from(exit::OK),
             "reference run:\n{}",
             text(&reference.stderr)
         );
@@ -1021,7 +1046,7 @@ mod secrets {
                 .arg(&db)
                 .arg("--out")
                 .arg(&out);
-            let o = expect_code(&mut cmd, 0);
+            let o = expect_code(&mut cmd, exit::OK);
             assert!(
                 text(&o.stderr).contains("TRACE"),
                 "RUST_LOG=trace logs at trace level:\n{}",
@@ -1038,7 +1063,7 @@ mod secrets {
                     .arg("status")
                     .arg("--db")
                     .arg(&db),
-                0,
+                exit::OK,
             );
             assert_clean("engage status stdout", &status.stdout);
             assert_clean("engage status stderr", &status.stderr);
@@ -1101,7 +1126,7 @@ mod failpoints {
         let (ref_db, ref_out) = (d.path().join("ref.db"), d.path().join("ref-out"));
         expect_code(
             run_cmd(&sim.url, &input, &ref_db, &ref_out).args(["--concurrency", "1"]),
-            0,
+            exit::OK,
         );
         let reference = read_json(&ref_out.join("top.json"));
         let mut aborts = 0;
@@ -1124,7 +1149,7 @@ mod failpoints {
                 let before = StoreProgress::read_settled(&db);
                 expect_code(
                     run_cmd(&sim.url, &input, &db, &out).args(["--concurrency", "1"]),
-                    0,
+                    exit::OK,
                 );
                 assert_eq!(read_json(&out.join("top.json")), reference, "{point}:{n}");
                 assert_complete(&db, &c);
@@ -1140,6 +1165,78 @@ mod failpoints {
         eprintln!("failpoints: {aborts} aborts, each resumed to the reference report");
     }
 
+    /// A writer that fails mid-run (the disk fills: `commit-error` stands for SQLite's "database or
+    /// disk is full") stops the whole run: no request is sent for answers that could not be kept,
+    /// beyond the ones already in flight. The run exits with the environment code and a message that
+    /// names the store and the cause, and the same command resumes to the reference report.
+    #[test]
+    fn a_failing_writer_stops_the_requests_and_the_run_resumes() {
+        const K: u64 = 2;
+        let sim = Sim::start(33, &["--latency-ms", "40"]);
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("ids.txt");
+        // 40 batches of 250.
+        let c = collection(33, 10_000, 0, &[]);
+        c.write(&input);
+        let (ref_db, ref_out) = (d.path().join("ref.db"), d.path().join("ref-out"));
+        expect_code(&mut run_cmd(&sim.url, &input, &ref_db, &ref_out), exit::OK);
+        let reference = read_json(&ref_out.join("top.json"));
+
+        // A first life killed after a few commits, so that the failing life is a resume (its
+        // ingest is done: nothing but the stop can end its batcher early).
+        let (db, out) = (d.path().join("run.db"), d.path().join("out"));
+        let o = run_cmd(&sim.url, &input, &db, &out)
+            .env("ENGAGE_FAILPOINT", "after-commit:3")
+            .output()
+            .unwrap();
+        assert!(o.status.code().is_none(), "{}", text(&o.stderr));
+
+        let mut child = run_cmd(&sim.url, &input, &db, &out)
+            .args(["--concurrency", &K.to_string()])
+            .env("ENGAGE_FAILPOINT", "commit-error:4")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        let at_failure = loop {
+            let mut line = String::new();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "engage ended without reporting the failure:\n{seen}"
+            );
+            seen.push_str(&line);
+            if line.contains("writing the store failed") {
+                break sim.received();
+            }
+        };
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+        seen.push_str(&rest);
+        let status = child.wait().unwrap();
+        let after = sim.received() - at_failure;
+        assert!(
+            after <= K,
+            "{after} requests after the writer failed (at most the {K} in flight)"
+        );
+        assert_eq!(code(status), i32::from(exit::ENVIRONMENT), "{seen}");
+        let last = seen
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_default();
+        assert!(
+            last.contains(&db.display().to_string()) && last.contains("disk is full"),
+            "the error names the store and the cause: {last}"
+        );
+        eprintln!("writer failure: {after} requests after it; {last}");
+
+        expect_code(&mut run_cmd(&sim.url, &input, &db, &out), exit::OK);
+        assert_eq!(read_json(&out.join("top.json")), reference);
+        assert_complete(&db, &c);
+    }
+
     /// A file-level copy of a running store (database, then WAL, then marker) resumes to the same
     /// report; a copy without its WAL is refused rather than silently resumed from older data.
     #[test]
@@ -1152,7 +1249,7 @@ mod failpoints {
         let (ref_db, ref_out) = (d.path().join("ref.db"), d.path().join("ref-out"));
         expect_code(
             run_cmd(&sim.url, &input, &ref_db, &ref_out).args(["--concurrency", "2"]),
-            0,
+            exit::OK,
         );
         let reference = read_json(&ref_out.join("top.json"));
 
@@ -1183,7 +1280,7 @@ mod failpoints {
 
         expect_code(
             &mut run_cmd(&sim.url, &input, &copy, &d.path().join("copy-out")),
-            0,
+            exit::OK,
         );
         assert_eq!(read_json(&d.path().join("copy-out/top.json")), reference);
         assert_complete(&copy, &c);
@@ -1191,7 +1288,7 @@ mod failpoints {
         let before = std::fs::read(&nowal).unwrap();
         let o = expect_code(
             &mut run_cmd(&sim.url, &input, &nowal, &d.path().join("nowal-out")),
-            5,
+            exit::STORE,
         );
         assert!(
             text(&o.stderr).contains("write-ahead log"),

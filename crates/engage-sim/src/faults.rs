@@ -71,6 +71,11 @@ impl Faults {
         }
     }
 
+    /// How many requests to endpoint paths have been planned (that is, received) so far.
+    pub fn received(&self) -> u64 {
+        self.sequence.load(Ordering::Relaxed)
+    }
+
     /// Decides the faults of the next request.
     pub fn plan(&self) -> FaultPlan {
         let n = self.sequence.fetch_add(1, Ordering::Relaxed);

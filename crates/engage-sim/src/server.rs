@@ -161,8 +161,19 @@ fn router(sim: Arc<Sim>) -> Router {
     for endpoint in Endpoint::ALL {
         app = app.route(endpoint.path(), endpoint_route(endpoint));
     }
+    // Not part of the API: lets a test in another process ask how many requests reached the
+    // endpoint paths (e.g. none after a run was told to stop). Documented in docs/simulator.md.
+    app = app.route(
+        RECEIVED_PATH,
+        axum::routing::get(|State(sim): State<Arc<Sim>>| async move {
+            format!("{{\"requests\":{}}}\n", sim.faults.received())
+        }),
+    );
     app.fallback(not_found).with_state(sim)
 }
+
+/// The simulator's own path that reports the requests received on the endpoint paths.
+pub const RECEIVED_PATH: &str = "/sim/requests";
 
 fn endpoint_route(endpoint: Endpoint) -> MethodRouter<Arc<Sim>> {
     // `any` rather than `post`: the 405 answer then carries the API's error body and counts

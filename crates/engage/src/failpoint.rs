@@ -25,3 +25,13 @@ pub fn hit(name: &str) {
         }
     }
 }
+
+/// Marks a failpoint that fails instead of aborting: true the n-th time the named point is reached
+/// (`ENGAGE_FAILPOINT=<name>:<n>`), so the caller can return the error it stands for (a full disk,
+/// say) and the run's handling of a failing stage can be tested.
+pub fn fails(name: &str) -> bool {
+    match config() {
+        Some((want, n)) if want == name => COUNT.fetch_add(1, Ordering::Relaxed) + 1 == *n,
+        _ => false,
+    }
+}

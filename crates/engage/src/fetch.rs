@@ -25,19 +25,15 @@ use engagement_api::response::EngagementResponse;
 use engagement_api::{AuthKind, Endpoint, GroupBy, Metric, RequestBuilder, Window};
 use governor::DefaultDirectRateLimiter;
 use rand::Rng;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::gate::{Admit, Gate};
+use crate::outcome::{IdOutcome, Settled, Status};
 use crate::route::{Route, Routes};
-use crate::store::{Commit, IdOutcome, Status, WriterMsg};
+use crate::series::{bucket, Granularity};
 
 /// Hourly sums of one response: (metric index, hour start as Unix seconds, value).
 pub type Hourly = Vec<(usize, i64, u64)>;
-
-/// A bucket's start as Unix seconds: the day's midnight UTC, plus the hour when there is one.
-fn bucket(day: time::Date, hour: Option<u8>) -> i64 {
-    day.midnight().assume_utc().unix_timestamp() + i64::from(hour.unwrap_or(0)) * 3600
-}
 
 /// The grouping every job asks for: one value per Tweet and metric.
 pub const BY_TWEET: &str = "by_tweet";
@@ -103,25 +99,6 @@ pub struct Job {
     pub series: Option<Granularity>,
 }
 
-/// Granularity of the per-Tweet series of time-series jobs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Granularity {
-    /// One bucket per UTC day (`engagement.day`).
-    Day,
-    /// One bucket per hour (`engagement.day`, `engagement.hour`).
-    Hour,
-}
-
-impl Granularity {
-    /// `day` or `hour`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Granularity::Day => "day",
-            Granularity::Hour => "hour",
-        }
-    }
-}
-
 /// The grouping with each Tweet's series (time-series jobs).
 pub const SERIES: &str = "series";
 /// The grouping with hourly sums over the request's Tweets (time-series jobs).
@@ -162,20 +139,20 @@ pub struct Fetcher {
     pub job: Job,
     /// Counters.
     pub stats: Arc<FetchStats>,
-    /// Becomes true when the run should stop.
-    pub shutdown: watch::Receiver<bool>,
+    /// Cancelled when the run stops (a signal, or another stage that failed): no new request starts.
+    pub stop: CancellationToken,
 }
 
 impl Fetcher {
     /// Fetches one batch through the windows from `first_window` on; each response's outcomes go to
-    /// `sink` as one [`Commit`], so the store commits per response. An ID that ends anything but `ok`
+    /// `sink` as one [`Settled`], so the store commits per response. An ID that ends anything but `ok`
     /// in a window is final and leaves the batch; the others go on to the next window.
     pub async fn fetch_batch(
         &self,
         ids: Vec<u64>,
         first_window: usize,
         route: Route,
-        sink: &tokio::sync::mpsc::Sender<WriterMsg>,
+        sink: &tokio::sync::mpsc::Sender<Settled>,
     ) -> BatchEnd {
         let windows = self.job.windows.len().max(1);
         let origin = ids.first().copied().unwrap_or(0);
@@ -194,7 +171,7 @@ impl Fetcher {
                         if !ok.is_empty() {
                             live.push((ok, route));
                         }
-                        let commit = Commit {
+                        let settled = Settled {
                             window: w,
                             windows,
                             outcomes,
@@ -202,9 +179,7 @@ impl Fetcher {
                             via: Some(self.routes.via(route).to_string()),
                             origin,
                         };
-                        if !commit.outcomes.is_empty()
-                            && sink.send(WriterMsg::Commit(commit)).await.is_err()
-                        {
+                        if !settled.outcomes.is_empty() && sink.send(settled).await.is_err() {
                             return BatchEnd::Interrupted;
                         }
                     }
@@ -468,7 +443,7 @@ impl Fetcher {
 
     async fn admit(&self) -> Result<(), BatchEnd> {
         loop {
-            if *self.shutdown.borrow() {
+            if self.stop.is_cancelled() {
                 return Err(BatchEnd::Interrupted);
             }
             match self.gate.try_admit(SystemTime::now()) {
@@ -480,20 +455,18 @@ impl Fetcher {
             }
         }
         if let Some(pace) = &self.pace {
-            let mut sd = self.shutdown.clone();
             tokio::select! {
                 _ = pace.until_ready() => {}
-                _ = sd.wait_for(|s| *s) => { self.gate.release(); return Err(BatchEnd::Interrupted) }
+                _ = self.stop.cancelled() => { self.gate.release(); return Err(BatchEnd::Interrupted) }
             }
         }
         Ok(())
     }
 
     async fn sleep(&self, d: Duration) -> Result<(), BatchEnd> {
-        let mut sd = self.shutdown.clone();
         tokio::select! {
             _ = tokio::time::sleep(d) => Ok(()),
-            _ = sd.wait_for(|s| *s) => Err(BatchEnd::Interrupted),
+            _ = self.stop.cancelled() => Err(BatchEnd::Interrupted),
         }
     }
 }

@@ -12,15 +12,18 @@
 //! - [`run`]: the stages wired together, resumable.
 #![warn(missing_docs)]
 
+pub mod exit;
 pub mod failpoint;
 pub mod fetch;
 pub mod fsutil;
 pub mod gate;
 pub mod html;
 pub mod ids;
+pub mod outcome;
 pub mod report;
 pub mod route;
 pub mod run;
+pub mod series;
 pub mod sorted;
 pub mod store;
 pub mod topn;

@@ -14,8 +14,9 @@ use engagement_api::digits::push_u64;
 use engagement_api::{Endpoint, Metric};
 use serde_json::{json, Map, Value};
 
-use crate::fetch::Granularity;
-use crate::store::{IngestCounts, Status, StatusCounts, Store, StoreError};
+use crate::outcome::Status;
+use crate::series::Granularity;
+use crate::store::{IngestCounts, StatusCounts, Store, StoreError};
 use crate::topn::Aggregator;
 
 /// Why a report could not be written.
@@ -42,6 +43,17 @@ pub enum ReportError {
         #[source]
         source: csv::Error,
     },
+}
+
+impl ReportError {
+    /// The documented exit code this error ends a command with: a report that cannot be written is
+    /// the machine's doing (a full disk, a read-only `--out`), the store's errors map as the store's.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ReportError::Io { .. } | ReportError::Csv { .. } => crate::exit::ENVIRONMENT,
+            ReportError::Store(e) => e.exit_code(),
+        }
+    }
 }
 
 /// Everything a report shows.
@@ -778,7 +790,7 @@ fn write_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Commit, IdOutcome};
+    use crate::outcome::{IdOutcome, Settled};
 
     /// A store of `n` IDs: most `ok`, some unavailable or failed with notes that need CSV quoting,
     /// and, when `pending`, every tenth ID without an outcome.
@@ -804,9 +816,9 @@ mod tests {
                 },
             })
             .collect::<Vec<_>>();
-        let commits: Vec<Commit> = outcomes
+        let commits: Vec<Settled> = outcomes
             .chunks(250)
-            .map(|c| Commit {
+            .map(|c| Settled {
                 window: 0,
                 windows: 1,
                 outcomes: c.to_vec(),

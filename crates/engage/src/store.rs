@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use engagement_api::Metric;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
+use crate::outcome::{IdOutcome, Settled, Status};
+
 /// Bumped whenever the schema changes; a store from a newer version is refused.
 pub const SCHEMA_VERSION: i64 = 2;
 /// Marks our files apart from other SQLite databases (`PRAGMA application_id`, "ENGA").
@@ -29,62 +31,6 @@ pub const APPLICATION_ID: i32 = 0x454e_4741;
 pub const INGEST_BLOCK: usize = 8_192;
 /// `ok` rows per multi-row insert (a `/totals` response of 250 IDs is five statements).
 const OK_ROWS: usize = 50;
-
-/// The final (or pending) state of one unique Tweet ID.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Status {
-    /// Not fetched yet (or its batch was in flight when the process stopped).
-    Pending,
-    /// Fetched; metrics stored.
-    Ok,
-    /// Deleted, no longer public, or protected.
-    Unavailable,
-    /// The credentials used may not read it (`Forbidden to access tweets`).
-    Forbidden,
-    /// Retries exhausted; the last error is kept.
-    Failed,
-}
-
-impl Status {
-    /// Every final status, in report order.
-    pub const FINAL: [Status; 4] = [
-        Status::Ok,
-        Status::Unavailable,
-        Status::Forbidden,
-        Status::Failed,
-    ];
-
-    /// The value stored in the `status` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::Ok => "ok",
-            Status::Unavailable => "unavailable",
-            Status::Forbidden => "forbidden",
-            Status::Failed => "failed",
-        }
-    }
-
-    /// The status of a stored `outcomes` row (the table's CHECK allows only final ones).
-    fn stored(s: &str) -> Status {
-        match s {
-            "ok" => Status::Ok,
-            other => Status::parse(other).unwrap_or(Status::Failed),
-        }
-    }
-
-    fn parse(s: &str) -> Option<Status> {
-        [
-            Status::Pending,
-            Status::Ok,
-            Status::Unavailable,
-            Status::Forbidden,
-            Status::Failed,
-        ]
-        .into_iter()
-        .find(|x| x.as_str() == s)
-    }
-}
 
 /// Why the store can't be used.
 #[derive(Debug, thiserror::Error)]
@@ -130,64 +76,31 @@ pub enum StoreError {
     },
 }
 
-/// One outcome to record.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IdOutcome {
-    /// The Tweet.
-    pub id: u64,
-    /// Its final status (never `Pending`).
-    pub status: Status,
-    /// Metric values in the run's metric order (`Ok` only; `None` where the API gave none).
-    pub values: Vec<Option<u64>>,
-    /// Why, for anything but `Ok` (the last error for `Failed`).
-    pub note: Option<String>,
-    /// Time-series jobs: this window's non-zero buckets, (metric index in run order, bucket start as
-    /// Unix seconds, value).
-    pub series: Vec<(usize, i64, u64)>,
-}
-
-impl IdOutcome {
-    /// A final outcome other than `Ok`.
-    pub fn final_status(id: u64, status: Status, note: impl Into<String>) -> IdOutcome {
-        IdOutcome {
-            id,
-            status,
-            values: Vec::new(),
-            note: Some(note.into()),
-            series: Vec::new(),
+impl StoreError {
+    /// The documented exit code this error ends a command with.
+    pub fn exit_code(&self) -> u8 {
+        use rusqlite::ErrorCode as C;
+        match self {
+            StoreError::NotAStore { .. }
+            | StoreError::MissingWal { .. }
+            | StoreError::NewerSchema { .. } => crate::exit::STORE,
+            StoreError::Busy { .. } => crate::exit::USAGE,
+            StoreError::Sqlite { source, .. } => match source.sqlite_error_code() {
+                // Damage found while reading a page is as much "the store is damaged" as a failed check.
+                Some(C::DatabaseCorrupt | C::NotADatabase) => crate::exit::STORE,
+                Some(
+                    C::DiskFull
+                    | C::CannotOpen
+                    | C::ReadOnly
+                    | C::PermissionDenied
+                    | C::SystemIoFailure
+                    | C::NoLargeFileSupport,
+                ) => crate::exit::ENVIRONMENT,
+                Some(C::DatabaseBusy | C::DatabaseLocked) => crate::exit::USAGE,
+                _ => crate::exit::INTERNAL,
+            },
         }
     }
-}
-
-/// What one API response settled, written in one transaction.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Commit {
-    /// Index of the window the response covers (0 for single-window jobs).
-    pub window: usize,
-    /// Number of windows of the run: an `Ok` becomes final with the last one.
-    pub windows: usize,
-    /// One outcome per ID settled by the response.
-    pub outcomes: Vec<IdOutcome>,
-    /// Sums over the response's Tweets per hour: (metric index, hour start as Unix seconds, value).
-    pub hourly: Vec<(usize, i64, u64)>,
-    /// Which credentials answered: an account's name, or `bearer` (kept for `ok` IDs).
-    pub via: Option<String>,
-    /// The lowest ID of the batch the response belongs to (its sub-batches and later windows
-    /// included): what the resume watermark is counted by.
-    pub origin: u64,
-}
-
-/// What the store's one writer is handed during a run.
-#[derive(Debug)]
-pub enum WriterMsg {
-    /// The outcomes of one API response.
-    Commit(Commit),
-    /// Unique IDs, ascending, with their accounts.
-    Ids(Vec<(u64, Option<String>)>),
-    /// Rejected lines, in input order.
-    Rejects(Vec<RejectRow>),
-    /// The inputs are read to the end: the line counters.
-    IngestDone(IngestCounts),
 }
 
 /// Line counters of the ingest, as in `top.json`'s `counts`.
@@ -652,7 +565,7 @@ impl Store {
     pub fn record(
         &mut self,
         metrics: &[Metric],
-        commits: &[Commit],
+        commits: &[Settled],
         done_below: Option<u64>,
     ) -> Result<u64, StoreError> {
         let path = self.path.clone();
@@ -1358,7 +1271,7 @@ mod tests {
         assert_eq!(s.pending_windows_after(3, 10).unwrap(), vec![(5, 0, None)]);
 
         let metrics = [Metric::Favorites, Metric::Retweets];
-        let commit = |window, outcomes| Commit {
+        let commit = |window, outcomes| Settled {
             window,
             windows: 2,
             outcomes,
@@ -1491,7 +1404,7 @@ mod tests {
         let done = s
             .record(
                 &metrics,
-                &[Commit {
+                &[Settled {
                     window: 1,
                     windows: 2,
                     outcomes: vec![IdOutcome {

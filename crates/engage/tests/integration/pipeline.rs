@@ -8,16 +8,17 @@ use std::time::Duration;
 
 use engage::fetch::RetryPolicy;
 use engage::ids::ReadOptions;
+use engage::outcome::Status;
 use engage::route::Routes;
 use engage::run::{run, Progress, RunError, RunSpec};
-use engage::store::{Status, Store};
+use engage::store::Store;
 use engage_sim::{metrics, SimConfig, SimHandle};
 use engagement_api::auth::{BearerToken, Credentials, UserCredentials};
 use engagement_api::client::ClientConfig;
 use engagement_api::{AuthKind, Endpoint, Metric};
 use time::macros::datetime;
 use time::OffsetDateTime;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 const NOW: OffsetDateTime = datetime!(2026-11-20 12:00 UTC);
 const TWEPOCH_MS: i128 = 1_288_834_974_657;
@@ -119,7 +120,7 @@ fn spec(c: &Case, url: &str, db: &str, credentials: Credentials) -> RunSpec {
 }
 
 async fn go(spec: RunSpec) -> Result<engage::run::RunOutcome, RunError> {
-    let (_tx, rx) = watch::channel(false);
+    let rx = CancellationToken::new();
     run(spec, Arc::new(Progress::default()), rx).await
 }
 
@@ -459,14 +460,15 @@ mod resume {
             .unwrap();
 
         // First life: stop once a few batches are committed.
-        let (tx, rx) = watch::channel(false);
+        let rx = CancellationToken::new();
+        let tx = rx.clone();
         let progress = Arc::new(Progress::default());
         let p2 = progress.clone();
         let stopper = tokio::spawn(async move {
             while p2.resolved.load(std::sync::atomic::Ordering::Relaxed) < 1000 {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            tx.send(true).unwrap();
+            tx.cancel();
         });
         let mut sp = spec(&c, &s.url(), "parts.db", demo_user());
         sp.concurrency = 1;
@@ -541,7 +543,7 @@ mod resume {
 
 mod time_series {
     use super::*;
-    use engage::fetch::Granularity;
+    use engage::series::Granularity;
     use engagement_api::Window;
     use proptest::prelude::*;
 
@@ -652,14 +654,15 @@ mod time_series {
         assert_eq!(whole.requests, 8 * windows);
 
         // First life: stop after 11 responses, mid-way through some batch's windows.
-        let (tx, rx) = watch::channel(false);
+        let rx = CancellationToken::new();
+        let tx = rx.clone();
         let progress = Arc::new(Progress::default());
         let p2 = progress.clone();
         let stopper = tokio::spawn(async move {
             while p2.fetch.requests.load(std::sync::atomic::Ordering::Relaxed) < 11 {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            tx.send(true).unwrap();
+            tx.cancel();
         });
         let mut sp = historical(&c, &s.url(), "parts.db", period, Granularity::Day);
         sp.concurrency = 1;
@@ -849,7 +852,7 @@ mod accounts {
         let period =
             engagement_api::window::resolve_period(None, Some(NOW), Some(10), NOW).unwrap();
         sp.period = Some(period);
-        sp.series = Some(engage::fetch::Granularity::Day);
+        sp.series = Some(engage::series::Granularity::Day);
         sp.routes = routes(Endpoint::Historical, true);
         go(sp).await.unwrap();
         let rows = via(&c.dir.join("run.db"));

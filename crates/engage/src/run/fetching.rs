@@ -1,0 +1,103 @@
+//! The fetch stage: up to K batches in flight, each through [`Fetcher::fetch_batch`] (the pace, the
+//! gate and every retry rule live there), each response's [`Settled`] handed to the writer.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::fetch::{Abort, BatchEnd, Fetcher};
+use crate::outcome::Settled;
+use crate::route::Route;
+
+/// IDs to fetch together, from the batcher.
+#[derive(Debug)]
+pub struct Batch {
+    /// Ascending Tweet IDs, at most the endpoint's batch size.
+    pub ids: Vec<u64>,
+    /// The window they start at (IDs of a resumed multi-window run may have done some).
+    pub window: usize,
+    /// The credentials that serve them.
+    pub route: Route,
+}
+
+/// How the fetch stage ended.
+#[derive(Debug)]
+pub enum FetchEnd {
+    /// Every batch the batcher sent has its outcomes.
+    Complete,
+    /// The run was stopped; the batches not fetched stay pending.
+    Stopped,
+    /// A problem that would fail every request alike; the run is stopped.
+    Abort(Abort),
+}
+
+/// Fetches every batch from `batches`, K at a time, until the batcher is done or the run stops.
+/// An abort cancels `stop`, so the other stages stop too.
+pub async fn run(
+    fetcher: Arc<Fetcher>,
+    batches: mpsc::Receiver<Batch>,
+    settled: mpsc::Sender<Settled>,
+    concurrency: usize,
+    stop: CancellationToken,
+) -> FetchEnd {
+    let batches =
+        futures::stream::unfold(
+            batches,
+            |mut rx| async move { rx.recv().await.map(|b| (b, rx)) },
+        );
+    let ends = batches
+        .map(|batch| {
+            let (f, tx) = (fetcher.clone(), settled.clone());
+            let span = tracing::debug_span!(
+                "batch",
+                first = batch.ids.first().copied().unwrap_or(0),
+                last = batch.ids.last().copied().unwrap_or(0),
+                ids = batch.ids.len(),
+                window = batch.window,
+                route = ?batch.route,
+            );
+            // Spawned, so that answers are decoded and parsed on every worker thread rather than all
+            // on the thread that drives this loop.
+            let task = tokio::spawn(
+                async move {
+                    f.fetch_batch(batch.ids, batch.window, batch.route, &tx)
+                        .await
+                }
+                .instrument(span),
+            );
+            async move {
+                task.await.unwrap_or_else(|e| {
+                    BatchEnd::Abort(Abort {
+                        what: format!("internal error: a fetch task failed: {e}"),
+                    })
+                })
+            }
+        })
+        .buffer_unordered(concurrency.max(1));
+    let mut ends = std::pin::pin!(ends);
+    let mut end = FetchEnd::Complete;
+    while let Some(e) = ends.next().await {
+        match e {
+            BatchEnd::Done => {}
+            BatchEnd::Interrupted => {
+                if matches!(end, FetchEnd::Complete) {
+                    end = FetchEnd::Stopped;
+                }
+            }
+            BatchEnd::Abort(a) => {
+                tracing::error!("{a}");
+                if !matches!(end, FetchEnd::Abort(_)) {
+                    end = FetchEnd::Abort(a);
+                }
+                stop.cancel();
+            }
+        }
+    }
+    if stop.is_cancelled() && matches!(end, FetchEnd::Complete) {
+        end = FetchEnd::Stopped;
+    }
+    end
+}

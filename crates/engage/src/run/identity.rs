@@ -1,0 +1,252 @@
+//! The prepare step: the run's identity (inputs' fingerprints and every setting that shapes the
+//! result), checked against the store's on a resume, recorded on a fresh store; and the period of a
+//! `/historical` run, resolved once.
+
+use std::path::Path;
+
+use engagement_api::{Endpoint, Window};
+use serde::{Deserialize, Serialize};
+
+use super::ingest::IngestPlan;
+use super::{RunError, RunSpec};
+use crate::ids::{self, InputSource};
+use crate::store::Store;
+
+/// What identifies a run; a resume must match it exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// Endpoint name.
+    pub endpoint: String,
+    /// Metric names.
+    pub metrics: Vec<String>,
+    /// `user` or `bearer`.
+    pub auth: String,
+    /// Names of the configured owner accounts.
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// `--account`, the owner of IDs without one.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// N.
+    pub top_n: usize,
+    /// The period as asked for, if any.
+    pub window: Option<String>,
+    /// Series granularity of time-series jobs.
+    #[serde(default)]
+    pub series: Option<String>,
+    /// Forced format, if any.
+    pub format: Option<String>,
+    /// CSV ID column, if any.
+    pub id_column: Option<String>,
+    /// (input display name, SHA-256 of its bytes).
+    pub inputs: Vec<(String, String)>,
+}
+
+impl Identity {
+    /// The identity of the run `spec` describes, over inputs with these fingerprints.
+    pub fn of(spec: &RunSpec, inputs: Vec<(String, String)>) -> Identity {
+        Identity {
+            endpoint: spec.endpoint.as_str().into(),
+            metrics: spec
+                .metrics
+                .iter()
+                .map(|m| m.as_str().to_string())
+                .collect(),
+            auth: spec.routes.kind().to_string(),
+            accounts: spec
+                .routes
+                .accounts
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect(),
+            account: spec.default_account.clone(),
+            top_n: spec.top_n,
+            window: spec.period_spec.clone(),
+            series: spec.series.map(|g| g.as_str().to_string()),
+            format: spec.read.format.map(|f| format!("{f:?}").to_lowercase()),
+            id_column: spec.read.id_column.clone(),
+            inputs,
+        }
+    }
+
+    /// What differs from `other` (the stored one), one phrase each.
+    pub fn differences(&self, stored: &Identity) -> Vec<String> {
+        let mut d = Vec::new();
+        let mut cmp = |what: &str, now: String, then: String| {
+            if now != then {
+                d.push(format!("{what}: stored {then}, now {now}"));
+            }
+        };
+        cmp("endpoint", self.endpoint.clone(), stored.endpoint.clone());
+        cmp("metrics", self.metrics.join(","), stored.metrics.join(","));
+        cmp("auth", self.auth.clone(), stored.auth.clone());
+        cmp(
+            "accounts",
+            self.accounts.join(","),
+            stored.accounts.join(","),
+        );
+        cmp(
+            "account",
+            format!("{:?}", self.account),
+            format!("{:?}", stored.account),
+        );
+        cmp("top N", self.top_n.to_string(), stored.top_n.to_string());
+        cmp(
+            "window",
+            format!("{:?}", self.window),
+            format!("{:?}", stored.window),
+        );
+        cmp(
+            "series",
+            format!("{:?}", self.series),
+            format!("{:?}", stored.series),
+        );
+        cmp(
+            "format",
+            format!("{:?}", self.format),
+            format!("{:?}", stored.format),
+        );
+        cmp(
+            "id column",
+            format!("{:?}", self.id_column),
+            format!("{:?}", stored.id_column),
+        );
+        if self.inputs != stored.inputs {
+            let show = |v: &[(String, String)]| {
+                v.iter()
+                    .map(|(n, h)| format!("{n} ({})", &h[..12.min(h.len())]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            d.push(format!(
+                "inputs: stored [{}], now [{}]",
+                show(&stored.inputs),
+                show(&self.inputs)
+            ));
+        }
+        d
+    }
+}
+
+/// A store ready for the run: identity checked, period resolved.
+pub struct Prepared {
+    /// The store, opened for writing.
+    pub store: Store,
+    /// The run's windows (one `None` for single-window jobs).
+    pub windows: Vec<Option<Window>>,
+    /// The inputs to read, when the store's ingest is not finished.
+    pub ingest: Option<IngestPlan>,
+}
+
+/// Fingerprints the inputs, opens the store and checks (or records) the identity and the period.
+pub fn prepare(spec: &RunSpec) -> Result<Prepared, RunError> {
+    let started = std::time::Instant::now();
+    let sources = resolve_inputs(spec)?;
+    let mut fingerprints = Vec::with_capacity(sources.len());
+    for s in &sources {
+        fingerprints.push((s.display_name(), ids::fingerprint(s)?));
+    }
+    let identity = Identity::of(spec, fingerprints);
+
+    let mut store = Store::open(&spec.db)?;
+    crate::fsutil::restrict(&spec.db);
+    match store.meta("identity")? {
+        Some(stored) => {
+            let stored: Identity =
+                serde_json::from_str(&stored).map_err(|e| RunError::Unreadable {
+                    db: spec.db.clone(),
+                    what: format!("run identity: {e}"),
+                })?;
+            let differences = identity.differences(&stored);
+            if !differences.is_empty() {
+                return Err(RunError::IdentityMismatch {
+                    db: spec.db.clone(),
+                    differences,
+                });
+            }
+        }
+        None => {
+            store.set_inputs(&identity.inputs)?;
+            store.set_meta(
+                "identity",
+                &serde_json::to_string(&identity).expect("serializes"),
+            )?;
+        }
+    }
+    tracing::info!(elapsed = ?started.elapsed(), "inputs fingerprinted, identity checked");
+
+    // The period is resolved once; a resume uses the stored one.
+    let period = match store.meta("period")? {
+        Some(p) => Some(parse_period(&p).ok_or_else(|| RunError::Unreadable {
+            db: spec.db.clone(),
+            what: format!("stored period `{p}`"),
+        })?),
+        None => {
+            if let Some(w) = spec.period {
+                store.set_meta("period", &format_period(&w))?;
+            }
+            spec.period
+        }
+    };
+    let windows: Vec<Option<Window>> = match (spec.endpoint, period) {
+        (Endpoint::Historical, Some(p)) => engagement_api::window::split(p.start, p.end)
+            .into_iter()
+            .map(Some)
+            .collect(),
+        _ => vec![None],
+    };
+    let ingest = if store.ingest_state()?.0 {
+        None
+    } else {
+        Some(IngestPlan {
+            sources,
+            read: spec.read.clone(),
+            default_account: spec.default_account.clone(),
+            spill_dir: spill_dir(&spec.db).to_path_buf(),
+        })
+    };
+    Ok(Prepared {
+        store,
+        windows,
+        ingest,
+    })
+}
+
+/// The folder beside the store, for spooled standard input and sorted runs.
+fn spill_dir(db: &Path) -> &Path {
+    db.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Resolves inputs, spooling stdin next to the store so a resume can check and re-read it.
+fn resolve_inputs(spec: &RunSpec) -> Result<Vec<InputSource>, RunError> {
+    let mut specs = Vec::new();
+    for s in &spec.inputs {
+        if s == "-" {
+            let p =
+                ids::spool_stdin(spill_dir(&spec.db)).map_err(|e| RunError::Stdin { source: e })?;
+            specs.push(p.to_string_lossy().into_owned());
+        } else {
+            specs.push(s.clone());
+        }
+    }
+    Ok(ids::expand_inputs(&specs)?)
+}
+
+/// `start/end` in the API's time format.
+pub fn format_period(w: &Window) -> String {
+    format!(
+        "{}/{}",
+        engagement_api::window::format_time(w.start),
+        engagement_api::window::format_time(w.end)
+    )
+}
+
+fn parse_period(s: &str) -> Option<Window> {
+    let (a, b) = s.split_once('/')?;
+    Some(Window {
+        start: engagement_api::window::parse_time("start", a).ok()?,
+        end: engagement_api::window::parse_time("end", b).ok()?,
+    })
+}

@@ -1,0 +1,120 @@
+//! The ingest stage: reads every input once, in constant memory, and hands the writer the rejected
+//! lines as they come, then the unique IDs in ascending order (sorted through temporary files beside
+//! the store when they do not fit in memory, see [`crate::sorted`]), then the line counters.
+//!
+//! The same stage serves a fresh store and a resumed one whose ingest did not finish: the store's
+//! `INSERT OR IGNORE` makes a second reading of what an earlier life ingested add nothing.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::writer::IngestMsg;
+use super::{tuning, Progress, RunError};
+use crate::ids::{self, InputSource, ReadOptions, Record};
+use crate::sorted::{self, Sorter};
+use crate::store::{IngestCounts, RejectRow, INGEST_BLOCK};
+
+/// What reading the inputs needs.
+pub struct IngestPlan {
+    /// The inputs, in order.
+    pub sources: Vec<InputSource>,
+    /// Format and column options.
+    pub read: ReadOptions,
+    /// The owner of IDs without an `account` column value.
+    pub default_account: Option<String>,
+    /// Where sorted runs are spilled (beside the store: the inputs can be larger than memory).
+    pub spill_dir: PathBuf,
+}
+
+/// Starts the stage on its own thread. It stops early, without error, when the run stops or the
+/// writer is gone; the ingest is then left unfinished, for the next life. A read error cancels the run.
+pub fn spawn(
+    plan: IngestPlan,
+    out: mpsc::Sender<IngestMsg>,
+    progress: Arc<Progress>,
+    stop: CancellationToken,
+) -> std::thread::JoinHandle<Result<(), RunError>> {
+    std::thread::spawn(move || {
+        let _span = tracing::debug_span!("ingest").entered();
+        let r = read_inputs(plan, &progress, &stop, |m| out.blocking_send(m).is_ok());
+        if r.is_err() {
+            stop.cancel();
+        }
+        r
+    })
+}
+
+/// Reads every input to `send`; see the module comment.
+fn read_inputs(
+    plan: IngestPlan,
+    progress: &Progress,
+    stop: &CancellationToken,
+    mut send: impl FnMut(IngestMsg) -> bool,
+) -> Result<(), RunError> {
+    let dir = plan.spill_dir.clone();
+    let spill = |e: std::io::Error| RunError::Spill {
+        dir: dir.clone(),
+        source: e,
+    };
+    let mut reader = ids::Reader::new(plan.sources, plan.read);
+    let run = tuning("ENGAGE_SORT_RUN").map_or(sorted::RUN, |n| n as usize);
+    let mut sorter = Sorter::new(&plan.spill_dir, run);
+    let mut counts = IngestCounts::default();
+    let mut rejects: Vec<RejectRow> = Vec::new();
+    while let Some(item) = reader.next_record() {
+        let p = item?;
+        counts.input_lines += 1;
+        match p.record {
+            Record::Id { id, account } => sorter
+                .push(id, account.as_deref().or(plan.default_account.as_deref()))
+                .map_err(spill)?,
+            Record::Reject(r) => {
+                counts.rejected_lines += 1;
+                rejects.push(RejectRow {
+                    source_idx: p.source_index,
+                    source: r.source,
+                    line: r.line,
+                    content: r.content,
+                    reason: r.reason,
+                });
+                if rejects.len() == INGEST_BLOCK
+                    && !send(IngestMsg::Rejects(std::mem::take(&mut rejects)))
+                {
+                    return Ok(());
+                }
+            }
+        }
+        if counts.input_lines % 65_536 == 0 {
+            progress
+                .ingested
+                .store(counts.input_lines, Ordering::Relaxed);
+            if stop.is_cancelled() {
+                return Ok(());
+            }
+        }
+    }
+    progress
+        .ingested
+        .store(counts.input_lines, Ordering::Relaxed);
+    if !rejects.is_empty() && !send(IngestMsg::Rejects(rejects)) {
+        return Ok(());
+    }
+    let read = sorter.read();
+    let mut merged = sorter.finish().map_err(spill)?;
+    loop {
+        let mut block = Vec::with_capacity(INGEST_BLOCK);
+        if !merged.next_block(INGEST_BLOCK, &mut block).map_err(spill)? {
+            break;
+        }
+        if stop.is_cancelled() || !send(IngestMsg::Ids(block)) {
+            return Ok(());
+        }
+    }
+    counts.duplicate_ids = read - merged.unique();
+    send(IngestMsg::Done(counts));
+    Ok(())
+}

@@ -1,0 +1,518 @@
+//! The main job, as a pipeline of stages, each in its own file and each owning its loop:
+//!
+//! ```text
+//! identity::prepare   inputs fingerprinted, the store opened, the identity checked or recorded
+//!   ingest     (thread)   ─ rejects, then unique IDs ascending, then counters ─▶ writer
+//!   batcher    (blocking) ─ pending IDs from the store, in batches           ─▶ fetching
+//!   fetching   (async)    ─ K batches in flight, one Settled per response    ─▶ writer
+//!   writer     (thread)   ─ the one store connection: a transaction per answer or block, the
+//!                           resume watermark ─▶ report pass (committed watermark), batcher (ingest)
+//!   report_pass (thread)  ─ scans the final outcomes below the watermark while the fetch goes on
+//! reports: the rest of the scan, then every file
+//! ```
+//!
+//! One stop signal: a [`CancellationToken`] that every stage holds. The caller's token (Ctrl-C,
+//! SIGTERM) cancels it, and so does any stage that fails: the batcher stops handing out batches, no
+//! new request starts, the requests in flight finish and are committed, and each stage returns. A
+//! stage's failure is then the run's error; a stop without one is an interruption (resumable).
+//!
+//! Resume rules: the identity must match; the ingest reads the inputs again unless it finished (the
+//! store ignores what it already holds); the batcher starts at the recorded watermark and fetches
+//! only pending IDs; the report is rebuilt from the store's outcomes, so nothing is counted twice.
+
+mod batcher;
+mod fetching;
+mod identity;
+mod ingest;
+mod report_pass;
+mod watermark;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use engagement_api::client::{Client, ClientConfig, ClientError};
+use engagement_api::{AuthKind, Endpoint, Metric, Window};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+pub use identity::{format_period, Identity};
+
+use crate::fetch::{Abort, FetchStats, Fetcher, Job, RetryPolicy};
+use crate::gate::{pace, Gate};
+use crate::ids::{IdsError, ReadOptions};
+use crate::report::{self, ReportError, Summary};
+use crate::route::Routes;
+use crate::series::Granularity;
+use crate::store::{IngestCounts, Store, StoreError};
+use batcher::{Batcher, IngestSignal};
+use fetching::FetchEnd;
+use watermark::Watermark;
+use writer::Writer;
+
+/// Everything a run needs, validated.
+pub struct RunSpec {
+    /// Input paths (`-` for stdin).
+    pub inputs: Vec<String>,
+    /// Format and CSV column options.
+    pub read: ReadOptions,
+    /// The store.
+    pub db: PathBuf,
+    /// Where reports go.
+    pub out: PathBuf,
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// The metrics.
+    pub metrics: Vec<Metric>,
+    /// Which credentials serve which IDs.
+    pub routes: Routes,
+    /// Owner of every input ID that has none in its CSV `account` column (`--account`).
+    pub default_account: Option<String>,
+    /// N of the top-N.
+    pub top_n: usize,
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// Local budget: N requests per window.
+    pub rate: Option<(u32, Duration)>,
+    /// HTTP settings.
+    pub client: ClientConfig,
+    /// Retry settings.
+    pub retry: RetryPolicy,
+    /// `/historical` period, any length: fetched as consecutive windows of at most 28 days.
+    pub period: Option<Window>,
+    /// How the period was asked for (e.g. `days=90`). It is part of the identity, and a relative period
+    /// is resolved once: a resume keeps the stored period.
+    pub period_spec: Option<String>,
+    /// Time-series jobs: the granularity of the per-Tweet series.
+    pub series: Option<Granularity>,
+    /// Send the IDs that ended `failed` in an earlier life once more.
+    pub retry_failed: bool,
+}
+
+/// Why a command on a run failed. Each variant maps to one documented exit code ([`Self::exit_code`]).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Inputs could not be read.
+    #[error(transparent)]
+    Input(#[from] IdsError),
+    /// The store is unusable (its own error says how, and with which exit code).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store belongs to another run.
+    #[error("{db} holds a different run; resume it with the same settings or use another --db:\n  {}", .differences.join("\n  "))]
+    IdentityMismatch {
+        /// The store.
+        db: PathBuf,
+        /// What differs.
+        differences: Vec<String>,
+    },
+    /// `engage status` or `engage report` on a path where there is no store.
+    #[error("{db}: no such store (check --db)")]
+    NoStore {
+        /// The path given.
+        db: PathBuf,
+    },
+    /// An engage store in which no run was recorded yet.
+    #[error("{db}: no run recorded in this store yet (run `engage run --db {db}` first)")]
+    NoRun {
+        /// The store.
+        db: PathBuf,
+    },
+    /// A value the store holds cannot be read back.
+    #[error("store {db}: unreadable {what}; the store is damaged or from an incompatible engage")]
+    Unreadable {
+        /// The store.
+        db: PathBuf,
+        /// What could not be read.
+        what: String,
+    },
+    /// The HTTP client could not be built (e.g. plain HTTP to a remote host).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A problem every request would hit.
+    #[error(transparent)]
+    Abort(#[from] Abort),
+    /// Writing reports failed.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// Sorting the inputs through temporary files failed.
+    #[error("sorting the input IDs (temporary files in {dir}): {source}")]
+    Spill {
+        /// The folder of the temporary files.
+        dir: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Standard input could not be read or spooled beside the store.
+    #[error("reading standard input: {source}")]
+    Stdin {
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A stage ended without a result (a bug).
+    #[error("internal error: the {stage} stage panicked")]
+    Panicked {
+        /// Which stage.
+        stage: &'static str,
+    },
+}
+
+impl RunError {
+    /// The documented exit code this error ends a command with (see [`crate::exit`]).
+    pub fn exit_code(&self) -> u8 {
+        use crate::exit;
+        match self {
+            RunError::Store(e) => e.exit_code(),
+            RunError::Report(e) => e.exit_code(),
+            RunError::Input(_)
+            | RunError::IdentityMismatch { .. }
+            | RunError::NoStore { .. }
+            | RunError::NoRun { .. }
+            | RunError::Client(_)
+            | RunError::Abort(_) => exit::USAGE,
+            RunError::Unreadable { .. } => exit::STORE,
+            RunError::Spill { .. } | RunError::Stdin { .. } => exit::ENVIRONMENT,
+            RunError::Panicked { .. } => exit::INTERNAL,
+        }
+    }
+}
+
+/// Live figures for the progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Current phase: "fingerprint", "fetch", "report".
+    pub phase: Mutex<&'static str>,
+    /// Lines ingested so far.
+    pub ingested: AtomicU64,
+    /// Unique IDs in the run.
+    pub total: AtomicU64,
+    /// IDs with an outcome.
+    pub resolved: AtomicU64,
+    /// Fetch counters.
+    pub fetch: Arc<FetchStats>,
+    /// The run's gate, once the run has made it: shown as "waiting for rate limit until ...".
+    gate: OnceLock<Arc<Gate>>,
+}
+
+impl Progress {
+    fn set_phase(&self, p: &'static str) {
+        *self.phase.lock().expect("progress lock") = p;
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> &'static str {
+        *self.phase.lock().expect("progress lock")
+    }
+
+    /// When the gate is closed, until when.
+    pub fn waiting_until(&self) -> Option<SystemTime> {
+        self.gate.get()?.closed_until(SystemTime::now())
+    }
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The report's figures.
+    pub summary: Summary,
+    /// Files written.
+    pub files: Vec<PathBuf>,
+    /// Stopped by a shutdown request before every ID had an outcome.
+    pub interrupted: bool,
+    /// Requests sent in this life.
+    pub requests: u64,
+    /// Retries in this life.
+    pub retries: u64,
+    /// 429s in this life.
+    pub rate_limited: u64,
+}
+
+/// Runs (or resumes) the job to the end, or until `cancel` is cancelled (Ctrl-C, SIGTERM).
+pub async fn run(
+    spec: RunSpec,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> Result<RunOutcome, RunError> {
+    let client = Client::new(spec.client.clone())?;
+    progress.set_phase("fingerprint");
+    let identity::Prepared {
+        mut store,
+        windows,
+        ingest,
+    } = identity::prepare(&spec)?;
+    if spec.retry_failed {
+        let n = store.retry_failed()?;
+        tracing::info!(ids = n, "failed IDs made pending again");
+    }
+    let (unique, pending) = store.unique_and_pending()?;
+    progress.total.store(unique, Ordering::Relaxed);
+    progress.resolved.store(unique - pending, Ordering::Relaxed);
+
+    // Stages cancel a child token, so a failing stage stops the run without looking like Ctrl-C.
+    let stop = cancel.child_token();
+    let mut ended = FetchEnd::Complete;
+    let mut pass = None;
+    let ingest_done = ingest.is_none();
+    if pending > 0 || ingest.is_some() {
+        if stop.is_cancelled() {
+            ended = FetchEnd::Stopped;
+        } else {
+            progress.set_phase("fetch");
+            let (s, p, e) =
+                pipeline(&spec, store, ingest, windows, client, &progress, &stop).await?;
+            (store, pass, ended) = (s, Some(p), e);
+        }
+    }
+    // Stopped before the end of the inputs (with nothing pending, possibly): not a finished run.
+    let stopped = matches!(ended, FetchEnd::Stopped) || cancel.is_cancelled();
+    let interrupted = stopped || (!ingest_done && !store.ingest_state()?.0);
+
+    progress.set_phase("report");
+    let (summary, files) = match pass {
+        Some(pass) => {
+            report::finish_reports(pass, &store, spec.endpoint, spec.series, report::SPLIT_AT)?
+        }
+        None => report::write_reports(
+            &spec.out,
+            &store,
+            spec.endpoint,
+            &spec.metrics,
+            spec.top_n,
+            spec.series,
+        )?,
+    };
+    // Its files are renamed into the report: nothing left to go on with.
+    store.delete_meta(report_pass::REPORT_PASS)?;
+    if let FetchEnd::Abort(a) = ended {
+        return Err(a.into());
+    }
+    let pending_left = summary.status.pending > 0;
+    Ok(RunOutcome {
+        summary,
+        files,
+        interrupted: interrupted || pending_left,
+        requests: progress.fetch.requests.load(Ordering::Relaxed),
+        retries: progress.fetch.retries.load(Ordering::Relaxed),
+        rate_limited: progress.fetch.rate_limited.load(Ordering::Relaxed),
+    })
+}
+
+/// The stages wired together: ingest (when the inputs are not all in the store), batcher, fetch,
+/// writer and report pass, with bounded channels between them. Returns the store, the report pass
+/// and how the fetch ended; a stage's error is the run's.
+async fn pipeline(
+    spec: &RunSpec,
+    store: Store,
+    ingest: Option<ingest::IngestPlan>,
+    windows: Vec<Option<Window>>,
+    client: Client,
+    progress: &Arc<Progress>,
+    stop: &CancellationToken,
+) -> Result<(Store, report::Scan, FetchEnd), RunError> {
+    let concurrency = spec.concurrency.max(1);
+    let start = store.done_below()?;
+    let pass = report_pass::begin(&store, &spec.out, &spec.metrics, spec.top_n)?;
+    let (committed_tx, committed_rx) = watch::channel(start);
+    let (settled_tx, settled_rx) = mpsc::channel(concurrency * 4);
+    let (ingest_tx, ingest_rx) = mpsc::channel(4);
+    let (batch_tx, batch_rx) = mpsc::channel(concurrency * 2);
+    let watermark = Arc::new(Mutex::new(Watermark::new(start.max(1))));
+    let signal = Arc::new(if ingest.is_some() {
+        IngestSignal::default()
+    } else {
+        IngestSignal::done()
+    });
+    let batcher = Batcher {
+        cursor: Store::open_cursor(&spec.db)?,
+        batch_size: Batcher::batch_size(spec.endpoint),
+        routes: Arc::new(spec.routes.clone()),
+        ingest: signal.clone(),
+        // A fresh store's ingest only adds IDs above those it has added: the cursor can follow it.
+        follow: store.unique_count()? == 0,
+        watermark: watermark.clone(),
+        start,
+    };
+    let writer = Writer {
+        store,
+        metrics: spec.metrics.clone(),
+        watermark,
+        ingest: signal,
+        committed: committed_tx,
+        progress: progress.clone(),
+    };
+    let gate = Arc::new(Gate::new());
+    let _ = progress.gate.set(gate.clone());
+    let fetcher = Arc::new(Fetcher {
+        client,
+        routes: batcher.routes.clone(),
+        gate,
+        pace: spec.rate.and_then(|(n, w)| pace(n, w)).map(Arc::new),
+        retry: spec.retry,
+        job: Job {
+            endpoint: spec.endpoint,
+            metrics: spec.metrics.clone(),
+            windows,
+            series: spec.series,
+        },
+        stats: progress.fetch.clone(),
+        stop: stop.clone(),
+    });
+
+    let reporting = report_pass::spawn(pass, spec.db.clone(), committed_rx, stop.clone());
+    let reading = match ingest {
+        Some(plan) => Some(ingest::spawn(
+            plan,
+            ingest_tx,
+            progress.clone(),
+            stop.clone(),
+        )),
+        // The writer ends when both its inputs are closed.
+        None => {
+            drop(ingest_tx);
+            None
+        }
+    };
+    let rt = tokio::runtime::Handle::current();
+    let writing = {
+        let stop = stop.clone();
+        std::thread::spawn(move || writer.run(settled_rx, ingest_rx, stop, rt))
+    };
+    let batching = {
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || {
+            let r = batcher.run(batch_tx, stop.clone());
+            if r.is_err() {
+                stop.cancel();
+            }
+            r
+        })
+    };
+    let ended = fetching::run(fetcher, batch_rx, settled_tx, concurrency, stop.clone()).await;
+
+    // Every sender of the writer's inputs is gone once the fetch and the ingest have ended; the
+    // writer then returns, which ends the report pass.
+    let read = join("ingest", reading).await;
+    let batched = batching
+        .await
+        .map_err(|_| RunError::Panicked { stage: "batcher" });
+    let store = join("writer", Some(writing)).await;
+    let pass = join("report pass", Some(reporting)).await;
+    // The first failure in pipeline order is the cause; the others follow from the stop.
+    let store = store?.expect("writer joined");
+    read?;
+    batched??;
+    let pass = pass?.expect("report pass joined");
+    Ok((store, pass, ended))
+}
+
+/// Waits for a stage's thread without blocking the runtime.
+async fn join<T: Send + 'static, E: Into<RunError> + Send + 'static>(
+    stage: &'static str,
+    handle: Option<std::thread::JoinHandle<Result<T, E>>>,
+) -> Result<Option<T>, RunError> {
+    let Some(h) = handle else { return Ok(None) };
+    match tokio::task::spawn_blocking(move || h.join()).await {
+        Ok(Ok(r)) => r.map(Some).map_err(Into::into),
+        _ => Err(RunError::Panicked { stage }),
+    }
+}
+
+/// Test hooks, like `ENGAGE_FAILPOINT`: `ENGAGE_SORT_RUN` (records per sorted run, so that small
+/// inputs spill) and `ENGAGE_REPORT_SAVE_MS` (how often the report pass is saved). Unset, the
+/// defaults; neither changes a result, only how often the paths that produce it are taken.
+fn tuning(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.parse().ok()
+}
+
+/// The default metrics of an endpoint for an authentication kind: everything allowed.
+pub fn default_metrics(endpoint: Endpoint, auth: AuthKind) -> Vec<Metric> {
+    endpoint.allowed_metrics(auth)
+}
+
+/// A recorded run, opened for `engage status` and `engage report`.
+pub struct OpenRun {
+    /// The store, read-only use.
+    pub store: Store,
+    /// The run's identity.
+    pub identity: Identity,
+    /// Its endpoint.
+    pub endpoint: Endpoint,
+    /// Its metrics.
+    pub metrics: Vec<Metric>,
+}
+
+impl OpenRun {
+    /// The series granularity of a time-series run.
+    pub fn series(&self) -> Option<Granularity> {
+        match self.identity.series.as_deref() {
+            Some("day") => Some(Granularity::Day),
+            Some("hour") => Some(Granularity::Hour),
+            _ => None,
+        }
+    }
+
+    /// The report's figures (one pass over the `ok` rows).
+    pub fn summary(&self) -> Result<Summary, StoreError> {
+        Summary::from_store(
+            &self.store,
+            self.endpoint,
+            &self.metrics,
+            self.identity.top_n,
+        )
+    }
+
+    /// Writes every report into `dir`.
+    pub fn write_reports(&self, dir: &Path) -> Result<(Summary, Vec<PathBuf>), ReportError> {
+        report::write_reports(
+            dir,
+            &self.store,
+            self.endpoint,
+            &self.metrics,
+            self.identity.top_n,
+            self.series(),
+        )
+    }
+}
+
+/// Opens the run recorded in a store.
+pub fn open_run(db: &Path) -> Result<OpenRun, RunError> {
+    if !db.exists() {
+        return Err(RunError::NoStore { db: db.into() });
+    }
+    // Read-only use: no WAL marker of its own, so a status during a run cannot clear the run's marker.
+    let store = Store::open_reader(db)?;
+    let unreadable = |what: String| RunError::Unreadable {
+        db: db.into(),
+        what,
+    };
+    let raw = store
+        .meta("identity")?
+        .ok_or_else(|| RunError::NoRun { db: db.into() })?;
+    let identity: Identity =
+        serde_json::from_str(&raw).map_err(|e| unreadable(format!("run identity: {e}")))?;
+    let endpoint: Endpoint = identity
+        .endpoint
+        .parse()
+        .map_err(|e| unreadable(format!("endpoint: {e}")))?;
+    let metrics: Vec<Metric> = identity
+        .metrics
+        .iter()
+        .map(|m| m.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| unreadable(format!("metrics: {e}")))?;
+    Ok(OpenRun {
+        store,
+        identity,
+        endpoint,
+        metrics,
+    })
+}
+
+/// Counters of a finished ingest, for tests and status.
+pub fn ingest_counts(store: &Store) -> Result<IngestCounts, StoreError> {
+    Ok(store.ingest_state()?.1)
+}
