@@ -612,6 +612,91 @@ mod exit_codes {
         refused_store(&db);
     }
 
+    /// `status` and `report` on a path with no store are bad usage (2), never an internal error,
+    /// and leave nothing behind; `report` on a foreign file is a refused store (5).
+    #[test]
+    fn status_and_report_on_a_missing_or_foreign_store() {
+        let d = tempfile::tempdir().unwrap();
+        let missing = d.path().join("missing.db");
+        for cmd in [
+            engage().arg("status").arg("--db").arg(&missing),
+            engage()
+                .arg("report")
+                .arg("--db")
+                .arg(&missing)
+                .arg("--out")
+                .arg(d.path().join("out")),
+        ] {
+            let o = expect_code(cmd, exit::USAGE);
+            let err = text(&o.stderr);
+            assert!(
+                err.contains("missing.db") && err.contains("no such store"),
+                "{err}"
+            );
+        }
+        assert!(!missing.exists(), "nothing created");
+        let foreign = d.path().join("notes.txt");
+        std::fs::write(
+            &foreign,
+            "not a database at all, just some notes\n".repeat(200),
+        )
+        .unwrap();
+        let o = expect_code(
+            engage()
+                .arg("report")
+                .arg("--db")
+                .arg(&foreign)
+                .arg("--out")
+                .arg(d.path().join("out")),
+            exit::STORE,
+        );
+        assert!(text(&o.stderr).contains("notes.txt"), "{}", text(&o.stderr));
+    }
+
+    /// A `--db` in a folder that does not exist, and an `--out` that cannot be written, are the
+    /// machine's doing (6): the message names the path and the cause, not SQLite's words alone.
+    #[test]
+    fn a_missing_db_folder_and_a_read_only_out_exit_6_naming_the_path() {
+        let sim = Sim::start(14, &[]);
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("ids.txt");
+        collection(14, 300, 0, &[]).write(&input);
+        let db = d.path().join("no-such-folder/run.db");
+        let o = expect_code(
+            &mut run_cmd(&sim.url, &input, &db, &d.path().join("out")),
+            exit::ENVIRONMENT,
+        );
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("no-such-folder") && err.contains("does not exist"),
+            "{err}"
+        );
+        assert_eq!(
+            sim.received(),
+            0,
+            "nothing fetched for a run that cannot keep it"
+        );
+
+        // Root ignores permissions: only an unprivileged user can see a read-only folder refused.
+        if unsafe { libc::geteuid() } != 0 {
+            let out = d.path().join("read-only");
+            std::fs::create_dir(&out).unwrap();
+            std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o555)).unwrap();
+            let db = d.path().join("ro.db");
+            let o = expect_code(&mut run_cmd(&sim.url, &input, &db, &out), exit::ENVIRONMENT);
+            let err = text(&o.stderr);
+            assert!(err.contains("read-only"), "{err}");
+        } else {
+            // As root, a regular file where the folder should be fails the same way.
+            let out = d.path().join("a-file");
+            std::fs::write(&out, "").unwrap();
+            let db = d.path().join("ro.db");
+            let o = expect_code(&mut run_cmd(&sim.url, &input, &db, &out), exit::ENVIRONMENT);
+            let err = text(&o.stderr);
+            assert!(err.contains("a-file"), "{err}");
+        }
+    }
+
     /// The simulator's `--malformed` fault truncates the body of whatever answer a request gets,
     /// a 400 for protected Tweets included. An unreadable 400 must be retried, not taken for a
     /// request the API refuses outright (which would abort the run with exit 2).

@@ -1,15 +1,22 @@
 //! The engage pipeline library.
 //!
-//! Data flows through these modules in this order:
-//! - [`ids`]: streaming, resumable Tweet ID reader (plain, CSV, JSON lines, gzip) with per-line rejects.
-//! - [`store`]: the SQLite checkpoint store: deduplicated IDs, outcomes, rejects, the run's identity.
-//! - [`gate`]: the client-side pace and the gate driven by the server's rate-limit headers.
-//! - [`route`]: which credentials (an owner account's user context, or the bearer token) serve which ID.
-//! - [`fetch`]: one batch in, one outcome per ID out; every retry rule lives there.
-//! - [`topn`]: bounded top-N per metric and grand totals.
-//! - [`report`]: `top.json`, `top.md`, `top.csv`, `tweets.csv`, `outcomes.csv`, `rejects.csv`.
-//! - [`html`]: `report.html`, one self-contained page with inline SVG charts.
-//! - [`run`]: the stages wired together, resumable.
+//! A run ([`run::run`]) is a chain of stages, each in its own file under `run/`:
+//! prepare (identity) → ingest → batcher → fetching → writer, with the report pass beside them, and
+//! one cancellation token that stops them all. The modules they are built from, in the order data
+//! flows through them:
+//! - [`ids`]: the streaming, resumable Tweet ID reader (plain, CSV, JSON lines, gzip) with per-line rejects;
+//! - [`sorted`]: the external sort that hands the store unique IDs in ascending order;
+//! - [`store`]: the SQLite checkpoint store: deduplicated IDs, outcomes, rejects, the run's identity;
+//! - [`route`]: which credentials (an owner account's user context, or the bearer token) serve which ID;
+//! - [`gate`]: the client-side pace and the gate driven by the server's rate-limit headers;
+//! - [`fetch`]: one batch in, one [`outcome::Settled`] per response out; every retry rule lives there;
+//! - [`outcome`], [`series`]: what a fetch settles about an ID, and the time-series buckets: the
+//!   vocabulary the fetcher produces and the store and the reports read;
+//! - [`topn`]: bounded top-N per metric and grand totals;
+//! - [`report`]: `top.json`, `top.md`, `top.csv`, `tweets.csv`, `outcomes.csv`, `rejects.csv`,
+//!   `series.csv`, `hourly.csv`; [`html`]: `report.html`, one self-contained page;
+//! - [`exit`]: the documented exit codes, which every error type maps itself to;
+//! - [`failpoint`], [`fsutil`]: crash-test hooks and file permissions.
 #![warn(missing_docs)]
 
 pub mod exit;

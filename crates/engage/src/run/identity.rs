@@ -141,6 +141,12 @@ pub struct Prepared {
 /// Fingerprints the inputs, opens the store and checks (or records) the identity and the period.
 pub fn prepare(spec: &RunSpec) -> Result<Prepared, RunError> {
     let started = std::time::Instant::now();
+    if !spill_dir(&spec.db).is_dir() {
+        return Err(RunError::NoFolder {
+            flag: "--db",
+            path: spec.db.clone(),
+        });
+    }
     let sources = resolve_inputs(spec)?;
     let mut fingerprints = Vec::with_capacity(sources.len());
     for s in &sources {

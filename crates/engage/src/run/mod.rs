@@ -153,6 +153,14 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// The folder a path needs does not exist.
+    #[error("{flag} {path}: the folder {} does not exist; create it or choose another path", .path.parent().map_or(String::new(), |p| p.display().to_string()))]
+    NoFolder {
+        /// The flag the path came from.
+        flag: &'static str,
+        /// The path.
+        path: PathBuf,
+    },
     /// A stage ended without a result (a bug).
     #[error("internal error: the {stage} stage panicked")]
     Panicked {
@@ -175,7 +183,9 @@ impl RunError {
             | RunError::Client(_)
             | RunError::Abort(_) => exit::USAGE,
             RunError::Unreadable { .. } => exit::STORE,
-            RunError::Spill { .. } | RunError::Stdin { .. } => exit::ENVIRONMENT,
+            RunError::Spill { .. } | RunError::Stdin { .. } | RunError::NoFolder { .. } => {
+                exit::ENVIRONMENT
+            }
             RunError::Panicked { .. } => exit::INTERNAL,
         }
     }
