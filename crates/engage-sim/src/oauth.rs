@@ -13,10 +13,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
 use engagement_api::AuthKind;
 use hmac::{Hmac, Mac};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -360,20 +362,16 @@ fn parse_form(s: &str) -> impl Iterator<Item = (String, String)> + '_ {
     })
 }
 
-/// Nonces seen in the last two 30-minute generations, sharded so concurrent requests rarely share a
-/// lock. A replay is only accepted while its timestamp is within ±15 minutes of the clock, so the
-/// original and the replay are at most 30 minutes apart and one of the two generations still holds
-/// the original; older entries can go.
+/// Nonces seen in the last two 30-minute generations. A replay is only accepted while its timestamp
+/// is within ±15 minutes of the clock, so the original and the replay are at most 30 minutes apart
+/// and an entry of the current or the previous generation still holds the original; older entries
+/// can go. Requests verify concurrently on every worker thread, so the set is a [`DashMap`] (sharded
+/// locks), from nonce key to the generation it was seen in.
 #[derive(Debug, Default)]
 struct NonceCache {
-    shards: [Mutex<Generations>; 16],
-}
-
-#[derive(Debug, Default)]
-struct Generations {
-    epoch: i64,
-    current: HashSet<u64>,
-    previous: HashSet<u64>,
+    seen: DashMap<u64, i64>,
+    /// The newest generation seen; when it moves on, entries two generations old are dropped.
+    epoch: AtomicI64,
 }
 
 const GENERATION_SECS: i64 = 2 * TIMESTAMP_TOLERANCE_SECS;
@@ -385,22 +383,20 @@ impl NonceCache {
         (token, nonce, timestamp).hash(&mut h);
         let key = h.finish();
         let epoch = now_secs.div_euclid(GENERATION_SECS);
-        let mut g = self.shards[(key % 16) as usize]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if g.epoch != epoch {
-            g.previous = if epoch == g.epoch + 1 {
-                std::mem::take(&mut g.current)
-            } else {
-                HashSet::new()
-            };
-            g.current.clear();
-            g.epoch = epoch;
+        if self.epoch.fetch_max(epoch, Ordering::Relaxed) < epoch {
+            self.seen.retain(|_, seen| *seen >= epoch - 1);
         }
-        if g.previous.contains(&key) {
-            return false;
+        match self.seen.entry(key) {
+            Entry::Occupied(mut o) if *o.get() < epoch - 1 => {
+                o.insert(epoch);
+                true
+            }
+            Entry::Occupied(_) => false,
+            Entry::Vacant(v) => {
+                v.insert(epoch);
+                true
+            }
         }
-        g.current.insert(key)
     }
 }
 
