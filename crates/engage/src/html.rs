@@ -1306,6 +1306,7 @@ mod tests {
                 forbidden: 40,
                 failed: 10,
             },
+            damaged_inputs: Vec::new(),
             totals: (0..metrics.len() as u64)
                 .map(|i| 1_234_567 * (i + 1))
                 .collect(),

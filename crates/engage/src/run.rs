@@ -65,6 +65,9 @@ pub struct RunSpec {
     pub series: Option<Granularity>,
     /// Send the IDs that ended `failed` in an earlier life once more.
     pub retry_failed: bool,
+    /// Read an input even when next to nothing in it is a Tweet ID (`--accept-rejects`; see
+    /// [`ids::mostly_rejected`]); without it such an input stops the run before anything is fetched.
+    pub accept_rejects: bool,
 }
 
 /// What identifies a run; a resume must match it exactly.
@@ -183,6 +186,13 @@ pub enum RunError {
     /// Writing reports failed.
     #[error(transparent)]
     Report(#[from] ReportError),
+    /// Stopped by a shutdown request while waiting for an input that is read once (a pipe with no
+    /// writer yet, or one that has not finished writing): nothing was recorded.
+    #[error("interrupted while waiting for {input} to be written: nothing was read or fetched; run the same command again")]
+    InterruptedWaiting {
+        /// The input as given.
+        input: String,
+    },
     /// Anything else (I/O).
     #[error("{0}")]
     Other(String),
@@ -238,24 +248,76 @@ pub struct RunOutcome {
     pub rate_limited: u64,
 }
 
-/// Resolves inputs, spooling stdin next to the store so a resume can check and re-read it.
-fn resolve_inputs(spec: &RunSpec) -> Result<Vec<InputSource>, RunError> {
-    let mut specs = Vec::new();
+/// Resolves inputs. Standard input and every input that can be read only once (a named pipe,
+/// `/dev/stdin`, `<(…)`'s `/dev/fd/N`, a character device: see [`ids::is_read_once`]) are copied next
+/// to the store, each read exactly once, and the copy is what is fingerprinted and read; a resume
+/// reads the input again the same way and compares what it read with the stored fingerprint. `-`
+/// is named by its copy (`stdin-<hash>`, as stores from earlier versions have it), the others by
+/// the path given.
+///
+/// The open of a pipe waits for a writer and its reads for data, however long: each copy runs on a
+/// thread of its own so that a shutdown request ends the wait ([`RunError::InterruptedWaiting`]).
+async fn resolve_inputs(
+    spec: &RunSpec,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Vec<InputSource>, RunError> {
+    let dir = spec
+        .db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let mut sources = Vec::new();
     for s in &spec.inputs {
+        let path = PathBuf::from(s);
         if s == "-" {
-            let dir = spec
-                .db
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let p = ids::spool_stdin(dir)
-                .map_err(|e| RunError::Other(format!("reading standard input: {e}")))?;
-            specs.push(p.to_string_lossy().into_owned());
+            let d = dir.clone();
+            let copy = spool_waiting("standard input", &dir, "stdin", shutdown, move || {
+                ids::spool_stdin(&d)
+            })
+            .await?
+            .map_err(|e| RunError::Other(format!("reading standard input: {e}")))?;
+            sources.extend(ids::expand_inputs(&[copy])?);
+        } else if ids::is_read_once(&path) {
+            let d = dir.clone();
+            let source = spool_waiting(s, &dir, "input", shutdown, move || {
+                ids::spool_input(&path, &d)
+            })
+            .await??;
+            sources.push(source);
         } else {
-            specs.push(s.clone());
+            sources.extend(ids::expand_inputs(&[path])?);
         }
     }
-    Ok(ids::expand_inputs(&specs)?)
+    Ok(sources)
+}
+
+/// Runs `copy` (which spools input `name` into `dir`) on a thread of its own and waits for it or
+/// for a shutdown request, whichever comes first. On shutdown the thread is left waiting (the
+/// process is about to exit) and its temporary file is removed.
+async fn spool_waiting<T: Send + 'static>(
+    name: &str,
+    dir: &Path,
+    prefix: &str,
+    shutdown: &watch::Receiver<bool>,
+    copy: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, RunError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("engage-spool".into())
+        .spawn(move || {
+            let _ = tx.send(copy());
+        })
+        .map_err(|e| RunError::Other(format!("starting a thread to read {name}: {e}")))?;
+    let mut shutdown = shutdown.clone();
+    tokio::select! {
+        copied = rx => copied.map_err(|_| RunError::Other(format!("the thread reading {name} panicked"))),
+        // A closed channel (no one can ask any more) is not a request.
+        Ok(_) = shutdown.wait_for(|stop| *stop) => {
+            let _ = std::fs::remove_file(ids::spool_tmp(dir, prefix));
+            Err(RunError::InterruptedWaiting { input: name.to_string() })
+        }
+    }
 }
 
 /// Runs (or resumes) the job to the end, or until `shutdown` becomes true.
@@ -268,7 +330,7 @@ pub async fn run(
 
     let started = std::time::Instant::now();
     progress.set_phase("fingerprint");
-    let sources = resolve_inputs(&spec)?;
+    let sources = resolve_inputs(&spec, &shutdown).await?;
     let mut fingerprints = Vec::with_capacity(sources.len());
     for s in &sources {
         fingerprints.push((s.display_name(), ids::fingerprint(s)?));
@@ -356,6 +418,7 @@ pub async fn run(
         let plan = IngestPlan {
             sources,
             read: spec.read.clone(),
+            accept_rejects: spec.accept_rejects,
             default_account: spec.default_account.clone(),
             spill_dir: spec
                 .db
@@ -506,6 +569,8 @@ const REPORT_PASS: &str = "report_pass";
 struct IngestPlan {
     sources: Vec<InputSource>,
     read: ReadOptions,
+    /// Read inputs in which next to nothing is a Tweet ID, instead of refusing them.
+    accept_rejects: bool,
     default_account: Option<String>,
     /// Where sorted runs are spilled (beside the store: the inputs can be larger than memory).
     spill_dir: PathBuf,
@@ -532,8 +597,16 @@ fn read_inputs(
     let mut sorter = Sorter::new(&plan.spill_dir, run);
     let mut counts = IngestCounts::default();
     let mut rejects: Vec<RejectRow> = Vec::new();
+    // The input being read, to refuse one in which next to nothing is a Tweet ID once it is read to
+    // its end (before any ID is handed on, so before anything is fetched). Its figures are the
+    // differences of the run's counters, so a line costs one comparison more.
+    let mut file = FileTally::default();
     while let Some(item) = reader.next_record() {
         let p = item?;
+        if p.source_index != file.index {
+            file.check(&counts, plan.accept_rejects)?;
+            file = FileTally::start(p.source_index, &counts);
+        }
         counts.input_lines += 1;
         match p.record {
             Record::Id { id, account } => sorter
@@ -541,6 +614,9 @@ fn read_inputs(
                 .map_err(spill)?,
             Record::Reject(r) => {
                 counts.rejected_lines += 1;
+                if file.first.is_none() {
+                    file.first = Some((r.source.clone(), r.line, r.reason.clone()));
+                }
                 rejects.push(RejectRow {
                     source_idx: p.source_index,
                     source: r.source,
@@ -567,6 +643,7 @@ fn read_inputs(
     progress
         .ingested
         .store(counts.input_lines, Ordering::Relaxed);
+    file.check(&counts, plan.accept_rejects)?;
     if !rejects.is_empty() && !send(WriterMsg::Rejects(rejects)) {
         return Ok(());
     }
@@ -584,6 +661,49 @@ fn read_inputs(
     counts.duplicate_ids = read - merged.unique();
     send(WriterMsg::IngestDone(counts));
     Ok(())
+}
+
+/// One input's figures while it is read (see [`ids::mostly_rejected`]).
+#[derive(Default)]
+struct FileTally {
+    /// Its index in the input list.
+    index: usize,
+    /// The run's counters when its first record came.
+    at_start: IngestCounts,
+    /// Its first reject: (input name, line, reason).
+    first: Option<(String, u64, String)>,
+}
+
+impl FileTally {
+    fn start(index: usize, counts: &IngestCounts) -> FileTally {
+        FileTally {
+            index,
+            at_start: *counts,
+            first: None,
+        }
+    }
+
+    /// Refuses the input, read to its end with the run at `counts`, when next to nothing in it was
+    /// a Tweet ID, unless such inputs are accepted.
+    fn check(&self, counts: &IngestCounts, accept: bool) -> Result<(), RunError> {
+        let lines = counts.input_lines - self.at_start.input_lines;
+        let rejected = counts.rejected_lines - self.at_start.rejected_lines;
+        match &self.first {
+            Some((path, first_line, first_reason))
+                if !accept && ids::mostly_rejected(lines, rejected) =>
+            {
+                Err(IdsError::MostlyRejected {
+                    path: path.clone(),
+                    lines,
+                    rejected,
+                    first_line: *first_line,
+                    first_reason: first_reason.clone(),
+                }
+                .into())
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Writes one ingest message in its own transaction; returns how many IDs were new to the store.
