@@ -468,7 +468,9 @@ pub fn spool_tmp(dir: &Path, prefix: &str) -> PathBuf {
 
 fn spool(mut input: impl Read, dir: &Path, prefix: &str) -> io::Result<PathBuf> {
     let tmp = spool_tmp(dir, prefix);
-    let mut file = io::BufWriter::with_capacity(IO_BUFFER_BYTES, File::create(&tmp)?);
+    // Owner-only, like the store: the copy lists a customer's Tweets.
+    let mut file =
+        io::BufWriter::with_capacity(IO_BUFFER_BYTES, crate::fsutil::create_private(&tmp)?);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; IO_BUFFER_BYTES];
     let result = (|| {
@@ -3462,6 +3464,11 @@ mod tests {
         };
         assert_eq!(name, &given.display().to_string());
         assert_eq!(fs::read(path).unwrap(), fs::read(&given).unwrap());
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "owner-only, like the store");
+        }
         let digest = fingerprint(&source).unwrap();
         assert_eq!(
             digest,
