@@ -1376,21 +1376,29 @@ mod inputs {
         let c = collection(43, 800, 0, &[]);
         let data = c.lines.join("\n") + "\n";
         let mut fds = [0 as libc::c_int; 2];
-        // SAFETY: pipe(2) into a two-element array.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // Close-on-exec, so that no other child spawned meanwhile (tests run in parallel) keeps a
+        // copy of the write end open, which would keep the pipe from ever reaching its end.
+        // SAFETY: pipe2(2) into a two-element array.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
         let (read_end, write_end) = (fds[0], fds[1]);
         let (db, out) = (d.path().join("run.db"), d.path().join("out"));
         let mut cmd = run_cmd(&sim.url, Path::new("/proc/self/fd/7"), &db, &out);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        // SAFETY: only async-signal-safe calls between fork and exec.
+        // SAFETY: only async-signal-safe calls between fork and exec. The read end becomes fd 7
+        // without close-on-exec (dup2 clears it; the flag is cleared by hand when it already is 7);
+        // the write end is closed by the exec.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::dup2(read_end, 7) < 0 {
+                let ok = if read_end == 7 {
+                    libc::fcntl(7, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(read_end, 7)
+                };
+                if ok < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                libc::close(write_end);
                 Ok(())
             });
         }
