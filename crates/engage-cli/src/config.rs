@@ -305,6 +305,10 @@ pub struct RunArgs {
     /// Send the IDs that ended `failed` in an earlier run of this --db once more.
     #[arg(long)]
     pub retry_failed: bool,
+    /// Read an input even when next to nothing in it is a Tweet ID (more than half of its lines, and
+    /// at least 100, rejected); without it such an input stops the run before anything is fetched.
+    #[arg(long)]
+    pub accept_rejects: bool,
     /// First backoff delay in milliseconds [default: 250].
     #[arg(long, hide = true)]
     pub backoff_ms: Option<u64>,
@@ -516,5 +520,6 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
         period_spec,
         series,
         retry_failed: args.retry_failed,
+        accept_rejects: args.accept_rejects,
     })
 }

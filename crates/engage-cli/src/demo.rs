@@ -193,6 +193,7 @@ pub async fn run(args: DemoArgs) -> u8 {
         period_spec: period.map(|_| format!("days={}", args.days)),
         series,
         retry_failed: false,
+        accept_rejects: false,
     };
     let started = std::time::Instant::now();
     let code = crate::run_job(spec, true).await;

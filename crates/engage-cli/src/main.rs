@@ -153,17 +153,23 @@ pub async fn run_job(spec: engage::run::RunSpec, print_tables: bool) -> u8 {
             if let Some(dir) = outcome.files.first().and_then(|f| f.parent()) {
                 eprintln!("reports in {}", dir.display());
             }
+            let damaged = &outcome.summary.damaged_inputs;
             if outcome.interrupted {
                 eprintln!(
                     "interrupted with {} IDs pending: run the same command again to resume",
                     c.pending
                 );
                 exit::INTERRUPTED
-            } else if c.failed > 0 {
-                eprintln!(
-                    "{} IDs failed after all retries (see outcomes.csv)",
-                    c.failed
-                );
+            } else if c.failed > 0 || !damaged.is_empty() {
+                if c.failed > 0 {
+                    eprintln!(
+                        "{} IDs failed after all retries (see outcomes.csv)",
+                        c.failed
+                    );
+                }
+                for d in damaged {
+                    eprintln!("{}", damaged_line(d));
+                }
                 exit::FAILED_IDS
             } else {
                 exit::OK
@@ -180,14 +186,25 @@ pub async fn run_job(spec: engage::run::RunSpec, print_tables: bool) -> u8 {
     }
 }
 
+/// What is said of an input not read to its end (its reject row names it and the last line read).
+fn damaged_line(d: &engage::store::RejectRow) -> String {
+    format!(
+        "input {} not read to its end: {}; the IDs read before it are kept (the reject is in rejects.csv)",
+        d.source, d.reason
+    )
+}
+
 fn report_cmd(db: PathBuf, out: Option<PathBuf>) -> u8 {
     let result = (|| -> Result<(), RunError> {
         let run = run::open_run(&db)?;
         match out {
             Some(dir) => {
-                let (_, files) = run.write_reports(&dir)?;
+                let (summary, files) = run.write_reports(&dir)?;
                 for f in files {
                     println!("{}", f.display());
+                }
+                for d in &summary.damaged_inputs {
+                    eprintln!("{}", damaged_line(d));
                 }
             }
             None => {
@@ -216,6 +233,9 @@ fn report_cmd(db: PathBuf, out: Option<PathBuf>) -> u8 {
                 }
                 for (name, sha) in &identity.inputs {
                     println!("input:     {name} (sha256 {})", &sha[..16.min(sha.len())]);
+                }
+                for d in &summary.damaged_inputs {
+                    println!("damaged:   {}", damaged_line(d));
                 }
                 println!(
                     "lines:     {} ({} rejected, {} duplicate IDs)",

@@ -1383,3 +1383,388 @@ mod failpoints {
         assert_eq!(std::fs::read(&nowal).unwrap(), before, "left untouched");
     }
 }
+
+/// Inputs that are not regular files (a pipe, a named pipe, `/dev/stdin`, `/dev/fd/N`) and inputs
+/// that could not be read whole or hold next to no Tweet ID.
+mod inputs {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+
+    /// Waits for `child` at most `secs` seconds; kills it (and fails with `what`) when it is still
+    /// running then.
+    fn wait_or_kill(child: Child, secs: u64, what: &str) -> Output {
+        let pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let waiter = std::thread::spawn(move || child.wait_with_output());
+        while !waiter.is_finished() {
+            if Instant::now() > deadline {
+                // SAFETY: kill(2) on our own child, not reaped yet (the waiter has not returned).
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                let out = waiter.join().unwrap().unwrap();
+                panic!(
+                    "{what}: engage still running after {secs} s\nstderr:\n{}",
+                    text(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        waiter.join().unwrap().expect("waiting for engage")
+    }
+
+    /// The `inputs` table of a store: (name, SHA-256) per input.
+    fn stored_inputs(db: &Path) -> Vec<(String, String)> {
+        let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let mut st = conn
+            .prepare("SELECT source, sha256 FROM inputs ORDER BY idx")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// SHA-256 of `data` as engage computes it for a regular file holding it.
+    fn fingerprint_of(data: &[u8]) -> String {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("copy");
+        std::fs::write(&p, data).unwrap();
+        engage::ids::fingerprint(&engage::ids::InputSource::File(p)).unwrap()
+    }
+
+    fn mkfifo(path: &Path) {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    }
+
+    #[test]
+    fn dev_stdin_with_piped_data_reads_every_id() {
+        let sim = Sim::start(41, &[]);
+        let d = tempfile::tempdir().unwrap();
+        let c = collection(41, 600, 10, BAD_LINES);
+        let data = c.lines.join("\n") + "\n";
+        let (db, out) = (d.path().join("run.db"), d.path().join("out"));
+        let mut child = run_cmd(&sim.url, Path::new("/dev/stdin"), &db, &out)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(data.as_bytes())
+            .unwrap();
+        let o = wait_or_kill(child, 60, "--input /dev/stdin");
+        assert_eq!(
+            code(o.status),
+            i32::from(exit::OK),
+            "stderr:\n{}",
+            text(&o.stderr)
+        );
+        let n = counts(&read_json(&out.join("top.json")));
+        assert_eq!(n["unique_ids"], 600, "{n:?}");
+        assert_eq!(n["input_lines"], c.lines.len() as u64, "{n:?}");
+        assert_eq!(n["rejected_lines"], BAD_LINES.len() as u64, "{n:?}");
+        assert_eq!(
+            stored_inputs(&db),
+            vec![("/dev/stdin".to_string(), fingerprint_of(data.as_bytes()))]
+        );
+        // The rejects name the input as the user gave it.
+        let rejects = std::fs::read_to_string(out.join("rejects.csv")).unwrap();
+        assert_eq!(
+            rejects
+                .lines()
+                .filter(|l| l.starts_with("/dev/stdin,"))
+                .count(),
+            BAD_LINES.len(),
+            "{rejects}"
+        );
+    }
+
+    #[test]
+    fn a_named_pipe_written_once_is_read_whole_once_and_fingerprinted_from_its_data() {
+        let sim = Sim::start(42, &[]);
+        let d = tempfile::tempdir().unwrap();
+        let c = collection(42, 3000, 0, &[]);
+        let data = c.lines.join("\n") + "\n";
+        let fifo = d.path().join("ids.fifo");
+        mkfifo(&fifo);
+        let (db, out) = (d.path().join("run.db"), d.path().join("out"));
+        let child = run_cmd(&sim.url, &fifo, &db, &out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // One writer, once: open (waits for the reader), write everything, close.
+        let writer = {
+            let (fifo, data) = (fifo.clone(), data.clone());
+            std::thread::spawn(move || {
+                let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+                f.write_all(data.as_bytes()).unwrap();
+            })
+        };
+        let o = wait_or_kill(
+            child,
+            60,
+            "a named pipe written once (opened a second time, waiting for another writer?)",
+        );
+        writer.join().unwrap();
+        assert_eq!(
+            code(o.status),
+            i32::from(exit::OK),
+            "stderr:\n{}",
+            text(&o.stderr)
+        );
+        let n = counts(&read_json(&out.join("top.json")));
+        assert_eq!(n["unique_ids"], 3000, "{n:?}");
+        assert_eq!(n["input_lines"], 3000, "{n:?}");
+        assert_eq!(
+            stored_inputs(&db),
+            vec![(fifo.display().to_string(), fingerprint_of(data.as_bytes()))]
+        );
+    }
+
+    #[test]
+    fn a_run_waiting_for_a_named_pipe_writer_stops_with_exit_4_on_sigterm() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("nobody-writes.fifo");
+        mkfifo(&fifo);
+        // The signal handler is installed just after start; a SIGTERM before it would kill the
+        // process (no exit code): wait longer and try again then.
+        for wait_ms in [300, 1000, 3000] {
+            let db = d.path().join(format!("run-{wait_ms}.db"));
+            let child = run_cmd("http://127.0.0.1:9", &fifo, &db, &d.path().join("out"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(wait_ms));
+            // SAFETY: kill(2) on our own child, not reaped yet.
+            assert_eq!(
+                unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+                0
+            );
+            let o = wait_or_kill(child, 10, "one SIGTERM while waiting for a pipe's writer");
+            if o.status.signal() == Some(libc::SIGTERM) {
+                continue;
+            }
+            let err = text(&o.stderr);
+            assert_eq!(
+                code(o.status),
+                i32::from(exit::INTERRUPTED),
+                "stderr:\n{err}"
+            );
+            assert!(err.contains("nobody-writes.fifo"), "{err}");
+            return;
+        }
+        panic!("engage never installed its SIGTERM handler");
+    }
+
+    #[test]
+    fn an_inherited_pipe_named_by_proc_self_fd_is_read_once() {
+        let sim = Sim::start(43, &[]);
+        let d = tempfile::tempdir().unwrap();
+        let c = collection(43, 800, 0, &[]);
+        let data = c.lines.join("\n") + "\n";
+        let mut fds = [0 as libc::c_int; 2];
+        // Close-on-exec, so that no other child spawned meanwhile (tests run in parallel) keeps a
+        // copy of the write end open, which would keep the pipe from ever reaching its end.
+        // SAFETY: pipe2(2) into a two-element array.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let (read_end, write_end) = (fds[0], fds[1]);
+        let (db, out) = (d.path().join("run.db"), d.path().join("out"));
+        let mut cmd = run_cmd(&sim.url, Path::new("/proc/self/fd/7"), &db, &out);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // SAFETY: only async-signal-safe calls between fork and exec. The read end becomes fd 7
+        // without close-on-exec (dup2 clears it; the flag is cleared by hand when it already is 7);
+        // the write end is closed by the exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let ok = if read_end == 7 {
+                    libc::fcntl(7, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(read_end, 7)
+                };
+                if ok < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        // SAFETY: our own descriptors; the write end is owned by the File from here on.
+        let mut w = unsafe {
+            libc::close(read_end);
+            <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(write_end)
+        };
+        w.write_all(data.as_bytes()).unwrap();
+        drop(w);
+        let o = wait_or_kill(child, 60, "--input /proc/self/fd/7");
+        assert_eq!(
+            code(o.status),
+            i32::from(exit::OK),
+            "stderr:\n{}",
+            text(&o.stderr)
+        );
+        let n = counts(&read_json(&out.join("top.json")));
+        assert_eq!(n["unique_ids"], 800, "{n:?}");
+        assert_eq!(
+            stored_inputs(&db),
+            vec![(
+                "/proc/self/fd/7".to_string(),
+                fingerprint_of(data.as_bytes())
+            )]
+        );
+    }
+
+    /// Like `-`: a resume reads the pipe again and compares what it read with the stored fingerprint.
+    #[test]
+    fn a_resume_of_a_piped_input_checks_what_is_piped_again() {
+        let sim = Sim::start(44, &[]);
+        let d = tempfile::tempdir().unwrap();
+        let c = collection(44, 500, 0, &[]);
+        let data = c.lines.join("\n") + "\n";
+        let (db, out) = (d.path().join("run.db"), d.path().join("out"));
+        let piped = |bytes: &[u8]| {
+            let mut child = run_cmd(&sim.url, Path::new("/dev/stdin"), &db, &out)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(bytes).unwrap();
+            wait_or_kill(child, 60, "--input /dev/stdin")
+        };
+        let first = piped(data.as_bytes());
+        assert_eq!(
+            code(first.status),
+            i32::from(exit::OK),
+            "{}",
+            text(&first.stderr)
+        );
+        assert_eq!(counts(&read_json(&out.join("top.json")))["unique_ids"], 500);
+        let report = std::fs::read(out.join("top.json")).unwrap();
+        let again = piped(data.as_bytes());
+        assert_eq!(
+            code(again.status),
+            i32::from(exit::OK),
+            "{}",
+            text(&again.stderr)
+        );
+        assert_eq!(std::fs::read(out.join("top.json")).unwrap(), report);
+        let other = piped(b"1790000000000000001\n");
+        let err = text(&other.stderr);
+        assert_eq!(code(other.status), i32::from(exit::USAGE), "{err}");
+        assert!(err.contains("inputs: stored [/dev/stdin"), "{err}");
+    }
+
+    /// `data` as a gzip stream of stored (uncompressed) deflate blocks of 65,535 bytes, cut `m` bytes
+    /// into the data of block `k` (0-based): the cut does not depend on a compressor. Also returns the
+    /// number of complete lines before the cut.
+    fn cut_gzip(data: &[u8], k: usize, m: usize) -> (Vec<u8>, u64) {
+        let mut g = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+        let chunks: Vec<&[u8]> = data.chunks(65_535).collect();
+        assert!(k < chunks.len() && m < chunks[k].len());
+        for (i, c) in chunks.iter().enumerate().take(k + 1) {
+            g.push(u8::from(i + 1 == chunks.len()));
+            let len = c.len() as u16;
+            g.extend_from_slice(&len.to_le_bytes());
+            g.extend_from_slice(&(!len).to_le_bytes());
+            g.extend_from_slice(if i == k { &c[..m] } else { c });
+        }
+        let kept = k * 65_535 + m;
+        let lines = data[..kept].iter().filter(|&&b| b == b'\n').count() as u64;
+        (g, lines)
+    }
+
+    #[test]
+    fn a_truncated_gzip_keeps_what_was_read_and_exits_3_naming_the_file() {
+        let sim = Sim::start(45, &[]);
+        let d = tempfile::tempdir().unwrap();
+        let c = collection(45, 20_000, 0, &[]);
+        let data = c.lines.join("\n") + "\n";
+        let (gz, complete) = cut_gzip(data.as_bytes(), 2, 1000);
+        assert!(complete > 5000 && complete < 20_000, "{complete}");
+        let input = d.path().join("cut.txt.gz");
+        std::fs::write(&input, gz).unwrap();
+        let (db, out) = (d.path().join("run.db"), d.path().join("out"));
+        let reason = format!("truncated or corrupt gzip stream after line {complete}");
+
+        let o = expect_code(&mut run_cmd(&sim.url, &input, &db, &out), exit::FAILED_IDS);
+        let err = text(&o.stderr);
+        assert!(err.contains("cut.txt.gz") && err.contains(&reason), "{err}");
+        let n = counts(&read_json(&out.join("top.json")));
+        assert_eq!(n["unique_ids"], complete, "{n:?}");
+        assert_eq!(
+            n["ok"] + n["unavailable"] + n["forbidden"],
+            complete,
+            "{n:?}"
+        );
+        assert_eq!(n["damaged_inputs"], 1, "{n:?}");
+        let rows = csv_rows(&out.join("rejects.csv"), 4);
+        assert!(
+            rows.iter().any(|r| r[0] == input.display().to_string()
+                && r[1] == (complete + 1).to_string()
+                && r[3] == reason),
+            "{rows:?}"
+        );
+
+        // The store knows: a resume and `engage status` say it again.
+        let o = expect_code(&mut run_cmd(&sim.url, &input, &db, &out), exit::FAILED_IDS);
+        let err = text(&o.stderr);
+        assert!(err.contains("cut.txt.gz") && err.contains(&reason), "{err}");
+        assert!(err.contains("0 requests"), "{err}");
+        let o = expect_code(engage().arg("status").arg("--db").arg(&db), exit::OK);
+        let s = text(&o.stdout);
+        assert!(s.contains("cut.txt.gz") && s.contains(&reason), "{s}");
+    }
+
+    /// 2 MB of random bytes with 17 IDs among them.
+    fn junk(path: &Path) {
+        let mut rng = StdRng::seed_from_u64(46);
+        let mut bytes = vec![0u8; 2 << 20];
+        rng.fill(&mut bytes[..]);
+        for id in snowflakes(17, &mut rng) {
+            bytes.extend_from_slice(format!("\n{id}\n").as_bytes());
+        }
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn a_mostly_junk_input_stops_before_fetching_unless_accepted() {
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("photo.bin");
+        junk(&input);
+        let (db, out) = (d.path().join("run.db"), d.path().join("out"));
+        // Nothing listens there: a run that fetched would retry and fail, not exit 2 at once.
+        let o = expect_code(
+            &mut run_cmd("http://127.0.0.1:9", &input, &db, &out),
+            exit::USAGE,
+        );
+        let err = text(&o.stderr);
+        assert!(err.contains("photo.bin"), "{err}");
+        assert!(err.contains("not Tweet IDs"), "{err}");
+        assert!(err.contains("--accept-rejects"), "{err}");
+        assert_eq!(StoreProgress::read_settled(&db).done, 0);
+
+        let sim = Sim::start(46, &[]);
+        expect_code(
+            run_cmd(&sim.url, &input, &db, &out).arg("--accept-rejects"),
+            exit::OK,
+        );
+        let n = counts(&read_json(&out.join("top.json")));
+        // The random bytes hold an ID-like line or two besides the 17.
+        assert!((17..30).contains(&n["unique_ids"]), "{n:?}");
+        assert!(n["rejected_lines"] > 5000, "{n:?}");
+        assert_eq!(n["damaged_inputs"], 0, "{n:?}");
+        let rejects = std::fs::read(out.join("rejects.csv")).unwrap();
+        assert!(rejects.len() > 100_000, "{} bytes", rejects.len());
+    }
+}

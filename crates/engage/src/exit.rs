@@ -7,7 +7,8 @@ pub const OK: u8 = 0;
 pub const INTERNAL: u8 = 1;
 /// Bad usage, configuration or input; or the API refused every request alike (e.g. 401).
 pub const USAGE: u8 = 2;
-/// Finished, but some IDs ended `failed` after all retries.
+/// Finished with problems: some IDs ended `failed` after all retries, or an input could not be
+/// read to its end (a truncated or corrupt gzip stream); everything else was fetched and kept.
 pub const FAILED_IDS: u8 = 3;
 /// Interrupted (Ctrl-C, SIGTERM, a failing stage that left the store whole): run the same command
 /// again to resume.

@@ -491,6 +491,15 @@ fn outcomes(out: &mut String, s: &Summary) {
             num(unique)
         );
     }
+    for d in &s.damaged_inputs {
+        w!(
+            out,
+            "<p class=\"warn\"><b>Input not read to its end:</b> {}: {}; the IDs after that were \
+             not read, so the numbers below leave them out.</p>\n",
+            escape(&d.source),
+            escape(&d.reason)
+        );
+    }
     w!(
         out,
         "<section class=\"card\" id=\"outcomes\"><div class=\"card-head\"><h2>Outcomes</h2>\
@@ -1306,6 +1315,7 @@ mod tests {
                 forbidden: 40,
                 failed: 10,
             },
+            damaged_inputs: Vec::new(),
             totals: (0..metrics.len() as u64)
                 .map(|i| 1_234_567 * (i + 1))
                 .collect(),
@@ -1354,6 +1364,25 @@ mod tests {
         for banned in ["<script src", "<link", "url(", "@import", "<img", "<iframe"] {
             assert!(!html.contains(banned), "found {banned}");
         }
+    }
+
+    #[test]
+    fn a_damaged_input_is_a_warning_naming_it() {
+        let mut s = summary(Endpoint::Totals, &[Metric::Impressions], 3);
+        let html = render(&s, None, NOW);
+        assert!(!html.contains("not read to its end"));
+        s.damaged_inputs.push(crate::store::RejectRow {
+            source_idx: 0,
+            source: "exports/<night>.txt.gz".into(),
+            line: 41,
+            content: String::new(),
+            reason: "truncated or corrupt gzip stream after line 40".into(),
+        });
+        let html = render(&s, None, NOW);
+        assert_eq!(count(&html, "Input not read to its end"), 1);
+        assert!(html.contains(
+            "exports/&lt;night&gt;.txt.gz: truncated or corrupt gzip stream after line 40"
+        ));
     }
 
     #[test]

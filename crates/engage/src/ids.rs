@@ -102,6 +102,22 @@ pub mod reason {
     pub const UNTERMINATED_QUOTE: &str = "unterminated quote";
     /// A JSON `id`/`id_str` that is neither a number nor a string.
     pub const ID_WRONG_TYPE: &str = "id is not a number or a string";
+    /// How the reject for a gzip stream that ends early or goes bad begins; ` after line N` follows,
+    /// N being the last complete line. The rest of that input is not read: a run that met one ends
+    /// "finished with problems".
+    pub const GZIP_DAMAGED: &str = "truncated or corrupt gzip stream";
+}
+
+/// An input is "not a list of Tweet IDs" when, read to its end, more than half of its lines (or CSV
+/// rows) are rejects and at least this many are: a few typos in a short list, or a header, are not
+/// enough; a photo, a spreadsheet or a binary passed by mistake is (a 50 MB binary is hundreds of
+/// thousands of rejected lines). See [`mostly_rejected`].
+pub const JUNK_MIN_REJECTS: u64 = 100;
+
+/// Whether an input with `lines` lines, `rejected` of them rejects, holds next to no Tweet ID
+/// (see [`JUNK_MIN_REJECTS`]). A run refuses such an input before fetching unless told to accept it.
+pub fn mostly_rejected(lines: u64, rejected: u64) -> bool {
+    rejected >= JUNK_MIN_REJECTS && rejected > lines / 2
 }
 
 /// Errors that make a whole input (or the input list) unusable.
@@ -168,6 +184,25 @@ pub enum IdsError {
     /// once, so it must be spooled to a file first.
     #[error("cannot fingerprint standard input: spool it to a file first")]
     StdinFingerprint,
+    /// An input of which next to nothing is a Tweet ID (see [`mostly_rejected`]), refused before
+    /// anything is fetched.
+    #[error(
+        "{path}: {rejected} of its {lines} lines are not Tweet IDs (line {first_line}: \
+         {first_reason}): is it the right file? Nothing was fetched. If it is, run again with \
+         --accept-rejects (its rejects go to rejects.csv)"
+    )]
+    MostlyRejected {
+        /// The input concerned.
+        path: String,
+        /// Its lines (or CSV rows) that held an ID or a reject.
+        lines: u64,
+        /// How many of them were rejected.
+        rejected: u64,
+        /// The first rejected line.
+        first_line: u64,
+        /// Why it was rejected.
+        first_reason: String,
+    },
 }
 
 /// Input file format.
@@ -206,19 +241,30 @@ pub enum InputSource {
     Stdin,
     /// A regular file.
     File(PathBuf),
+    /// An input that can be read only once (a named pipe, `/dev/stdin`, `/dev/fd/N` from `<(…)`, a
+    /// character device), copied by [`spool_input`]: `path` is the copy, which is fingerprinted and
+    /// read; `name` is the input as given, which rejects and errors show and the format is guessed
+    /// from.
+    Spooled {
+        /// The input as given on the command line.
+        name: String,
+        /// Its copy.
+        path: PathBuf,
+    },
 }
 
 impl InputSource {
-    /// The name used in rejects and errors: the path, or `-` for stdin.
+    /// The name used in rejects and errors: the path (as given, for a spooled input), or `-` for
+    /// stdin.
     pub fn display_name(&self) -> String {
         self.to_string()
     }
 
-    /// The file path, if this is not stdin.
+    /// The file that is read, if this is not stdin.
     pub fn path(&self) -> Option<&Path> {
         match self {
             InputSource::Stdin => None,
-            InputSource::File(p) => Some(p),
+            InputSource::File(p) | InputSource::Spooled { path: p, .. } => Some(p),
         }
     }
 
@@ -227,6 +273,7 @@ impl InputSource {
         match self {
             InputSource::Stdin => Format::Plain,
             InputSource::File(p) => Format::from_path(p),
+            InputSource::Spooled { name, .. } => Format::from_path(Path::new(name)),
         }
     }
 }
@@ -236,6 +283,7 @@ impl fmt::Display for InputSource {
         match self {
             InputSource::Stdin => f.write_str("-"),
             InputSource::File(p) => write!(f, "{}", p.display()),
+            InputSource::Spooled { name, .. } => f.write_str(name),
         }
     }
 }
@@ -325,7 +373,7 @@ fn walk(
 /// Used to recognise an input on resume. Standard input has no stable
 /// content to hash; spool it with [`spool_stdin`] first.
 pub fn fingerprint(source: &InputSource) -> Result<String, IdsError> {
-    let InputSource::File(path) = source else {
+    let Some(path) = source.path() else {
         return Err(IdsError::StdinFingerprint);
     };
     let mut file = File::open(path).map_err(|e| open_error(path, e))?;
@@ -379,12 +427,50 @@ fn open_error(path: &Path, e: io::Error) -> IdsError {
 /// extension, so it reads as plain text unless a format is forced; gzip is
 /// still detected from its content.
 pub fn spool_stdin(dir: &Path) -> io::Result<PathBuf> {
-    spool(io::stdin().lock(), dir)
+    spool(io::stdin().lock(), dir, "stdin")
 }
 
-fn spool(mut input: impl Read, dir: &Path) -> io::Result<PathBuf> {
-    let tmp = dir.join(format!(".stdin-spool-{}.tmp", std::process::id()));
-    let mut file = io::BufWriter::with_capacity(IO_BUFFER_BYTES, File::create(&tmp)?);
+/// Whether `path` can be read only once: it exists and is neither a regular file nor a folder (a
+/// named pipe, `/dev/stdin` or `/dev/fd/N` of a pipe, a character device). Opening such an input
+/// twice (once to fingerprint it, once to read it) would find the data gone the second time, or
+/// wait for a second writer, so it is copied once with [`spool_input`].
+pub fn is_read_once(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| {
+        let t = m.file_type();
+        !t.is_file() && !t.is_dir()
+    })
+}
+
+/// Copies a read-once input (see [`is_read_once`]) into folder `dir`, opening it once and reading it
+/// to its end, and returns [`InputSource::Spooled`] with the copy. The copy is named
+/// `input-<first 16 hex digits of its SHA-256>`, so the same data lands on the same name.
+///
+/// The open of a named pipe waits for a writer and each read for data: a caller that must stay
+/// responsive runs this on a thread of its own (and removes [`spool_tmp`] if it gives up).
+pub fn spool_input(path: &Path, dir: &Path) -> Result<InputSource, IdsError> {
+    let file = File::open(path).map_err(|e| open_error(path, e))?;
+    let copy = spool(file, dir, "input").map_err(|e| IdsError::Read {
+        path: path.display().to_string(),
+        line: 0,
+        source: io::Error::new(e.kind(), format!("copying it into {}: {e}", dir.display())),
+    })?;
+    Ok(InputSource::Spooled {
+        name: path.display().to_string(),
+        path: copy,
+    })
+}
+
+/// The temporary file [`spool_input`] (`prefix` `input`) or [`spool_stdin`] (`stdin`) of this
+/// process writes in `dir` before renaming it (inputs are spooled one at a time).
+pub fn spool_tmp(dir: &Path, prefix: &str) -> PathBuf {
+    dir.join(format!(".{prefix}-spool-{}.tmp", std::process::id()))
+}
+
+fn spool(mut input: impl Read, dir: &Path, prefix: &str) -> io::Result<PathBuf> {
+    let tmp = spool_tmp(dir, prefix);
+    // Owner-only, like the store: the copy lists a customer's Tweets.
+    let mut file =
+        io::BufWriter::with_capacity(IO_BUFFER_BYTES, crate::fsutil::create_private(&tmp)?);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; IO_BUFFER_BYTES];
     let result = (|| {
@@ -405,7 +491,7 @@ fn spool(mut input: impl Read, dir: &Path) -> io::Result<PathBuf> {
         return Err(e);
     }
     let digest = hex(&hasher.finalize());
-    let dest = dir.join(format!("stdin-{}", &digest[..16]));
+    let dest = dir.join(format!("{prefix}-{}", &digest[..16]));
     fs::rename(&tmp, &dest)?;
     Ok(dest)
 }
@@ -807,9 +893,7 @@ impl Reader {
                                     source: path,
                                     line: at,
                                     content: String::new(),
-                                    reason: format!(
-                                        "truncated or corrupt gzip stream after line {line}"
-                                    ),
+                                    reason: format!("{} after line {line}", reason::GZIP_DAMAGED),
                                 }),
                             }));
                         }
@@ -846,7 +930,9 @@ fn open_active(
     let name = source.display_name();
     let mut raw: Box<dyn Read + Send> = match source {
         InputSource::Stdin => Box::new(io::stdin()),
-        InputSource::File(p) => Box::new(File::open(p).map_err(|e| open_error(p, e))?),
+        InputSource::File(p) | InputSource::Spooled { path: p, .. } => {
+            Box::new(File::open(p).map_err(|e| open_error(p, e))?)
+        }
     };
     let mut magic = [0u8; 2];
     let mut got = 0;
@@ -1046,7 +1132,7 @@ fn read_failure(
                 source: active.name.clone(),
                 line,
                 content: String::new(),
-                reason: format!("truncated or corrupt gzip stream after line {complete_lines}"),
+                reason: format!("{} after line {complete_lines}", reason::GZIP_DAMAGED),
             }),
         }));
     } else {
@@ -3195,6 +3281,7 @@ mod tests {
             .map(|s| match s {
                 InputSource::Stdin => "-".to_string(),
                 InputSource::File(p) => p.strip_prefix(root).unwrap().display().to_string(),
+                InputSource::Spooled { .. } => unreachable!("expand_inputs copies nothing"),
             })
             .collect();
         assert_eq!(
@@ -3349,8 +3436,8 @@ mod tests {
     #[test]
     fn spool_names_file_by_content() {
         let dir = TempDir::new().unwrap();
-        let a = spool(&b"1\n2\n"[..], dir.path()).unwrap();
-        let b = spool(&b"1\n2\n"[..], dir.path()).unwrap();
+        let a = spool(&b"1\n2\n"[..], dir.path(), "stdin").unwrap();
+        let b = spool(&b"1\n2\n"[..], dir.path(), "stdin").unwrap();
         assert_eq!(a, b);
         assert_eq!(fs::read(&a).unwrap(), b"1\n2\n");
         let digest = fingerprint(&InputSource::File(a.clone())).unwrap();
@@ -3359,6 +3446,73 @@ mod tests {
             format!("stdin-{}", &digest[..16])
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn spool_input_reads_once_and_keeps_the_given_name() {
+        let dir = TempDir::new().unwrap();
+        let given = write(
+            dir.path(),
+            "given.csv",
+            b"tweet_id\n1790000000000000001\nx\n",
+        );
+        let spools = dir.path().join("spools");
+        fs::create_dir(&spools).unwrap();
+        let source = spool_input(&given, &spools).unwrap();
+        let InputSource::Spooled { name, path } = &source else {
+            panic!("{source:?}")
+        };
+        assert_eq!(name, &given.display().to_string());
+        assert_eq!(fs::read(path).unwrap(), fs::read(&given).unwrap());
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "owner-only, like the store");
+        }
+        let digest = fingerprint(&source).unwrap();
+        assert_eq!(
+            digest,
+            fingerprint(&InputSource::File(given.clone())).unwrap()
+        );
+        assert_eq!(
+            path.file_name().unwrap().to_str().unwrap(),
+            format!("input-{}", &digest[..16])
+        );
+        // Read from the copy, as CSV (the given name's format), named as given.
+        let items: Vec<Positioned> = Reader::new(vec![source.clone()], ReadOptions::default())
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(items.len(), 2);
+        assert_eq!(rejected(&items[1]).source, given.display().to_string());
+        assert_eq!(
+            fs::read_dir(&spools).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+        let missing = dir.path().join("missing.fifo");
+        let err = spool_input(&missing, &spools).unwrap_err();
+        assert!(err.to_string().contains("missing.fifo"), "{err}");
+    }
+
+    #[test]
+    fn read_once_means_neither_a_regular_file_nor_a_folder() {
+        let dir = TempDir::new().unwrap();
+        assert!(!is_read_once(&write(dir.path(), "f.txt", b"1\n")));
+        assert!(!is_read_once(dir.path()));
+        assert!(!is_read_once(&dir.path().join("missing")));
+        assert!(is_read_once(Path::new("/dev/null")));
+    }
+
+    #[test]
+    fn mostly_rejected_needs_a_majority_and_a_minimum() {
+        let min = JUNK_MIN_REJECTS;
+        assert!(!mostly_rejected(min - 1, min - 1), "below the minimum");
+        assert!(mostly_rejected(min, min));
+        assert!(mostly_rejected(2 * min - 1, min), "more than half");
+        assert!(!mostly_rejected(2 * min, min), "exactly half");
+        assert!(mostly_rejected(385_828, 385_811));
+        assert!(!mostly_rejected(4_000_000, 1_000_000));
+        assert!(!mostly_rejected(0, 0));
     }
 
     #[test]

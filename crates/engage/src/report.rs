@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 
 use crate::outcome::Status;
 use crate::series::Granularity;
-use crate::store::{IngestCounts, StatusCounts, Store, StoreError};
+use crate::store::{IngestCounts, RejectRow, StatusCounts, Store, StoreError};
 use crate::topn::Aggregator;
 
 /// Why a report could not be written.
@@ -76,6 +76,9 @@ pub struct Summary {
     /// Owner accounts whose user context was used for an answered request (contracts bill per
     /// unique owner account and month).
     pub accounts_used: Vec<String>,
+    /// Inputs not read to their end (a truncated or corrupt gzip stream): the reject standing for
+    /// each, which names the input and the last line read. A run with any "finished with problems".
+    pub damaged_inputs: Vec<RejectRow>,
 }
 
 impl Summary {
@@ -123,6 +126,7 @@ impl Summary {
             totals: agg.totals().to_vec(),
             top: (0..metrics.len()).map(|i| agg.top(i)).collect(),
             accounts_used: store.accounts_used()?,
+            damaged_inputs: store.damaged_inputs()?,
         })
     }
 
@@ -154,6 +158,7 @@ impl Summary {
                 "unavailable": self.status.unavailable,
                 "forbidden": self.status.forbidden,
                 "failed": self.status.failed,
+                "damaged_inputs": self.damaged_inputs.len(),
             },
             "totals": totals,
             "top": top,
@@ -180,6 +185,12 @@ impl Summary {
             c.failed,
             if c.pending > 0 { format!(", {} still pending", c.pending) } else { String::new() }
         ));
+        for d in &self.damaged_inputs {
+            s.push_str(&format!(
+                "**Not read to its end:** `{}`: {}; the rest of it was not read.\n\n",
+                d.source, d.reason
+            ));
+        }
         if !self.accounts_used.is_empty() {
             let n = self.accounts_used.len();
             s.push_str(&format!(

@@ -1060,6 +1060,33 @@ impl Store {
         }
         Ok(())
     }
+
+    /// The rejects that stand for an input not read to its end (a truncated or corrupt gzip stream,
+    /// [`crate::ids::reason::GZIP_DAMAGED`]), in input order. They are ordinary reject rows, so
+    /// any store that recorded one (a resume, `engage report`, a store from an earlier engage)
+    /// knows of it.
+    pub fn damaged_inputs(&self) -> Result<Vec<RejectRow>, StoreError> {
+        let prefix = crate::ids::reason::GZIP_DAMAGED;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT source_idx, source, line, content, reason FROM rejects \
+                 WHERE substr(reason, 1, ?2) = ?1 ORDER BY source_idx, line",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![prefix, prefix.len() as i64], |row| {
+                Ok(RejectRow {
+                    source_idx: row.get::<_, i64>(0)? as usize,
+                    source: row.get(1)?,
+                    line: row.get::<_, i64>(2)? as u64,
+                    content: row.get(3)?,
+                    reason: row.get(4)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
 }
 
 /// Adds one window's values of an `ok` ID of a multi-window run, and returns whether they applied

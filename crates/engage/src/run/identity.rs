@@ -2,10 +2,11 @@
 //! result), checked against the store's on a resume, recorded on a fresh store; and the period of a
 //! `/historical` run, resolved once.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use engagement_api::{Endpoint, Window};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use super::ingest::IngestPlan;
 use super::{RunError, RunSpec};
@@ -139,7 +140,7 @@ pub struct Prepared {
 }
 
 /// Fingerprints the inputs, opens the store and checks (or records) the identity and the period.
-pub fn prepare(spec: &RunSpec) -> Result<Prepared, RunError> {
+pub async fn prepare(spec: &RunSpec, cancel: &CancellationToken) -> Result<Prepared, RunError> {
     let started = std::time::Instant::now();
     if !spill_dir(&spec.db).is_dir() {
         return Err(RunError::NoFolder {
@@ -147,7 +148,7 @@ pub fn prepare(spec: &RunSpec) -> Result<Prepared, RunError> {
             path: spec.db.clone(),
         });
     }
-    let sources = resolve_inputs(spec)?;
+    let sources = resolve_inputs(spec, cancel).await?;
     let mut fingerprints = Vec::with_capacity(sources.len());
     for s in &sources {
         fingerprints.push((s.display_name(), ids::fingerprint(s)?));
@@ -207,6 +208,7 @@ pub fn prepare(spec: &RunSpec) -> Result<Prepared, RunError> {
         Some(IngestPlan {
             sources,
             read: spec.read.clone(),
+            accept_rejects: spec.accept_rejects,
             default_account: spec.default_account.clone(),
             spill_dir: spill_dir(&spec.db).to_path_buf(),
         })
@@ -225,19 +227,72 @@ fn spill_dir(db: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// Resolves inputs, spooling stdin next to the store so a resume can check and re-read it.
-fn resolve_inputs(spec: &RunSpec) -> Result<Vec<InputSource>, RunError> {
-    let mut specs = Vec::new();
+/// Resolves inputs. Standard input and every input that can be read only once (a named pipe,
+/// `/dev/stdin`, `<(…)`'s `/dev/fd/N`, a character device: see [`ids::is_read_once`]) are copied next
+/// to the store, each read exactly once, and the copy is what is fingerprinted and read; a resume
+/// reads the input again the same way and compares what it read with the stored fingerprint. `-`
+/// is named by its copy (`stdin-<hash>`, as stores from earlier versions have it), the others by
+/// the path given.
+///
+/// The open of a pipe waits for a writer and its reads for data, however long: each copy runs on a
+/// thread of its own so that a shutdown request ends the wait ([`RunError::InterruptedWaiting`]).
+async fn resolve_inputs(
+    spec: &RunSpec,
+    cancel: &CancellationToken,
+) -> Result<Vec<InputSource>, RunError> {
+    let dir = spill_dir(&spec.db).to_path_buf();
+    let mut sources = Vec::new();
     for s in &spec.inputs {
+        let path = PathBuf::from(s);
         if s == "-" {
-            let p =
-                ids::spool_stdin(spill_dir(&spec.db)).map_err(|e| RunError::Stdin { source: e })?;
-            specs.push(p.to_string_lossy().into_owned());
+            let d = dir.clone();
+            let copy = spool_waiting("standard input", &dir, "stdin", cancel, move || {
+                ids::spool_stdin(&d)
+            })
+            .await?
+            .map_err(|e| RunError::Stdin { source: e })?;
+            sources.extend(ids::expand_inputs(&[copy])?);
+        } else if ids::is_read_once(&path) {
+            let d = dir.clone();
+            let source = spool_waiting(s, &dir, "input", cancel, move || {
+                ids::spool_input(&path, &d)
+            })
+            .await??;
+            sources.push(source);
         } else {
-            specs.push(s.clone());
+            sources.extend(ids::expand_inputs(&[path])?);
         }
     }
-    Ok(ids::expand_inputs(&specs)?)
+    Ok(sources)
+}
+
+/// Runs `copy` (which spools input `name` into `dir`) on a thread of its own and waits for it or
+/// for a shutdown request, whichever comes first. On shutdown the thread is left waiting (the
+/// process is about to exit) and its temporary file is removed.
+async fn spool_waiting<T: Send + 'static>(
+    name: &str,
+    dir: &Path,
+    prefix: &str,
+    cancel: &CancellationToken,
+    copy: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, RunError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("engage-spool".into())
+        .spawn(move || {
+            let _ = tx.send(copy());
+        })
+        .map_err(|e| RunError::Thread {
+            what: format!("read {name}"),
+            source: e,
+        })?;
+    tokio::select! {
+        copied = rx => copied.map_err(|_| RunError::Panicked { stage: "input copy" }),
+        _ = cancel.cancelled() => {
+            let _ = std::fs::remove_file(ids::spool_tmp(dir, prefix));
+            Err(RunError::InterruptedWaiting { input: name.to_string() })
+        }
+    }
 }
 
 /// `start/end` in the API's time format.

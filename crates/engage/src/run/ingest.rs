@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::writer::IngestMsg;
 use super::{tuning, Progress, RunError};
-use crate::ids::{self, InputSource, ReadOptions, Record};
+use crate::ids::{self, IdsError, InputSource, ReadOptions, Record};
 use crate::sorted::{self, Sorter};
 use crate::store::{IngestCounts, RejectRow, INGEST_BLOCK};
 
@@ -24,6 +24,8 @@ pub struct IngestPlan {
     pub sources: Vec<InputSource>,
     /// Format and column options.
     pub read: ReadOptions,
+    /// Read inputs in which next to nothing is a Tweet ID, instead of refusing them.
+    pub accept_rejects: bool,
     /// The owner of IDs without an `account` column value.
     pub default_account: Option<String>,
     /// Where sorted runs are spilled (beside the store: the inputs can be larger than memory).
@@ -65,8 +67,16 @@ fn read_inputs(
     let mut sorter = Sorter::new(&plan.spill_dir, run);
     let mut counts = IngestCounts::default();
     let mut rejects: Vec<RejectRow> = Vec::new();
+    // The input being read, to refuse one in which next to nothing is a Tweet ID once it is read to
+    // its end (before any ID is handed on, so before anything is fetched). Its figures are the
+    // differences of the run's counters, so a line costs one comparison more.
+    let mut file = FileTally::default();
     while let Some(item) = reader.next_record() {
         let p = item?;
+        if p.source_index != file.index {
+            file.check(&counts, plan.accept_rejects)?;
+            file = FileTally::start(p.source_index, &counts);
+        }
         counts.input_lines += 1;
         match p.record {
             Record::Id { id, account } => sorter
@@ -74,6 +84,9 @@ fn read_inputs(
                 .map_err(spill)?,
             Record::Reject(r) => {
                 counts.rejected_lines += 1;
+                if file.first.is_none() {
+                    file.first = Some((r.source.clone(), r.line, r.reason.clone()));
+                }
                 rejects.push(RejectRow {
                     source_idx: p.source_index,
                     source: r.source,
@@ -100,6 +113,7 @@ fn read_inputs(
     progress
         .ingested
         .store(counts.input_lines, Ordering::Relaxed);
+    file.check(&counts, plan.accept_rejects)?;
     if !rejects.is_empty() && !send(IngestMsg::Rejects(rejects)) {
         return Ok(());
     }
@@ -117,4 +131,47 @@ fn read_inputs(
     counts.duplicate_ids = read - merged.unique();
     send(IngestMsg::Done(counts));
     Ok(())
+}
+
+/// One input's figures while it is read (see [`ids::mostly_rejected`]).
+#[derive(Default)]
+struct FileTally {
+    /// Its index in the input list.
+    index: usize,
+    /// The run's counters when its first record came.
+    at_start: IngestCounts,
+    /// Its first reject: (input name, line, reason).
+    first: Option<(String, u64, String)>,
+}
+
+impl FileTally {
+    fn start(index: usize, counts: &IngestCounts) -> FileTally {
+        FileTally {
+            index,
+            at_start: *counts,
+            first: None,
+        }
+    }
+
+    /// Refuses the input, read to its end with the run at `counts`, when next to nothing in it was
+    /// a Tweet ID, unless such inputs are accepted.
+    fn check(&self, counts: &IngestCounts, accept: bool) -> Result<(), RunError> {
+        let lines = counts.input_lines - self.at_start.input_lines;
+        let rejected = counts.rejected_lines - self.at_start.rejected_lines;
+        match &self.first {
+            Some((path, first_line, first_reason))
+                if !accept && ids::mostly_rejected(lines, rejected) =>
+            {
+                Err(IdsError::MostlyRejected {
+                    path: path.clone(),
+                    lines,
+                    rejected,
+                    first_line: *first_line,
+                    first_reason: first_reason.clone(),
+                }
+                .into())
+            }
+            _ => Ok(()),
+        }
+    }
 }

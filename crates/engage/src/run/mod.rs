@@ -89,6 +89,10 @@ pub struct RunSpec {
     pub series: Option<Granularity>,
     /// Send the IDs that ended `failed` in an earlier life once more.
     pub retry_failed: bool,
+    /// Read an input even when next to nothing in it is a Tweet ID (`--accept-rejects`; see
+    /// [`crate::ids::mostly_rejected`]); without it such an input stops the run before anything is
+    /// fetched.
+    pub accept_rejects: bool,
 }
 
 /// Why a command on a run failed. Each variant maps to one documented exit code ([`Self::exit_code`]).
@@ -153,6 +157,22 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// Stopped by a shutdown request while waiting for an input that is read once (a pipe with no
+    /// writer yet, or one that has not finished writing): nothing was recorded.
+    #[error("interrupted while waiting for {input} to be written: nothing was read or fetched; run the same command again")]
+    InterruptedWaiting {
+        /// The input as given.
+        input: String,
+    },
+    /// A thread could not be started.
+    #[error("starting a thread to {what}: {source}")]
+    Thread {
+        /// What the thread was for.
+        what: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The folder a path needs does not exist.
     #[error("{flag} {path}: the folder {} does not exist; create it or choose another path", .path.parent().map_or(String::new(), |p| p.display().to_string()))]
     NoFolder {
@@ -186,6 +206,8 @@ impl RunError {
             RunError::Spill { .. } | RunError::Stdin { .. } | RunError::NoFolder { .. } => {
                 exit::ENVIRONMENT
             }
+            RunError::InterruptedWaiting { .. } => exit::INTERRUPTED,
+            RunError::Thread { .. } => exit::ENVIRONMENT,
             RunError::Panicked { .. } => exit::INTERNAL,
         }
     }
@@ -253,7 +275,7 @@ pub async fn run(
         mut store,
         windows,
         ingest,
-    } = identity::prepare(&spec)?;
+    } = identity::prepare(&spec, &cancel).await?;
     if spec.retry_failed {
         let n = store.retry_failed()?;
         tracing::info!(ids = n, "failed IDs made pending again");

@@ -116,6 +116,7 @@ fn spec(c: &Case, url: &str, db: &str, credentials: Credentials) -> RunSpec {
         period_spec: None,
         series: None,
         retry_failed: false,
+        accept_rejects: false,
     }
 }
 
