@@ -132,6 +132,7 @@ fn made_up_report() -> (Summary, TimeSeries) {
         totals,
         top,
         accounts_used: vec!["brand".into(), "support".into()],
+        ingest_done: true,
     };
     let series = TimeSeries {
         hours: (0..HOURS as i64)

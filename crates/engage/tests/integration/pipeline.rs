@@ -127,6 +127,19 @@ fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
 
+/// `ok + unavailable + forbidden + failed + pending == unique_ids` in a `top.json`.
+fn assert_adds_up(top: &serde_json::Value) {
+    let n = &top["counts"];
+    let sum: u64 = ["ok", "unavailable", "forbidden", "failed", "pending"]
+        .iter()
+        .map(|k| {
+            n[k].as_u64()
+                .unwrap_or_else(|| panic!("no count {k} in {n}"))
+        })
+        .sum();
+    assert_eq!(sum, n["unique_ids"].as_u64().unwrap(), "{n}");
+}
+
 /// Every status in the store, by ID.
 fn statuses(db: &Path) -> BTreeMap<u64, Status> {
     let s = Store::open(db).unwrap();
@@ -473,6 +486,11 @@ mod resume {
         let first = run(sp, progress, rx).await.unwrap();
         stopper.await.unwrap();
         assert!(first.interrupted);
+        // Its report says so, with counts that add up.
+        let partial = read_json(&c.dir.join("parts.db.out/top.json"));
+        assert_eq!(partial["complete"], false, "{partial}");
+        assert_eq!(partial["counts"]["pending"], first.summary.status.pending);
+        assert_adds_up(&partial);
         let done_first = first.summary.status.unique() - first.summary.status.pending;
         assert!(
             done_first >= 1000 && first.summary.status.pending > 0,
