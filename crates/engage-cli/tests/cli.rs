@@ -391,6 +391,77 @@ mod exit_codes {
     }
 
     #[test]
+    fn a_run_prints_a_short_summary_and_the_report_paths_not_the_tables() {
+        let sim = Sim::start(15, &["--deleted", "0.02"]);
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("ids.txt");
+        collection(15, 600, 0, BAD_LINES).write(&input);
+        let out = d.path().join("out");
+        let o = expect_code(
+            run_cmd(&sim.url, &input, &d.path().join("run.db"), &out).args(["--top", "1000"]),
+            0,
+        );
+        let stdout = text(&o.stdout);
+        assert!(!stdout.contains("| rank |"), "tables on stdout:\n{stdout}");
+        assert!(stdout.contains("600 unique IDs"), "{stdout}");
+        let top = read_json(&out.join("top.json"));
+        let metrics = top["top"].as_object().unwrap().len();
+        assert!(
+            stdout.lines().count() <= metrics + 16,
+            "{} lines on stdout for {metrics} metrics:\n{stdout}",
+            stdout.lines().count()
+        );
+        for name in REPORTS {
+            let p = out.join(name);
+            assert!(
+                stdout.lines().any(|l| l.trim() == p.display().to_string()),
+                "{} not listed:\n{stdout}",
+                p.display()
+            );
+        }
+        // The best Tweet of the first metric, with its value.
+        let (m, list) = top["top"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(_, l)| !l.as_array().unwrap().is_empty())
+            .expect("a metric with a top list");
+        let best = &list[0];
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(m.as_str()))
+            .unwrap_or_else(|| panic!("no line for {m}:\n{stdout}"));
+        assert!(
+            line.contains(best["tweet_id"].as_str().unwrap()),
+            "{line} / {best}"
+        );
+    }
+
+    #[test]
+    fn logs_off_a_terminal_have_no_colour_codes() {
+        let sim = Sim::start(16, &[]);
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("ids.txt");
+        collection(16, 50, 0, &[]).write(&input);
+        let o = expect_code(
+            run_cmd(
+                &sim.url,
+                &input,
+                &d.path().join("run.db"),
+                &d.path().join("out"),
+            )
+            .env("RUST_LOG", "engage=info"),
+            0,
+        );
+        let err = text(&o.stderr);
+        assert!(err.contains("INFO"), "logs at info level:\n{err}");
+        assert!(
+            !err.contains('\u{1b}'),
+            "ANSI escape codes in a piped stderr:\n{err:?}"
+        );
+    }
+
+    #[test]
     fn an_unknown_metric_is_bad_usage_naming_the_flag_and_the_allowed_metrics() {
         let d = tempfile::tempdir().unwrap();
         let input = d.path().join("ids.txt");
@@ -449,14 +520,116 @@ mod exit_codes {
         );
         let err = text(&out.stderr);
         assert!(err.contains("example.com"), "{err}");
-        assert!(
-            err.contains("insecure") || err.contains("refusing plain http"),
-            "{err}"
-        );
+        assert!(err.contains("--allow-insecure-http"), "{err}");
         assert!(
             !d.path().join("run.db").exists(),
             "no store for a refused run"
         );
+    }
+
+    /// Runs to the end, or fails after a minute (a refused flag must not start a job that hangs).
+    fn output_within_a_minute(cmd: &mut Command) -> Output {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("engage starts");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().expect("try_wait").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let o = child.wait_with_output().unwrap();
+                panic!(
+                    "{cmd:?} still running after a minute\nstderr:\n{}",
+                    text(&o.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// Exit 2 with `flag` in the message, nothing created in `dir` but what the test put there.
+    fn refused_naming(cmd: &mut Command, flag: &str, dir: &Path) -> String {
+        let before = files_in(dir);
+        let o = output_within_a_minute(cmd);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{cmd:?}\nstderr:\n{err}");
+        assert!(err.contains(flag), "{cmd:?}: {flag} not named:\n{err}");
+        assert_eq!(files_in(dir), before, "{cmd:?} created files");
+        err
+    }
+
+    #[test]
+    fn concurrency_above_the_cap_or_zero_is_refused_naming_the_flag_by_run_and_demo() {
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("ids.txt");
+        collection(13, 10, 0, &[]).write(&input);
+        let (db, out) = (d.path().join("run.db"), d.path().join("out"));
+        for k in ["0", "257", "10000"] {
+            let err = refused_naming(
+                run_cmd("http://127.0.0.1:9", &input, &db, &out).args(["--concurrency", k]),
+                &format!("--concurrency {k}"),
+                d.path(),
+            );
+            assert!(err.contains("256"), "{err}");
+            let err = refused_naming(
+                engage()
+                    .args(["demo", "--ids", "50", "--concurrency", k, "--dir"])
+                    .arg(d.path()),
+                &format!("--concurrency {k}"),
+                d.path(),
+            );
+            assert!(err.contains("256"), "{err}");
+        }
+    }
+
+    #[test]
+    fn days_0_is_refused_naming_the_flag_by_run_and_demo() {
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("ids.txt");
+        collection(14, 10, 0, &[]).write(&input);
+        let (db, out) = (d.path().join("run.db"), d.path().join("out"));
+        let err = refused_naming(
+            run_cmd("http://127.0.0.1:9", &input, &db, &out).args([
+                "--endpoint",
+                "historical",
+                "--days",
+                "0",
+            ]),
+            "--days 0",
+            d.path(),
+        );
+        assert!(!err.contains("--start"), "--start was not given: {err}");
+        refused_naming(
+            engage()
+                .args([
+                    "demo",
+                    "--endpoint",
+                    "historical",
+                    "--ids",
+                    "50",
+                    "--days",
+                    "0",
+                    "--dir",
+                ])
+                .arg(d.path()),
+            "--days 0",
+            d.path(),
+        );
+        // A period before the API's first day names the flag that set it, with its value.
+        let err = refused_naming(
+            run_cmd("http://127.0.0.1:9", &input, &db, &out).args([
+                "--endpoint",
+                "historical",
+                "--days",
+                "100000",
+            ]),
+            "--days 100000",
+            d.path(),
+        );
+        assert!(!err.contains("--start"), "--start was not given: {err}");
     }
 
     #[test]
