@@ -532,9 +532,34 @@ mod resume {
             pending.div_ceil(250),
             "only pending IDs are fetched"
         );
+        let whole = read_json(&c.dir.join("whole.db.out/top.json"));
+        assert_eq!(whole, read_json(&c.dir.join("parts.db.out/top.json")));
+        assert_eq!(whole["complete"], true, "{whole}");
+        assert_eq!(whole["counts"]["pending"], 0, "{whole}");
+        assert_adds_up(&whole);
+    }
+
+    /// A life that finds the ingest finished by an earlier one shows the recorded line count, not 0.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_life_after_the_ingest_shows_the_lines_read() {
+        let s = sim(SimConfig::default()).await;
+        let unique = ids(300, 9);
+        let mut lines: Vec<String> = unique.iter().map(|i| i.to_string()).collect();
+        lines.push("junk".into());
+        let c = case(&lines);
+        go(spec(&c, &s.url(), "run.db", demo_user())).await.unwrap();
+        let progress = Arc::new(Progress::default());
+        let (_tx, rx) = watch::channel(false);
+        run(
+            spec(&c, &s.url(), "run.db", demo_user()),
+            progress.clone(),
+            rx,
+        )
+        .await
+        .unwrap();
         assert_eq!(
-            read_json(&c.dir.join("whole.db.out/top.json")),
-            read_json(&c.dir.join("parts.db.out/top.json"))
+            progress.ingested.load(std::sync::atomic::Ordering::Relaxed),
+            301
         );
     }
 
