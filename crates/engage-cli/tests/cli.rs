@@ -1208,9 +1208,9 @@ mod reports {
     /// completes it and clears what the aborted one left.
     #[test]
     fn a_report_phase_killed_anywhere_leaves_every_file_whole() {
-        let sim = Sim::start(42, &["--latency-ms", "50", "--deleted", "0.01"]);
+        let sim = Sim::start(42, &["--latency-ms", "100", "--deleted", "0.01"]);
         let d = tempfile::tempdir().unwrap();
-        let c = collection(42, 4000, 40, BAD_LINES);
+        let c = collection(42, 6000, 40, BAD_LINES);
         let input = d.path().join("ids.txt");
         c.write(&input);
         let (db, partial_out, final_out) = (
@@ -1234,6 +1234,25 @@ mod reports {
             },
             "partial run",
         );
+        // `engage report` during the run, into the run's own folder: a partial report, and the
+        // run's part files left alone (checked below through the run's own report).
+        expect_code(
+            engage()
+                .arg("report")
+                .arg("--db")
+                .arg(&db)
+                .arg("--out")
+                .arg(&partial_out),
+            0,
+        );
+        let during = read_json(&partial_out.join("top.json"));
+        assert_eq!(during["complete"], false, "{during}");
+        assert!(counts(&during)["pending"] > 0, "{during}");
+        assert_adds_up(&during);
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before the report written during it: too fast for this test"
+        );
         // SAFETY: kill(2) on our own child's pid, which is not reaped yet.
         assert_eq!(
             unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
@@ -1246,6 +1265,26 @@ mod reports {
         assert_eq!(top["complete"], false, "{top}");
         assert!(counts(&top)["pending"] > 0, "{top}");
         assert_adds_up(&top);
+        let n = counts(&top);
+        let ids = |name: &str| -> Vec<u64> {
+            text(&partial[name])
+                .lines()
+                .skip(1)
+                .map(|l| l.split(',').next().unwrap().parse().unwrap())
+                .collect()
+        };
+        let ok = ids("tweets.csv");
+        assert_eq!(ok.len() as u64, n["ok"], "tweets.csv rows");
+        assert!(
+            ok.windows(2).all(|w| w[0] < w[1]),
+            "tweets.csv IDs ascending, once"
+        );
+        let others = ids("outcomes.csv");
+        assert_eq!(
+            others.len() as u64,
+            n["unique_ids"] - n["ok"],
+            "outcomes.csv rows"
+        );
         let md = text(&partial["top.md"]);
         assert!(md.contains("Partial report"), "{md}");
         let html = text(&partial["report.html"]);

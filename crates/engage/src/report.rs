@@ -705,6 +705,19 @@ impl Scan {
     /// Flushes the files and describes the pass so far, for [`Scan::resume`] in a later life.
     pub fn checkpoint(&mut self) -> Result<ScanCheckpoint, ReportError> {
         self.flush_files()?;
+        // On disk as the pass goes (this runs beside the fetch), so that publishing the report
+        // at the end waits only for the rows written since, not for the whole file.
+        self.tweets
+            .1
+            .get_ref()
+            .sync_data()
+            .map_err(io(&self.tweets.0))?;
+        self.outcomes
+            .1
+            .get_ref()
+            .get_ref()
+            .sync_data()
+            .map_err(io(&self.outcomes.0))?;
         let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).map_err(io(p));
         let (totals, tweets, tops) = self.pass.agg.parts();
         let s = self.pass.status;
