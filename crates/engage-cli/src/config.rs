@@ -12,12 +12,35 @@ use engage::route::Routes;
 use engage::run::RunSpec;
 use engage::series::Granularity;
 use engagement_api::auth::{BearerToken, Credentials, UserCredentials};
-use engagement_api::client::ClientConfig;
+use engagement_api::client::{ClientConfig, ClientError};
+use engagement_api::window::WindowError;
 use engagement_api::{AuthKind, Endpoint, Metric, Window};
 use serde::Deserialize;
 
 /// The real API's host.
 pub const DEFAULT_BASE_URL: &str = "https://data-api.x.com";
+
+/// The most requests in flight. The server's per-minute budget, not the number of open requests,
+/// bounds throughput long before this; the cap keeps sockets, buffered answers and the queues
+/// between the stages (sized from it) bounded when a value is mistyped.
+pub const MAX_CONCURRENCY: usize = 256;
+
+/// Checks a number of requests in flight; `what` names where it came from (`--concurrency`, or
+/// the config file's key).
+pub fn check_concurrency(n: usize, what: &str) -> Result<usize> {
+    if !(1..=MAX_CONCURRENCY).contains(&n) {
+        bail!("{what} {n}: requests in flight must be between 1 and {MAX_CONCURRENCY}");
+    }
+    Ok(n)
+}
+
+/// Checks `--days`: a period of no days is empty.
+pub fn check_days(days: u32) -> Result<()> {
+    if days == 0 {
+        bail!("--days 0: the period must be at least 1 day");
+    }
+    Ok(())
+}
 
 /// The `--config` file.
 #[derive(Debug, Default, Deserialize)]
@@ -259,7 +282,7 @@ pub struct RunArgs {
     /// Metrics, comma-separated [default: every metric the endpoint and auth allow].
     #[arg(long, value_delimiter = ',')]
     pub metrics: Option<Vec<String>>,
-    /// Requests in flight [default: 8].
+    /// Requests in flight, 1 to 256 [default: 8].
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// Local budget: at most this many requests per --window-secs (your contract's per-minute limit).
@@ -332,6 +355,30 @@ pub fn expand_date(p: &Path) -> PathBuf {
     let d = time::OffsetDateTime::now_utc().date();
     let date = format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day());
     PathBuf::from(s.replace("{date}", &date))
+}
+
+/// The flags, with their values, that set the part of the `/historical` period `e` is about.
+fn period_flags(args: &RunArgs, e: &WindowError) -> String {
+    let start = args.start.as_ref().map(|v| format!("--start {v}"));
+    let end = args.end.as_ref().map(|v| format!("--end {v}"));
+    let days = match args.days {
+        Some(d) => format!("--days {d}"),
+        None => "--days 28 (the default)".to_string(),
+    };
+    let named: Vec<String> = match e {
+        WindowError::InFuture(_) => end.into_iter().collect(),
+        // The start came from --start, else from --days (before --end or now).
+        WindowError::TooEarly(_) => vec![start.unwrap_or(days)],
+        _ => [start, end, args.days.map(|d| format!("--days {d}"))]
+            .into_iter()
+            .flatten()
+            .collect(),
+    };
+    if named.is_empty() {
+        "--start/--end/--days".to_string()
+    } else {
+        named.join(" ")
+    }
 }
 
 /// Validates the flags against the file and environment into a runnable spec.
@@ -436,8 +483,11 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
             if s.is_some() && args.days.is_some() {
                 bail!("--days and --start both set the start; give one");
             }
+            if let Some(d) = args.days {
+                check_days(d)?;
+            }
             let w: Window = engagement_api::window::resolve_period(s, e, args.days, now)
-                .map_err(|e| anyhow::anyhow!("--start/--end/--days: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("{}: {e}", period_flags(args, &e)))?;
             let spec = match (&args.start, &args.end, args.days) {
                 (None, None, days) => format!("days={}", days.unwrap_or(28)),
                 (None, Some(e), days) => format!("days={}..{e}", days.unwrap_or(28)),
@@ -461,15 +511,31 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
         (Endpoint::Hr28, None) => Some(Granularity::Hour),
         (_, None) => Some(Granularity::Day),
     };
-    let base_url = args
-        .base_url
-        .clone()
-        .or(file.base_url.clone())
-        .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
-    let concurrency = args.concurrency.or(file.concurrency).unwrap_or(8);
-    if concurrency == 0 {
-        bail!("--concurrency must be at least 1");
-    }
+    let (base_url, url_from) = match (&args.base_url, &file.base_url) {
+        (Some(u), _) => (u.clone(), "--base-url".to_string()),
+        (None, Some(u)) => (
+            u.clone(),
+            format!("config file {}: base_url", path.display()),
+        ),
+        (None, None) => (DEFAULT_BASE_URL.to_string(), "--base-url".to_string()),
+    };
+    // Checked here, before anything is created, so that the error can name the flags.
+    engagement_api::client::check_base_url(&base_url, args.allow_insecure_http).map_err(
+        |e| match e {
+            ClientError::InsecureHttp(_) => anyhow::anyhow!(
+                "{url_from} {base_url}: refusing plain http to a host that is not loopback; \
+                 add --allow-insecure-http to allow it (never with real credentials)"
+            ),
+            other => anyhow::anyhow!("{url_from}: {other}"),
+        },
+    )?;
+    let concurrency = match (args.concurrency, file.concurrency) {
+        (Some(n), _) => check_concurrency(n, "--concurrency")?,
+        (None, Some(n)) => {
+            check_concurrency(n, &format!("config file {}: concurrency", path.display()))?
+        }
+        (None, None) => 8,
+    };
     let window_secs = args.window_secs.or(file.window_secs).unwrap_or(60);
     if window_secs == 0 {
         bail!("--window-secs must be at least 1");

@@ -36,7 +36,7 @@ pub struct DemoArgs {
     /// Folder for the input, the store and the reports [default: a new temporary folder, kept].
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Requests in flight.
+    /// Requests in flight (1 to 256).
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
     /// Seed of the generated collection and of the simulator.
@@ -91,6 +91,18 @@ pub async fn run(args: DemoArgs) -> u8 {
             return exit::USAGE;
         }
     };
+    // Validated as `engage run` validates them, before anything is created.
+    let checked =
+        crate::config::check_concurrency(args.concurrency, "--concurrency").and_then(|_| {
+            match endpoint {
+                Endpoint::Historical => crate::config::check_days(args.days),
+                _ => Ok(()),
+            }
+        });
+    if let Err(e) = checked {
+        eprintln!("error: {e:#}");
+        return exit::USAGE;
+    }
     let now = time::OffsetDateTime::now_utc();
     let (ids, id_days, period, series) = match endpoint {
         Endpoint::Totals => (args.ids.unwrap_or(100_000), 60, None, None),
@@ -105,7 +117,7 @@ pub async fn run(args: DemoArgs) -> u8 {
                     Some(Granularity::Day),
                 ),
                 Err(e) => {
-                    eprintln!("error: --days: {e}");
+                    eprintln!("error: --days {}: {e}", args.days);
                     return exit::USAGE;
                 }
             }
@@ -196,7 +208,7 @@ pub async fn run(args: DemoArgs) -> u8 {
         accept_rejects: false,
     };
     let started = std::time::Instant::now();
-    let code = crate::run_job(spec, true).await;
+    let code = crate::run_job(spec).await;
     eprintln!(
         "demo finished in {:.1} s; store {}, reports in {}",
         started.elapsed().as_secs_f64(),

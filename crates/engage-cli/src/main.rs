@@ -56,11 +56,14 @@ enum Command {
 }
 
 fn init_logging() {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal: in a log file they are escape-code noise.
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
@@ -80,7 +83,7 @@ fn main() -> ExitCode {
     let code = rt.block_on(async move {
         match cli.command {
             Command::Run(args) => match config::build(&args) {
-                Ok(spec) => run_job(spec, true).await,
+                Ok(spec) => run_job(spec).await,
                 Err(e) => {
                     eprintln!("error: {e:#}");
                     exit::USAGE
@@ -127,8 +130,9 @@ fn shutdown_signal() -> std::io::Result<CancellationToken> {
     Ok(token)
 }
 
-/// Runs a job with progress display; prints the top tables when `print_tables`.
-pub async fn run_job(spec: engage::run::RunSpec, print_tables: bool) -> u8 {
+/// Runs a job with progress display; then prints a short overview and the report files on stdout
+/// (the tables are in the files: with a large `--top` they would flood the terminal).
+pub async fn run_job(spec: engage::run::RunSpec) -> u8 {
     let progress = Arc::new(Progress::default());
     let cancel = match shutdown_signal() {
         Ok(token) => token,
@@ -142,8 +146,10 @@ pub async fn run_job(spec: engage::run::RunSpec, print_tables: bool) -> u8 {
     display.finish();
     match result {
         Ok(outcome) => {
-            if print_tables {
-                println!("{}", outcome.summary.to_markdown());
+            println!("{}", outcome.summary.overview());
+            println!("reports:");
+            for f in &outcome.files {
+                println!("  {}", f.display());
             }
             let c = &outcome.summary.status;
             eprintln!(
@@ -249,6 +255,10 @@ fn report_cmd(db: PathBuf, out: Option<PathBuf>) -> u8 {
                 println!("forbidden: {}", c.forbidden);
                 println!("failed:    {}", c.failed);
                 println!("pending:   {}", c.pending);
+                println!(
+                    "complete:  {}",
+                    if summary.complete() { "yes" } else { "no" }
+                );
             }
         }
         Ok(())

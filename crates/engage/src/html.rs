@@ -333,6 +333,7 @@ h1{margin:4px 0 8px;font-size:28px;line-height:1.2;letter-spacing:-.01em}
 .badge{display:inline-block;font-size:15px;font-weight:600;color:var(--accent-d);background:#e6f3fd;border:1px solid #cde6fa;border-radius:999px;padding:2px 11px;vertical-align:4px;margin-left:8px}
 .meta{margin:0;color:var(--muted);display:flex;flex-wrap:wrap;gap:4px 18px}
 .meta b{color:var(--ink);font-weight:600}
+.badge.partial{color:#6b4b00;background:#fff7e6;border-color:#f5d48a}
 .warn{background:#fff7e6;border:1px solid #f5d48a;color:#6b4b00;border-radius:10px;padding:10px 14px;margin:0 0 20px}
 .toolbar{position:sticky;top:0;z-index:2;display:flex;align-items:center;gap:12px;padding:10px 0;margin:-10px 0 10px;background:var(--bg)}
 .toolbar a{margin-left:auto;font-size:14px}
@@ -410,7 +411,8 @@ fn head(out: &mut String, s: &Summary) {
          <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; \
          script-src 'unsafe-inline'; base-uri 'none'; form-action 'none'\">\n\
          <meta name=\"color-scheme\" content=\"light\">\n\
-         <title>Top {} per metric — /{} — engage report</title>\n",
+         <title>{}Top {} per metric — /{} — engage report</title>\n",
+        if s.complete() { "" } else { "Partial: " },
         s.top_n,
         escape(s.endpoint.as_str())
     );
@@ -432,11 +434,16 @@ fn page_header(
         out,
         "<header class=\"page\"><div class=\"wrap\">\
          <p class=\"eyebrow\">engage · X Enterprise Engagement API</p>\
-         <h1>Top {} per metric<span class=\"badge mono\">/{}</span></h1>\
+         <h1>Top {} per metric<span class=\"badge mono\">/{}</span>{}</h1>\
          <p class=\"meta\"><span>Generated <time datetime=\"{}\"><b>{}</b></time></span>\
          <span><b>{}</b> unique Tweet IDs</span><span><b>{}</b> metric{}</span>",
         s.top_n,
         escape(s.endpoint.as_str()),
+        if s.complete() {
+            ""
+        } else {
+            "<span class=\"badge partial\">partial</span>"
+        },
         machine_time(generated_at),
         stamp(generated_at),
         num(s.status.unique()),
@@ -482,13 +489,12 @@ fn outcome_kinds(c: &StatusCounts) -> [(&'static str, u64, &'static str); 5] {
 fn outcomes(out: &mut String, s: &Summary) {
     let c = &s.status;
     let unique = c.unique();
-    if c.pending > 0 {
+    if let Some(what) = s.unfinished() {
         w!(
             out,
-            "<p class=\"warn\"><b>Run not finished:</b> {} of {} IDs are still pending; \
+            "<p class=\"warn\"><b>Partial report:</b> the run is not finished: {}; \
              the numbers below cover the Tweets fetched so far.</p>\n",
-            num(c.pending),
-            num(unique)
+            escape(&what)
         );
     }
     for d in &s.damaged_inputs {
@@ -1321,6 +1327,7 @@ mod tests {
                 .collect(),
             top,
             accounts_used: vec!["brand".into()],
+            ingest_done: true,
         }
     }
 
@@ -1548,6 +1555,35 @@ mod tests {
             assert!(html.contains(&format!("href=\"https://x.com/i/web/status/{id}\" target")));
         }
         assert_self_contained(&html);
+    }
+
+    #[test]
+    fn a_partial_report_says_so_in_the_title_the_header_and_the_outcomes() {
+        let metrics = [Metric::Favorites];
+        let whole = summary(Endpoint::Totals, &metrics, 3);
+        let html = render(&whole, None, NOW);
+        assert!(
+            !html.contains(">partial<") && !html.contains("Partial"),
+            "a complete report is not partial"
+        );
+        let mut pending = whole.clone();
+        pending.status.pending = 1_500;
+        let mut unread = whole.clone();
+        unread.ingest_done = false;
+        for (s, what) in [
+            (&pending, "1500 of 13800 IDs are still pending"),
+            (&unread, "the inputs have not been read to the end"),
+        ] {
+            let html = render(s, None, NOW);
+            assert!(html.contains("<title>Partial: Top 3"), "{html}");
+            assert_eq!(
+                count(&html, "<span class=\"badge partial\">partial</span>"),
+                1
+            );
+            assert!(html.contains(&format!(
+                "<b>Partial report:</b> the run is not finished: {what};"
+            )));
+        }
     }
 
     #[test]

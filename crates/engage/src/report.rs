@@ -1,10 +1,20 @@
-//! Reports: `top.json`, `top.md`, `top.csv`, `tweets.csv` and `rejects.csv`, all regenerated from the
-//! store, so `engage report` after any number of resumes writes exactly what an uninterrupted run writes.
+//! Reports: `top.json`, `top.md`, `top.csv`, `tweets.csv`, `outcomes.csv`, `rejects.csv`,
+//! `report.html` and, for time series, `series.csv` and `hourly.csv`, all regenerated from the store,
+//! so `engage report` after any number of resumes writes exactly what an uninterrupted run writes.
 //!
 //! `top.json` is a contract with downstream tools; its shape is fixed:
-//! `{"endpoint", "top_n", "counts": {...}, "totals": {"<metric>": n}, "top": {"<metric>": [{"tweet_id": "<id>", "value": n}]}}`
-//! with `ok + unavailable + forbidden + failed == unique_ids`, a key in `top` for every metric of the run,
-//! lists sorted by value descending then Tweet ID ascending, zero values left out.
+//! `{"endpoint", "top_n", "complete", "counts": {...}, "totals": {"<metric>": n}, "top": {"<metric>": [{"tweet_id": "<id>", "value": n}]}}`
+//! with `ok + unavailable + forbidden + failed + pending == unique_ids`, a key in `top` for every
+//! metric of the run, lists sorted by value descending then Tweet ID ascending, zero values left out.
+//! `complete` is true when every ID has an outcome and the inputs were read to the end.
+//!
+//! Publication: every file of a report is written under a temporary name in the report folder,
+//! flushed to disk, and renamed into place only once all of them are whole, `top.json` last. A
+//! report phase killed at any point leaves each final name holding either the previous report's file
+//! or the new one's, never a cut one; a new `top.json` means the files beside it are new too. The
+//! temporary names are `.engage-<pid>-<file>.tmp` (the outcome pass of a run uses
+//! `.tweets.csv.part` and `.outcomes.csv.part`, which a resumed life goes on with); what a killed
+//! process left is removed by the next report written into the folder.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -79,6 +89,8 @@ pub struct Summary {
     /// Inputs not read to their end (a truncated or corrupt gzip stream): the reject standing for
     /// each, which names the input and the last line read. A run with any "finished with problems".
     pub damaged_inputs: Vec<RejectRow>,
+    /// The inputs were read to the end (the line counters are known).
+    pub ingest_done: bool,
 }
 
 impl Summary {
@@ -116,7 +128,7 @@ impl Summary {
         agg: &Aggregator,
         status: StatusCounts,
     ) -> Result<Summary, StoreError> {
-        let (_, ingest) = store.ingest_state()?;
+        let (ingest_done, ingest) = store.ingest_state()?;
         Ok(Summary {
             endpoint,
             top_n,
@@ -127,7 +139,85 @@ impl Summary {
             top: (0..metrics.len()).map(|i| agg.top(i)).collect(),
             accounts_used: store.accounts_used()?,
             damaged_inputs: store.damaged_inputs()?,
+            ingest_done,
         })
+    }
+
+    /// Every ID has an outcome and the inputs were read to the end: the report is final.
+    pub fn complete(&self) -> bool {
+        self.ingest_done && self.status.pending == 0
+    }
+
+    /// What is missing from a partial report (`None` when complete), as a phrase.
+    pub fn unfinished(&self) -> Option<String> {
+        let mut what = Vec::new();
+        if self.status.pending > 0 {
+            what.push(format!(
+                "{} of {} IDs are still pending",
+                self.status.pending,
+                self.status.unique()
+            ));
+        }
+        if !self.ingest_done {
+            what.push("the inputs have not been read to the end".to_string());
+        }
+        (!what.is_empty()).then(|| what.join(" and "))
+    }
+
+    /// The counts as one sentence.
+    fn counts_sentence(&self) -> String {
+        let c = &self.status;
+        format!(
+            "{} unique IDs from {} input lines ({} rejected, {} duplicates): {} ok, {} unavailable, {} forbidden, {} failed{}.",
+            c.unique(),
+            self.ingest.input_lines,
+            self.ingest.rejected_lines,
+            self.ingest.duplicate_ids,
+            c.ok,
+            c.unavailable,
+            c.forbidden,
+            c.failed,
+            if c.pending > 0 { format!(", {} still pending", c.pending) } else { String::new() }
+        )
+    }
+
+    /// A few lines for the terminal: the counts, and per metric its total and best Tweet. Its length
+    /// does not grow with N (the tables are in the files).
+    pub fn overview(&self) -> String {
+        let mut s = format!(
+            "Top {} per metric — /{}{}\n{}\n",
+            self.top_n,
+            self.endpoint,
+            if self.complete() {
+                ""
+            } else {
+                " (partial report)"
+            },
+            self.counts_sentence()
+        );
+        let width = self
+            .metrics
+            .iter()
+            .map(|m| m.as_str().len())
+            .chain(["metric".len()])
+            .max()
+            .unwrap_or(0);
+        s.push_str(&format!(
+            "\n{:width$}  {:>15}  best Tweet\n",
+            "metric", "total"
+        ));
+        for (i, m) in self.metrics.iter().enumerate() {
+            let best = match self.top[i].first() {
+                Some((id, v)) => format!("{id} ({v})"),
+                None => "-".to_string(),
+            };
+            s.push_str(&format!(
+                "{:width$}  {:>15}  {best}\n",
+                m.as_str(),
+                self.totals[i]
+            ));
+        }
+        s
     }
 
     /// The `top.json` value.
@@ -149,6 +239,7 @@ impl Summary {
         json!({
             "endpoint": self.endpoint.as_str(),
             "top_n": self.top_n,
+            "complete": self.complete(),
             "counts": {
                 "input_lines": self.ingest.input_lines,
                 "rejected_lines": self.ingest.rejected_lines,
@@ -158,6 +249,7 @@ impl Summary {
                 "unavailable": self.status.unavailable,
                 "forbidden": self.status.forbidden,
                 "failed": self.status.failed,
+                "pending": self.status.pending,
                 "damaged_inputs": self.damaged_inputs.len(),
             },
             "totals": totals,
@@ -168,23 +260,18 @@ impl Summary {
     /// The Markdown report (also what the terminal shows).
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
-        let c = &self.status;
         s.push_str(&format!(
             "# Top {} per metric — /{}\n\n",
             self.top_n, self.endpoint
         ));
-        s.push_str(&format!(
-            "{} unique IDs from {} input lines ({} rejected, {} duplicates): {} ok, {} unavailable, {} forbidden, {} failed{}.\n\n",
-            c.unique(),
-            self.ingest.input_lines,
-            self.ingest.rejected_lines,
-            self.ingest.duplicate_ids,
-            c.ok,
-            c.unavailable,
-            c.forbidden,
-            c.failed,
-            if c.pending > 0 { format!(", {} still pending", c.pending) } else { String::new() }
-        ));
+        if let Some(what) = self.unfinished() {
+            s.push_str(&format!(
+                "**Partial report:** the run is not finished: {what}. The numbers cover the IDs \
+                 fetched so far.\n\n"
+            ));
+        }
+        s.push_str(&self.counts_sentence());
+        s.push_str("\n\n");
         for d in &self.damaged_inputs {
             s.push_str(&format!(
                 "**Not read to its end:** `{}`: {}; the rest of it was not read.\n\n",
@@ -222,11 +309,119 @@ impl Summary {
 }
 
 fn create(path: &Path) -> Result<BufWriter<File>, ReportError> {
-    let f = crate::fsutil::create_private(path).map_err(|source| ReportError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let f = crate::fsutil::create_report(path).map_err(io(path))?;
     Ok(BufWriter::new(f))
+}
+
+/// Flushes a file written in one go and makes it durable, so that once renamed its final name
+/// cannot be found short after a crash of the machine.
+fn finish(w: BufWriter<File>, path: &Path) -> Result<(), ReportError> {
+    crate::failpoint::hit("report-write");
+    let f = w.into_inner().map_err(|e| io(path)(e.into_error()))?;
+    f.sync_all().map_err(io(path))
+}
+
+/// Starts the temporary names of this process's report files (see the module notes).
+const STAGING_PREFIX: &str = ".engage-";
+
+/// The temporary name of report file `name` written by this process.
+fn staging_name(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{STAGING_PREFIX}{}-{name}.tmp", std::process::id()))
+}
+
+/// Removes the temporary files that report writers killed in `dir` left behind: those named for a
+/// process that no longer exists. Only where `/proc` tells (Linux); elsewhere they stay, hidden.
+fn sweep_stale(dir: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let me = std::process::id();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name
+            .to_str()
+            .filter(|n| n.ends_with(".tmp"))
+            .and_then(|n| n.strip_prefix(STAGING_PREFIX))
+        else {
+            continue;
+        };
+        let Some(pid) = rest
+            .split_once('-')
+            .and_then(|(p, _)| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != me && !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// The files of one report, each written whole under a temporary name in the report folder and
+/// renamed into place together by [`Staging::publish`]. Dropped unpublished (an error on the way),
+/// it removes the temporary files it created.
+struct Staging {
+    dir: PathBuf,
+    /// (temporary name, final name, created here) in the order the report lists them.
+    files: Vec<(PathBuf, PathBuf, bool)>,
+}
+
+impl Staging {
+    fn new(dir: &Path) -> Staging {
+        Staging {
+            dir: dir.to_path_buf(),
+            files: Vec::new(),
+        }
+    }
+
+    /// A new temporary file for the report file `name`.
+    fn create(&mut self, name: &str) -> Result<(PathBuf, BufWriter<File>), ReportError> {
+        let tmp = staging_name(&self.dir, name);
+        let w = create(&tmp)?;
+        self.files.push((tmp.clone(), self.dir.join(name), true));
+        Ok((tmp, w))
+    }
+
+    /// A file written elsewhere (the outcome pass's), whole and durable, for the report file `name`.
+    fn adopt(&mut self, tmp: PathBuf, name: &str) {
+        self.files.push((tmp, self.dir.join(name), false));
+    }
+
+    /// Renames every file into place, `top.json` last, then makes the renames durable. Returns the
+    /// final names in report order.
+    fn publish(mut self) -> Result<Vec<PathBuf>, ReportError> {
+        let files = std::mem::take(&mut self.files);
+        let mut order: Vec<usize> = (0..files.len()).collect();
+        // Stable: the others keep their order.
+        order.sort_by_key(|&i| files[i].1.file_name() == Some("top.json".as_ref()));
+        for (k, &i) in order.iter().enumerate() {
+            let (tmp, to, _) = &files[i];
+            crate::failpoint::hit("report-publish");
+            if let Err(e) = std::fs::rename(tmp, to) {
+                for &j in &order[k..] {
+                    if files[j].2 {
+                        let _ = std::fs::remove_file(&files[j].0);
+                    }
+                }
+                return Err(io(to)(e));
+            }
+        }
+        crate::fsutil::sync_dir(&self.dir).map_err(io(&self.dir))?;
+        Ok(files.into_iter().map(|(_, to, _)| to).collect())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        for (tmp, _, created) in &self.files {
+            if *created {
+                let _ = std::fs::remove_file(tmp);
+            }
+        }
+    }
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> ReportError + '_ {
@@ -320,11 +515,20 @@ pub fn write_reports(
     top_n: usize,
     series: Option<Granularity>,
 ) -> Result<(Summary, Vec<PathBuf>), ReportError> {
-    let started = Scan::start(dir, metrics, top_n)?;
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    sweep_stale(dir);
+    // Under this process's own names: a run writing its pass into the same folder is not disturbed.
+    let started = Scan::begin(
+        dir,
+        metrics,
+        top_n,
+        staging_name(dir, "tweets.csv.pass"),
+        staging_name(dir, "outcomes.csv.pass"),
+    )?;
     finish_reports(started, store, endpoint, series, SPLIT_AT)
 }
 
-/// Finishes a report whose pass has covered the IDs below `scan.upto()`.
+/// Finishes a report whose pass has covered the IDs below `scan.upto()`, and publishes it.
 pub fn finish_reports(
     mut scan: Scan,
     store: &Store,
@@ -334,6 +538,7 @@ pub fn finish_reports(
 ) -> Result<(Summary, Vec<PathBuf>), ReportError> {
     let t = std::time::Instant::now();
     let dir = scan.dir.clone();
+    sweep_stale(&dir);
     let (metrics, top_n) = (scan.metrics.clone(), scan.top_n);
     let unique = store.unique_count()?;
     let left = store.unique_count_from(scan.upto)?;
@@ -358,23 +563,18 @@ pub fn finish_reports(
     }
     tracing::debug!(elapsed = ?t.elapsed(), "report: outcomes scanned");
     let (tweets, outcomes, mut pass) = scan.close()?;
-    // Pending IDs have no outcome row: when there are any (an interrupted run), outcomes.csv is
-    // written again by a walk over every ID, to list them too.
     let pending = unique.saturating_sub(pass.status.unique());
     pass.status.pending = pending;
-    if pending > 0 {
-        write_csv(&outcomes, &["tweet_id", "outcome", "note"], |row| {
-            store.for_each_not_ok(|id, status, note| {
-                row(&[&id.to_string(), status.as_str(), note.unwrap_or("")])
-            })
-        })?;
-    }
     let summary =
         Summary::from_aggregator(store, endpoint, &metrics, top_n, &pass.agg, pass.status)?;
-    let mut written = write_all(&dir, &summary, store, series)?;
+    let mut staging = Staging::new(&dir);
+    write_all(&mut staging, &summary, store, series, tweets, &outcomes)?;
+    let written = staging.publish()?;
+    if pending > 0 {
+        // Replaced by the walk over every ID in `write_all`.
+        let _ = std::fs::remove_file(&outcomes);
+    }
     tracing::debug!(elapsed = ?t.elapsed(), "report: all written");
-    written.insert(3, tweets);
-    written.insert(4, outcomes);
     Ok((summary, written))
 }
 
@@ -439,10 +639,28 @@ pub struct Scan {
 }
 
 impl Scan {
-    /// A pass from the first ID, with the files' headers written.
+    /// A pass from the first ID, with the files' headers written, into the part files a resumed
+    /// life goes on with ([`Scan::resume`]).
     pub fn start(dir: &Path, metrics: &[Metric], top_n: usize) -> Result<Scan, ReportError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let mut p = Scan::open(dir, metrics, top_n, 0, "")?;
+        Scan::begin(
+            dir,
+            metrics,
+            top_n,
+            dir.join(PART_TWEETS),
+            dir.join(PART_OUTCOMES),
+        )
+    }
+
+    /// A pass from the first ID into the files `tweets` and `outcomes`, with their headers written.
+    fn begin(
+        dir: &Path,
+        metrics: &[Metric],
+        top_n: usize,
+        tweets: PathBuf,
+        outcomes: PathBuf,
+    ) -> Result<Scan, ReportError> {
+        let mut p = Scan::open(dir, metrics, top_n, 0, tweets, outcomes)?;
         let mut header = String::from("tweet_id");
         for m in metrics {
             header.push(',');
@@ -467,7 +685,14 @@ impl Scan {
         top_n: usize,
         from: u64,
     ) -> Result<Scan, ReportError> {
-        Scan::open(dir, metrics, top_n, from, ".2")
+        Scan::open(
+            dir,
+            metrics,
+            top_n,
+            from,
+            staging_name(dir, "tweets.csv.half"),
+            staging_name(dir, "outcomes.csv.half"),
+        )
     }
 
     fn open(
@@ -475,10 +700,9 @@ impl Scan {
         metrics: &[Metric],
         top_n: usize,
         from: u64,
-        tag: &str,
+        tweets: PathBuf,
+        outcomes: PathBuf,
     ) -> Result<Scan, ReportError> {
-        let tweets = dir.join(format!(".tweets.csv{tag}.part"));
-        let outcomes = dir.join(format!(".outcomes.csv{tag}.part"));
         Ok(Scan {
             dir: dir.to_path_buf(),
             metrics: metrics.to_vec(),
@@ -504,6 +728,19 @@ impl Scan {
     /// Flushes the files and describes the pass so far, for [`Scan::resume`] in a later life.
     pub fn checkpoint(&mut self) -> Result<ScanCheckpoint, ReportError> {
         self.flush_files()?;
+        // On disk as the pass goes (this runs beside the fetch), so that publishing the report
+        // at the end waits only for the rows written since, not for the whole file.
+        self.tweets
+            .1
+            .get_ref()
+            .sync_data()
+            .map_err(io(&self.tweets.0))?;
+        self.outcomes
+            .1
+            .get_ref()
+            .get_ref()
+            .sync_data()
+            .map_err(io(&self.outcomes.0))?;
         let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).map_err(io(p));
         let (totals, tweets, tops) = self.pass.agg.parts();
         let s = self.pass.status;
@@ -554,8 +791,8 @@ impl Scan {
             std::io::Seek::seek(&mut f, std::io::SeekFrom::End(0)).ok()?;
             Some(f)
         };
-        let tweets = dir.join(".tweets.csv.part");
-        let outcomes = dir.join(".outcomes.csv.part");
+        let tweets = dir.join(PART_TWEETS);
+        let outcomes = dir.join(PART_OUTCOMES);
         let t = reopen(&tweets, c.tweets_len)?;
         let o = reopen(&outcomes, c.outcomes_len)?;
         let [ok, unavailable, forbidden, failed] = c.counts;
@@ -671,26 +908,47 @@ impl Scan {
         Ok((self.tweets.0, self.outcomes.0, self.pass))
     }
 
-    /// Ends the pass: the files under their final names, and the figures.
+    /// Ends the pass: both files flushed to disk (still under their temporary names), and the
+    /// figures.
     fn close(self) -> Result<(PathBuf, PathBuf, Pass), ReportError> {
-        let dir = self.dir.clone();
-        let (t, o, pass) = self.flush()?;
-        let (tweets, outcomes) = (dir.join("tweets.csv"), dir.join("outcomes.csv"));
-        std::fs::rename(&t, &tweets).map_err(io(&tweets))?;
-        std::fs::rename(&o, &outcomes).map_err(io(&outcomes))?;
-        Ok((tweets, outcomes, pass))
+        crate::failpoint::hit("report-write");
+        let Scan {
+            tweets,
+            outcomes,
+            pass,
+            ..
+        } = self;
+        let t = tweets
+            .1
+            .into_inner()
+            .map_err(|e| io(&tweets.0)(e.into_error()))?;
+        let o = outcomes
+            .1
+            .into_inner()
+            .map_err(|e| io(&outcomes.0)(e.into_error()))?
+            .into_inner()
+            .map_err(|e| io(&outcomes.0)(e.into_error()))?;
+        t.sync_all().map_err(io(&tweets.0))?;
+        o.sync_all().map_err(io(&outcomes.0))?;
+        Ok((tweets.0, outcomes.0, pass))
     }
 }
 
-/// Writes a CSV file: the header, then every row `rows` hands to its callback. The first write
-/// error is kept and returned once the store's iteration ends.
+/// The part files of a run's outcome pass (see [`Scan::resume`]).
+const PART_TWEETS: &str = ".tweets.csv.part";
+const PART_OUTCOMES: &str = ".outcomes.csv.part";
+
+/// Writes the CSV file `name` of a report: the header, then every row `rows` hands to its
+/// callback. The first write error is kept and returned once the store's iteration ends.
 fn write_csv(
-    path: &Path,
+    staging: &mut Staging,
+    name: &str,
     header: &[&str],
     rows: impl FnOnce(&mut dyn FnMut(&[&str])) -> Result<(), StoreError>,
-) -> Result<PathBuf, ReportError> {
-    let mut w = csv::Writer::from_writer(create(path)?);
-    w.write_record(header).map_err(csv_err(path))?;
+) -> Result<(), ReportError> {
+    let (path, w) = staging.create(name)?;
+    let mut w = csv::Writer::from_writer(w);
+    w.write_record(header).map_err(csv_err(&path))?;
     let mut failure = None;
     rows(&mut |rec: &[&str]| {
         if failure.is_none() {
@@ -698,36 +956,37 @@ fn write_csv(
         }
     })?;
     if let Some(e) = failure {
-        return Err(csv_err(path)(e));
+        return Err(csv_err(&path)(e));
     }
-    w.flush().map_err(io(path))?;
-    Ok(path.to_path_buf())
+    let w = w.into_inner().map_err(|e| io(&path)(e.into_error()))?;
+    finish(w, &path)
 }
 
-/// Every output but `tweets.csv`, from a finished summary.
+/// Writes the text file `name` of a report.
+fn write_text(staging: &mut Staging, name: &str, text: &[u8]) -> Result<(), ReportError> {
+    let (path, mut w) = staging.create(name)?;
+    w.write_all(text).map_err(io(&path))?;
+    finish(w, &path)
+}
+
+/// Stages every output from a finished summary, in report order, with the outcome pass's files
+/// (`outcomes` is written again by a walk over every ID when some are pending, to list them too).
 fn write_all(
-    dir: &Path,
+    staging: &mut Staging,
     summary: &Summary,
     store: &Store,
     series: Option<Granularity>,
-) -> Result<Vec<PathBuf>, ReportError> {
-    let mut written = Vec::new();
+    tweets: PathBuf,
+    outcomes: &Path,
+) -> Result<(), ReportError> {
+    let mut json = serde_json::to_vec_pretty(&summary.to_json()).expect("a JSON value serializes");
+    json.push(b'\n');
+    write_text(staging, "top.json", &json)?;
+    write_text(staging, "top.md", summary.to_markdown().as_bytes())?;
 
-    let p = dir.join("top.json");
-    let mut w = create(&p)?;
-    serde_json::to_writer_pretty(&mut w, &summary.to_json()).map_err(|e| io(&p)(e.into()))?;
-    w.write_all(b"\n").and_then(|_| w.flush()).map_err(io(&p))?;
-    written.push(p);
-
-    let p = dir.join("top.md");
-    let mut w = create(&p)?;
-    w.write_all(summary.to_markdown().as_bytes())
-        .and_then(|_| w.flush())
-        .map_err(io(&p))?;
-    written.push(p);
-
-    written.push(write_csv(
-        &dir.join("top.csv"),
+    write_csv(
+        staging,
+        "top.csv",
         &["metric", "rank", "tweet_id", "value", "url"],
         |row| {
             for (m, top) in summary.metrics.iter().zip(&summary.top) {
@@ -744,31 +1003,44 @@ fn write_all(
             }
             Ok(())
         },
-    )?);
+    )?;
 
-    written.push(write_csv(
-        &dir.join("rejects.csv"),
+    staging.adopt(tweets, "tweets.csv");
+    if summary.status.pending > 0 {
+        write_csv(
+            staging,
+            "outcomes.csv",
+            &["tweet_id", "outcome", "note"],
+            |row| {
+                store.for_each_not_ok(|id, status, note| {
+                    row(&[&id.to_string(), status.as_str(), note.unwrap_or("")])
+                })
+            },
+        )?;
+    } else {
+        staging.adopt(outcomes.to_path_buf(), "outcomes.csv");
+    }
+
+    write_csv(
+        staging,
+        "rejects.csv",
         &["source", "line", "content", "reason"],
         |row| {
             store.for_each_reject(|r| row(&[&r.source, &r.line.to_string(), &r.content, &r.reason]))
         },
-    )?);
+    )?;
 
     let ts = match series {
         Some(g) => Some(time_series(summary, store, g)?),
         None => None,
     };
-    let p = dir.join("report.html");
     let html = crate::html::render(summary, ts.as_ref(), time::OffsetDateTime::now_utc());
-    let mut w = create(&p)?;
-    w.write_all(html.as_bytes())
-        .and_then(|_| w.flush())
-        .map_err(io(&p))?;
-    written.push(p);
+    write_text(staging, "report.html", html.as_bytes())?;
 
     if let Some(g) = series {
-        written.push(write_csv(
-            &dir.join("series.csv"),
+        write_csv(
+            staging,
+            "series.csv",
             &["tweet_id", "metric", "bucket", "value"],
             |row| {
                 store.for_each_series(|id, m, bucket, v| {
@@ -780,22 +1052,17 @@ fn write_all(
                     ])
                 })
             },
-        )?);
+        )?;
 
         let hourly = store.hourly_totals()?;
-        written.push(write_csv(
-            &dir.join("hourly.csv"),
-            &["metric", "hour", "value"],
-            |row| {
-                for (m, hour, v) in &hourly {
-                    row(&[m, &format_bucket(*hour, Granularity::Hour), &v.to_string()]);
-                }
-                Ok(())
-            },
-        )?);
+        write_csv(staging, "hourly.csv", &["metric", "hour", "value"], |row| {
+            for (m, hour, v) in &hourly {
+                row(&[m, &format_bucket(*hour, Granularity::Hour), &v.to_string()]);
+            }
+            Ok(())
+        })?;
     }
-
-    Ok(written)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -806,11 +1073,16 @@ mod tests {
     /// A store of `n` IDs: most `ok`, some unavailable or failed with notes that need CSV quoting,
     /// and, when `pending`, every tenth ID without an outcome.
     fn store(dir: &Path, n: u64, pending: bool) -> Store {
+        store_with(dir, n, pending, true)
+    }
+
+    /// [`store`], with the ingest recorded as finished or not.
+    fn store_with(dir: &Path, n: u64, pending: bool, ingest_done: bool) -> Store {
         let mut s = Store::open(&dir.join("run.db")).unwrap();
         let tx = s.ingest_tx().unwrap();
         let ids: Vec<(u64, Option<String>)> = (1..=n).map(|i| (i * 7919, None)).collect();
         tx.insert_ids(&ids).unwrap();
-        tx.commit(Some(IngestCounts::default())).unwrap();
+        tx.commit(ingest_done.then(IngestCounts::default)).unwrap();
         let metrics = [Metric::Favorites, Metric::Retweets];
         let outcomes = ids
             .iter()
@@ -895,6 +1167,34 @@ mod tests {
     }
 
     #[test]
+    fn every_report_says_whether_it_is_complete_and_the_counts_add_up() {
+        let metrics = [Metric::Favorites, Metric::Retweets];
+        for (pending, ingest_done) in [(false, true), (true, true), (false, false)] {
+            let d = tempfile::tempdir().unwrap();
+            let s = store_with(d.path(), 500, pending, ingest_done);
+            let out = d.path().join("out");
+            write_reports(&out, &s, Endpoint::Totals, &metrics, 10, None).unwrap();
+            let complete = !pending && ingest_done;
+            let case = format!("pending {pending}, ingest done {ingest_done}");
+            let json: Value =
+                serde_json::from_slice(&std::fs::read(out.join("top.json")).unwrap()).unwrap();
+            assert_eq!(json["complete"], complete, "{case}: {json}");
+            let n = &json["counts"];
+            assert_eq!(n["pending"], if pending { 50 } else { 0 }, "{case}: {n}");
+            let sum: u64 = ["ok", "unavailable", "forbidden", "failed", "pending"]
+                .iter()
+                .map(|k| n[k].as_u64().unwrap_or(u64::MAX / 8))
+                .sum();
+            assert_eq!(sum, 500, "{case}: {n}");
+            assert_eq!(n["unique_ids"], 500, "{case}: {n}");
+            let md = std::fs::read_to_string(out.join("top.md")).unwrap();
+            assert_eq!(md.contains("Partial report"), !complete, "{case}:\n{md}");
+            let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+            assert_eq!(html.contains(">partial<"), !complete, "{case}");
+        }
+    }
+
+    #[test]
     fn two_halves_write_exactly_what_one_pass_writes() {
         let metrics = [Metric::Favorites, Metric::Retweets];
         for pending in [false, true] {
@@ -930,7 +1230,7 @@ mod tests {
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                 .collect();
-            assert!(!names.iter().any(|n| n.ends_with(".part")), "{names:?}");
+            assert!(!names.iter().any(|n| n.starts_with('.')), "{names:?}");
             assert!(names.iter().any(|n| n == "tweets.csv"), "{names:?}");
             let tweets = std::fs::read_to_string(one.join("tweets.csv")).unwrap();
             assert_eq!(tweets.lines().count() as u64, 1 + a.status.ok);

@@ -181,7 +181,8 @@ impl Client {
 
 /// Checks and normalises a base URL: https anywhere, http only to loopback unless allowed, no
 /// query, fragment or user info (the URL appears in error texts and must not carry secrets).
-fn check_base_url(raw: &str, allow_insecure_http: bool) -> Result<String, ClientError> {
+/// [`Client::new`] applies it; a caller validating its configuration up front can too.
+pub fn check_base_url(raw: &str, allow_insecure_http: bool) -> Result<String, ClientError> {
     let bad = |reason: &str| ClientError::BadUrl {
         url: raw.to_string(),
         reason: reason.to_string(),

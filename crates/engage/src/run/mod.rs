@@ -281,6 +281,12 @@ pub async fn run(
         tracing::info!(ids = n, "failed IDs made pending again");
     }
     let (unique, pending) = store.unique_and_pending()?;
+    if let (true, counts) = store.ingest_state()? {
+        // Read by an earlier life: shown as read, not as 0.
+        progress
+            .ingested
+            .store(counts.input_lines, Ordering::Relaxed);
+    }
     progress.total.store(unique, Ordering::Relaxed);
     progress.resolved.store(unique - pending, Ordering::Relaxed);
 

@@ -133,6 +133,7 @@ fn made_up_report() -> (Summary, TimeSeries) {
         top,
         accounts_used: vec!["brand".into(), "support".into()],
         damaged_inputs: Vec::new(),
+        ingest_done: true,
     };
     let series = TimeSeries {
         hours: (0..HOURS as i64)

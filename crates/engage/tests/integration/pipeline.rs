@@ -129,6 +129,19 @@ fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
 
+/// `ok + unavailable + forbidden + failed + pending == unique_ids` in a `top.json`.
+fn assert_adds_up(top: &serde_json::Value) {
+    let n = &top["counts"];
+    let sum: u64 = ["ok", "unavailable", "forbidden", "failed", "pending"]
+        .iter()
+        .map(|k| {
+            n[k].as_u64()
+                .unwrap_or_else(|| panic!("no count {k} in {n}"))
+        })
+        .sum();
+    assert_eq!(sum, n["unique_ids"].as_u64().unwrap(), "{n}");
+}
+
 /// Every status in the store, by ID.
 fn statuses(db: &Path) -> BTreeMap<u64, Status> {
     let s = Store::open(db).unwrap();
@@ -476,6 +489,11 @@ mod resume {
         let first = run(sp, progress, rx).await.unwrap();
         stopper.await.unwrap();
         assert!(first.interrupted);
+        // Its report says so, with counts that add up.
+        let partial = read_json(&c.dir.join("parts.db.out/top.json"));
+        assert_eq!(partial["complete"], false, "{partial}");
+        assert_eq!(partial["counts"]["pending"], first.summary.status.pending);
+        assert_adds_up(&partial);
         let done_first = first.summary.status.unique() - first.summary.status.pending;
         assert!(
             done_first >= 1000 && first.summary.status.pending > 0,
@@ -517,9 +535,34 @@ mod resume {
             pending.div_ceil(250),
             "only pending IDs are fetched"
         );
+        let whole = read_json(&c.dir.join("whole.db.out/top.json"));
+        assert_eq!(whole, read_json(&c.dir.join("parts.db.out/top.json")));
+        assert_eq!(whole["complete"], true, "{whole}");
+        assert_eq!(whole["counts"]["pending"], 0, "{whole}");
+        assert_adds_up(&whole);
+    }
+
+    /// A life that finds the ingest finished by an earlier one shows the recorded line count, not 0.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_life_after_the_ingest_shows_the_lines_read() {
+        let s = sim(SimConfig::default()).await;
+        let unique = ids(300, 9);
+        let mut lines: Vec<String> = unique.iter().map(|i| i.to_string()).collect();
+        lines.push("junk".into());
+        let c = case(&lines);
+        go(spec(&c, &s.url(), "run.db", demo_user())).await.unwrap();
+        let progress = Arc::new(Progress::default());
+        let rx = CancellationToken::new();
+        run(
+            spec(&c, &s.url(), "run.db", demo_user()),
+            progress.clone(),
+            rx,
+        )
+        .await
+        .unwrap();
         assert_eq!(
-            read_json(&c.dir.join("whole.db.out/top.json")),
-            read_json(&c.dir.join("parts.db.out/top.json"))
+            progress.ingested.load(std::sync::atomic::Ordering::Relaxed),
+            301
         );
     }
 
