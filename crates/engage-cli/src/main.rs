@@ -155,7 +155,10 @@ fn error_code(e: &RunError) -> u8 {
         RunError::Store(engage::store::StoreError::NotAStore { .. })
         | RunError::Store(engage::store::StoreError::MissingWal { .. })
         | RunError::Store(engage::store::StoreError::NewerSchema { .. }) => exit::STORE,
-        RunError::Store(engage::store::StoreError::Busy { .. }) => exit::USAGE,
+        // Another engage writes to this store (or its lock file cannot be made): use another --db.
+        RunError::Store(engage::store::StoreError::Busy { .. }) | RunError::Locked(_) => {
+            exit::USAGE
+        }
         // Damage found while reading a page is as much "the store is damaged" as a failed check.
         RunError::Store(engage::store::StoreError::Sqlite { source, .. })
             if matches!(

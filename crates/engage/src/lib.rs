@@ -3,6 +3,7 @@
 //! Data flows through these modules in this order:
 //! - [`ids`]: streaming, resumable Tweet ID reader (plain, CSV, JSON lines, gzip) with per-line rejects.
 //! - [`store`]: the SQLite checkpoint store: deduplicated IDs, outcomes, rejects, the run's identity.
+//! - [`lock`]: one writer per store (an OS lock beside it).
 //! - [`gate`]: the client-side pace and the gate driven by the server's rate-limit headers.
 //! - [`route`]: which credentials (an owner account's user context, or the bearer token) serve which ID.
 //! - [`fetch`]: one batch in, one outcome per ID out; every retry rule lives there.
@@ -18,6 +19,7 @@ pub mod fsutil;
 pub mod gate;
 pub mod html;
 pub mod ids;
+pub mod lock;
 pub mod report;
 pub mod route;
 pub mod run;

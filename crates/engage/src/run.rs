@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 use crate::fetch::{Abort, BatchEnd, FetchStats, Fetcher, Granularity, Job, RetryPolicy};
 use crate::gate::{pace, Gate};
 use crate::ids::{self, IdsError, InputSource, ReadOptions, Record};
+use crate::lock::{LockError, WriterLock};
 use crate::report::{self, ReportError, Summary};
 use crate::route::{Route, Routes};
 use crate::sorted::{self, Sorter};
@@ -166,6 +167,9 @@ pub enum RunError {
     /// The store is unusable.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Another process writes to the store.
+    #[error(transparent)]
+    Locked(#[from] LockError),
     /// The store belongs to another run.
     #[error("{db} holds a different run; resume it with the same settings or use another --db:\n  {}", .differences.join("\n  "))]
     IdentityMismatch {
@@ -265,6 +269,9 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
 ) -> Result<RunOutcome, RunError> {
     let client = Client::new(spec.client.clone()).map_err(|e| RunError::Client(e.to_string()))?;
+    // Before anything reads the inputs or touches the store: a second writer stops here. Held to the
+    // end of the run, after the store is closed (declared first, dropped last).
+    let _lock = WriterLock::acquire(&spec.db)?;
 
     let started = std::time::Instant::now();
     progress.set_phase("fingerprint");
