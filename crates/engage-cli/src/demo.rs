@@ -142,6 +142,15 @@ pub async fn run(args: DemoArgs) -> u8 {
     let input = dir.join("ids.txt");
     let db = dir.join("demo.db");
     let out = dir.join("out");
+    // Taken before the folder's last store is deleted, so that a demo never deletes a store in use;
+    // the run below shares it.
+    let _lock = match engage::lock::WriterLock::acquire(&db) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
     for p in [&db] {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));

@@ -1067,6 +1067,21 @@ mod crash {
         }
     }
 
+    /// An operator looks at the store between two lives; the next life must resume all the same:
+    /// `engage status`, then an SQLite client that opens the file read-write and closes it, as the
+    /// `sqlite3` shell does (its close, the last one, folds the WAL into the database and deletes
+    /// it; the marker stays).
+    fn look(db: &Path, when: &str) {
+        expect_code(engage().arg("status").arg("--db").arg(db), exit::OK);
+        let ids: i64 = Connection::open(db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM ids", [], |r| r.get(0))
+            .unwrap();
+        assert!(ids > 0, "{when}: no IDs in the store");
+        let wal = PathBuf::from(format!("{}-wal", db.display()));
+        assert!(!wal.exists(), "{when}: the reader's close left the WAL");
+    }
+
     #[test]
     fn killed_at_random_points_resumes_to_the_identical_report() {
         let started = Instant::now();
@@ -1106,6 +1121,9 @@ mod crash {
                 start.done >= prev.done && start.lines >= prev.lines,
                 "life {n} starts behind the last one's end: {start:?} < {prev:?}"
             );
+            if n > 1 {
+                look(&db, &format!("before life {n}"));
+            }
             let log = dir.join(format!("life-{n}.log"));
             let mut child = life(&sim.url, &input, &db, &out, &log);
             let what = format!("life {n} (after {} kills)", lives.len());
@@ -1130,6 +1148,7 @@ mod crash {
 
         // The last life runs to the end.
         let last_start = StoreProgress::read_settled(&db);
+        look(&db, "before the last life");
         let final_run = expect_code(&mut crash_cmd(&sim.url, &input, &db, &out), exit::OK);
         let reference = reference.join().expect("reference thread");
         assert_eq!(
@@ -1615,7 +1634,7 @@ mod secrets {
             for f in &files {
                 assert_clean(&f.display().to_string(), &std::fs::read(f).unwrap());
             }
-            for suffix in ["", "-wal", "-shm"] {
+            for suffix in ["", "-wal", "-shm", "-engage", "-lock"] {
                 let p = PathBuf::from(format!("{}{suffix}", db.display()));
                 if p.exists() {
                     assert_clean(&p.display().to_string(), &std::fs::read(&p).unwrap());
@@ -2222,5 +2241,271 @@ mod inputs {
         assert_eq!(n["damaged_inputs"], 0, "{n:?}");
         let rejects = std::fs::read(out.join("rejects.csv")).unwrap();
         assert!(rejects.len() > 100_000, "{} bytes", rejects.len());
+/// Issue 10's store safety: looking at a store never makes it unresumable, a store that really lost
+/// commits is still refused, and one store has one writer.
+mod store_safety {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// `engage run` at one request in flight, so a slow simulator keeps it running.
+    fn slow_run(url: &str, input: &Path, db: &Path, out: &Path) -> Command {
+        let mut c = run_cmd(url, input, db, out);
+        c.args(["--concurrency", "1"]);
+        c
+    }
+
+    /// Runs until at least `done` IDs are committed, then kills the run with SIGKILL.
+    fn killed_run(url: &str, input: &Path, db: &Path, out: &Path, done: u64) -> StoreProgress {
+        let mut child = slow_run(url, input, db, out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("engage run starts");
+        let mut seen = StoreProgress::default();
+        while seen.done < done {
+            seen = wait_for_progress(&mut child, db, seen, "the run to kill");
+        }
+        child.kill().unwrap();
+        let st = child.wait().unwrap();
+        assert_eq!(
+            st.signal(),
+            Some(libc::SIGKILL),
+            "the run ended by itself before it was killed: too fast for this test"
+        );
+        seen
+    }
+
+    fn companion(db: &Path, suffix: &str) -> PathBuf {
+        PathBuf::from(format!("{}{suffix}", db.display()))
+    }
+
+    /// `sqlite3 DB SQL`, the shell docs/store.md suggests; missing, the test fails (CI installs it).
+    fn sqlite3(db: &Path, sql: &str) -> String {
+        let o =
+            Command::new("sqlite3").arg(db).arg(sql).output().expect(
+                "the sqlite3 shell must be installed for this test (apt-get install sqlite3)",
+            );
+        assert!(
+            o.status.success(),
+            "sqlite3 {sql}: {:?}\n{}",
+            o.status,
+            text(&o.stderr)
+        );
+        text(&o.stdout).trim().to_string()
+    }
+
+    #[test]
+    fn reading_a_killed_store_with_engage_or_sqlite3_leaves_it_resumable() {
+        let sim = Sim::start(41, &["--latency-ms", "20", "--deleted", "0.01"]);
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("ids.txt");
+        let c = collection(41, 8_000, 20, &["junk"]);
+        c.write(&input);
+        let ref_out = d.path().join("ref-out");
+        expect_code(
+            run_cmd(&sim.url, &input, &d.path().join("ref.db"), &ref_out)
+                .args(["--concurrency", "2"]),
+            exit::OK,
+        );
+        let reference = read_json(&ref_out.join("top.json"));
+
+        for how in ["status", "report", "sqlite3"] {
+            let (db, out) = (
+                d.path().join(format!("{how}.db")),
+                d.path().join(format!("{how}-out")),
+            );
+            killed_run(&sim.url, &input, &db, &out, 1_000);
+            assert!(
+                companion(&db, "-wal").exists() && companion(&db, "-engage").exists(),
+                "{how}: a killed run leaves its WAL and marker"
+            );
+            match how {
+                "status" => {
+                    let o = expect_code(engage().arg("status").arg("--db").arg(&db), exit::OK);
+                    assert!(text(&o.stdout).contains("pending:"), "{}", text(&o.stdout));
+                }
+                "report" => {
+                    let look = d.path().join("look");
+                    expect_code(
+                        engage()
+                            .arg("report")
+                            .arg("--db")
+                            .arg(&db)
+                            .arg("--out")
+                            .arg(&look),
+                        exit::OK,
+                    );
+                    assert!(look.join("top.json").exists());
+                }
+                _ => {
+                    let n = sqlite3(&db, "select count(*) from ids");
+                    assert!(n.parse::<u64>().is_ok_and(|n| n > 0), "{n:?}");
+                    assert!(
+                        !companion(&db, "-wal").exists(),
+                        "the shell's close folded the WAL into the database and deleted it"
+                    );
+                }
+            }
+            let o = expect_code(&mut run_cmd(&sim.url, &input, &db, &out), exit::OK);
+            assert!(
+                read_json(&out.join("top.json")) == reference,
+                "{how}: the resumed report differs from the uninterrupted run's\n{}",
+                text(&o.stderr)
+            );
+        }
+    }
+
+    #[test]
+    fn a_killed_store_copied_without_its_wal_is_refused() {
+        let sim = Sim::start(42, &["--latency-ms", "20"]);
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("ids.txt");
+        collection(42, 8_000, 0, &[]).write(&input);
+        let db = d.path().join("live.db");
+        killed_run(&sim.url, &input, &db, &d.path().join("out"), 1_000);
+        let done = StoreProgress::read_settled(&db).done;
+        let (copy, alone) = (d.path().join("copy.db"), d.path().join("alone.db"));
+        for (suffix, to) in [("", &copy), ("-engage", &copy), ("", &alone)] {
+            std::fs::copy(companion(&db, suffix), companion(to, suffix)).unwrap();
+        }
+        // The commits were in the WAL only: the database file alone holds fewer outcomes.
+        let without: i64 = Connection::open(&alone)
+            .unwrap()
+            .query_row("SELECT count(*) FROM outcomes", [], |r| r.get(0))
+            .unwrap();
+        assert!(
+            (without as u64) < done,
+            "{without} outcomes in the database file, {done} with its WAL"
+        );
+        // Looked at first (engage status, the shell), then resumed: refused, untouched.
+        let before = std::fs::read(&copy).unwrap();
+        let o = expect_code(engage().arg("status").arg("--db").arg(&copy), exit::STORE);
+        assert!(
+            text(&o.stderr).contains("write-ahead log"),
+            "{}",
+            text(&o.stderr)
+        );
+        sqlite3(&copy, "select count(*) from ids");
+        let o = expect_code(
+            &mut run_cmd(&sim.url, &input, &copy, &d.path().join("copy-out")),
+            exit::STORE,
+        );
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("write-ahead log") && err.contains(&copy.display().to_string()),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&copy).unwrap(), before, "left untouched");
+    }
+
+    /// Waits for `child` to exit; a child still running after a minute is killed and the test fails
+    /// (a second writer that is not refused goes on fetching).
+    fn exits(mut child: Child, what: &str) -> Output {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let o = child.wait_with_output().unwrap();
+                panic!("{what} still running after 60 s\n{}", text(&o.stderr));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    #[test]
+    fn a_second_writer_is_refused_at_once_and_a_killed_writer_blocks_no_resume() {
+        let sim = Sim::start(43, &["--latency-ms", "200"]);
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("ids.txt");
+        let c = collection(43, 10_000, 0, &[]);
+        c.write(&input);
+        // The demo's store name, so that `engage demo --dir` on the same folder meets it.
+        let dir = d.path().join("demo");
+        std::fs::create_dir(&dir).unwrap();
+        let (db, out) = (dir.join("demo.db"), d.path().join("out"));
+        let mut first = slow_run(&sim.url, &input, &db, &out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let seen = wait_for_progress(&mut first, &db, StoreProgress::default(), "the first run");
+        let pid = first.id();
+
+        // Looking at the store while it is written.
+        let o = expect_code(engage().arg("status").arg("--db").arg(&db), exit::OK);
+        assert!(text(&o.stdout).contains("pending:"), "{}", text(&o.stdout));
+        expect_code(
+            engage()
+                .arg("report")
+                .arg("--db")
+                .arg(&db)
+                .arg("--out")
+                .arg(d.path().join("look")),
+            exit::OK,
+        );
+
+        // A second writer, pointed at a listener that counts what reaches it.
+        let api = TcpListener::bind("127.0.0.1:0").unwrap();
+        api.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", api.local_addr().unwrap());
+        let second = slow_run(&url, &input, &db, &d.path().join("out2"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let o = exits(second, "the second writer");
+        let err = text(&o.stderr);
+        assert_eq!(code(o.status), i32::from(exit::USAGE), "{err}");
+        assert!(
+            err.contains(&format!("pid {pid}"))
+                && err.contains("started 20")
+                && err.contains(&db.display().to_string()),
+            "{err}"
+        );
+        assert!(
+            matches!(api.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "the second writer connected to the API"
+        );
+        assert!(
+            !d.path().join("out2").exists(),
+            "the second writer wrote a report"
+        );
+
+        // `engage demo` in the folder of a store in use deletes nothing.
+        let o = exits(
+            engage()
+                .args(["demo", "--ids", "1000", "--dir"])
+                .arg(&dir)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+            "engage demo",
+        );
+        assert_eq!(code(o.status), i32::from(exit::USAGE), "{}", text(&o.stderr));
+        assert!(text(&o.stderr).contains(&format!("pid {pid}")));
+        assert!(
+            !dir.join("ids.txt").exists(),
+            "the refused demo wrote its input"
+        );
+        let now = StoreProgress::read_settled(&db);
+        assert!(
+            now.done >= seen.done,
+            "the store in use was replaced: {seen:?} -> {now:?}"
+        );
+
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first run ended before the test was done: too fast for this test"
+        );
+        first.kill().unwrap();
+        first.wait().unwrap();
+        // Its lock file stays behind; the lock itself went with the process.
+        assert_eq!(file_mode(&companion(&db, "-lock")), 0o600);
+        expect_code(&mut run_cmd(&sim.url, &input, &db, &out), exit::OK);
+        let n = counts(&read_json(&out.join("top.json")));
+        assert_eq!(n["unique_ids"], c.unique.len() as u64, "{n:?}");
+        assert_eq!(n["ok"] + n["unavailable"], c.unique.len() as u64, "{n:?}");
     }
 }

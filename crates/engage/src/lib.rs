@@ -7,6 +7,7 @@
 //! - [`ids`]: the streaming, resumable Tweet ID reader (plain, CSV, JSON lines, gzip) with per-line rejects;
 //! - [`sorted`]: the external sort that hands the store unique IDs in ascending order;
 //! - [`store`]: the SQLite checkpoint store: deduplicated IDs, outcomes, rejects, the run's identity;
+//! - [`lock`]: one writer per store (an OS lock beside it);
 //! - [`route`]: which credentials (an owner account's user context, or the bearer token) serve which ID;
 //! - [`gate`]: the client-side pace and the gate driven by the server's rate-limit headers;
 //! - [`fetch`]: one batch in, one [`outcome::Settled`] per response out; every retry rule lives there;
@@ -26,6 +27,7 @@ pub mod fsutil;
 pub mod gate;
 pub mod html;
 pub mod ids;
+pub mod lock;
 pub mod outcome;
 pub mod report;
 pub mod route;

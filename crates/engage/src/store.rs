@@ -155,8 +155,88 @@ impl StatusCounts {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
-    /// The connection that owns the "WAL may hold commits" marker (see [`Store::open`]).
-    primary: bool,
+    /// The writer's marker (see [`marker_path`]); readers and cursors have none.
+    marker: Option<Marker>,
+}
+
+/// The key in `meta` of the writer's commit sequence number (see [`marker_path`]).
+const COMMIT_SEQ: &str = "commit_seq";
+
+/// The first line of the marker file, for whoever finds it.
+const MARKER_TEXT: &str =
+    "engage: the -wal file beside this store may hold commits not yet in the database; keep them together\n";
+/// The second line's prefix; the number after it is written in place after every commit.
+const MARKER_SEQ: &str = "commit ";
+/// Digits of the number: fixed, so that every update is one write at the same offset.
+const MARKER_DIGITS: usize = 20;
+
+/// The writer's open marker file and the last commit sequence number written to it.
+struct Marker {
+    file: std::fs::File,
+    seq: std::cell::Cell<u64>,
+}
+
+impl Marker {
+    /// Creates (or replaces) the marker with `seq`.
+    fn create(db: &Path, seq: u64) -> std::io::Result<Marker> {
+        let mut file = crate::fsutil::create_private(&marker_path(db))?;
+        std::io::Write::write_all(
+            &mut file,
+            format!("{MARKER_TEXT}{MARKER_SEQ}{seq:0MARKER_DIGITS$}\n").as_bytes(),
+        )?;
+        Ok(Marker {
+            file,
+            seq: std::cell::Cell::new(seq),
+        })
+    }
+
+    /// Sets the next sequence number inside the transaction `tx`, which the caller commits.
+    fn bump(&self, tx: &Connection) -> rusqlite::Result<u64> {
+        let next = self.seq.get() + 1;
+        set_meta(tx, COMMIT_SEQ, &next.to_string())?;
+        Ok(next)
+    }
+
+    /// Records `seq` once its transaction is committed: after, never before, so the marker never
+    /// claims a commit the WAL may not hold. No fsync: like the WAL's own commits
+    /// (`synchronous=NORMAL`), this survives a killed process, which is what the marker is for.
+    fn committed(&self, seq: u64) {
+        self.seq.set(seq);
+        let digits = format!("{seq:0MARKER_DIGITS$}");
+        let at = (MARKER_TEXT.len() + MARKER_SEQ.len()) as u64;
+        // A failed write leaves an older number: the check at open gets less strict, never wrong.
+        #[cfg(unix)]
+        let _ = std::os::unix::fs::FileExt::write_all_at(&self.file, digits.as_bytes(), at);
+        #[cfg(not(unix))]
+        let _ = {
+            use std::io::{Seek, Write};
+            (&self.file)
+                .seek(std::io::SeekFrom::Start(at))
+                .and_then(|_| (&self.file).write_all(digits.as_bytes()))
+        };
+    }
+}
+
+/// The commit sequence number a marker file holds; `None` when it has none (written by an engage
+/// from before the number) or cannot be read.
+fn marker_seq(db: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(marker_path(db)).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(MARKER_SEQ))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The writer's commit sequence number as the database (and its WAL, if any) holds it.
+fn stored_seq(conn: &Connection) -> rusqlite::Result<u64> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [COMMIT_SEQ], |r| {
+            r.get::<_, String>(0)
+        })
+        .optional()?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
 }
 
 /// How a connection is used.
@@ -171,9 +251,17 @@ enum Mode {
 }
 
 /// The marker beside a store that says its `-wal` file may hold commits not yet in the database. It
-/// exists from the first open until a clean close has checkpointed everything into the database; if it
-/// is there and the `-wal` file is not, commits were lost (the WAL was deleted or not copied along), and
-/// opening is refused instead of silently resuming from older data.
+/// exists from the writer's open until a clean close has checkpointed everything into the database.
+///
+/// It holds the number of the writer's last commit: every transaction of the writer also sets
+/// `meta.commit_seq` to the next number, and once it is committed the writer writes that number
+/// into the marker. When the `-wal` file is missing at open, the database file alone tells whether
+/// anything was lost: a `commit_seq` at least the marker's means every commit reached the database
+/// (any SQLite client that was the last to close the store, `sqlite3` or `engage status`, folded the
+/// WAL in and deleted it: nothing lost, the store opens); a lower one means commits were lost (the
+/// WAL was deleted, or a copy left it behind), and opening is refused instead of silently resuming
+/// from older data. A marker without a number (written by an engage from before it) cannot tell
+/// the two apart, so a missing WAL is refused then, as it always was.
 pub fn marker_path(db: &Path) -> PathBuf {
     PathBuf::from(format!("{}-engage", db.display()))
 }
@@ -185,7 +273,7 @@ pub fn wal_path(db: &Path) -> PathBuf {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        if !self.primary {
+        if self.marker.is_none() {
             return;
         }
         // Everything into the database file first; only a complete checkpoint (no reader in the way)
@@ -323,7 +411,6 @@ impl Store {
     }
 
     fn open_as(path: &Path, mode: Mode) -> Result<Store, StoreError> {
-        let primary = mode == Mode::Writer;
         let mut existed = path.exists()
             && std::fs::metadata(path)
                 .map(|m| m.len() > 0)
@@ -336,12 +423,19 @@ impl Store {
             path: path.to_path_buf(),
             what,
         };
-        if existed && marker_path(path).exists() && !wal_path(path).exists() {
-            return Err(StoreError::MissingWal {
-                path: path.to_path_buf(),
-                wal: wal_path(path),
-            });
-        }
+        let missing_wal = || StoreError::MissingWal {
+            path: path.to_path_buf(),
+            wal: wal_path(path),
+        };
+        // Judged before the connection exists: opening it creates an empty WAL. With the marker
+        // there and the WAL not, what the database holds decides (see [`marker_path`]).
+        let marked = marker_path(path).exists();
+        let wal_gone = existed && marked && !wal_path(path).exists();
+        let must_hold = if wal_gone {
+            Some(marker_seq(path).ok_or_else(missing_wal)?)
+        } else {
+            None
+        };
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -350,6 +444,15 @@ impl Store {
         // mistaken for "damaged".
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sql)?;
+        if mode == Mode::Reader && marked {
+            // A writer is running or was killed: whatever else this reader does, its close (when
+            // it is the last connection) leaves the WAL as it is rather than folding it in.
+            conn.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )
+            .map_err(sql)?;
+        }
         let busy = |e: &rusqlite::Error| {
             matches!(
                 e.sqlite_error_code(),
@@ -398,6 +501,12 @@ impl Store {
                     path: path.to_path_buf(),
                     found: version,
                 });
+            }
+            if let Some(marked) = must_hold {
+                let held = stored_seq(&conn).map_err(|e| not_store(format!("damaged ({e})")))?;
+                if held < marked {
+                    return Err(missing_wal());
+                }
             }
             // The writer checks that the file holds every page its header counts (a truncated copy
             // fails here) in constant time; a full `quick_check` reads the whole store, which a resume
@@ -454,18 +563,19 @@ impl Store {
                 .map_err(sql)?;
         }
         crate::fsutil::restrict(path);
-        if primary {
-            std::fs::write(
-                marker_path(path),
-                "engage: the -wal file beside this store may hold commits not yet in the database; keep them together\n",
-            )
-            .map_err(|e| not_store(format!("cannot write {}: {e}", marker_path(path).display())))?;
-            crate::fsutil::restrict(&marker_path(path));
-        }
+        let marker = if mode == Mode::Writer {
+            // Written once the store is whole and in WAL mode, with the number its database holds.
+            let seq = stored_seq(&conn).map_err(sql)?;
+            Some(Marker::create(path, seq).map_err(|e| {
+                not_store(format!("cannot write {}: {e}", marker_path(path).display()))
+            })?)
+        } else {
+            None
+        };
         Ok(Store {
             conn,
             path: path.to_path_buf(),
-            primary,
+            marker,
         })
     }
 
@@ -491,15 +601,27 @@ impl Store {
 
     /// Sets a value in `meta` (its own transaction).
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        set_meta(&self.conn, key, value).map_err(|e| self.err(e))
+        self.write(|c| set_meta(c, key, value))
     }
 
     /// Removes a value from `meta` (its own transaction).
     pub fn delete_meta(&self, key: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM meta WHERE key = ?1", [key])
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        self.write(|c| {
+            c.execute("DELETE FROM meta WHERE key = ?1", [key])
+                .map(|_| ())
+        })
+    }
+
+    /// Runs `f` in its own transaction: the writer's with its commit number, anyone else's (the
+    /// report pass saving where it is) as a plain statement.
+    fn write(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<()>) -> Result<(), StoreError> {
+        let e = |e| self.err(e);
+        if self.marker.is_none() {
+            return f(&self.conn).map_err(e);
+        }
+        let tx = self.conn.unchecked_transaction().map_err(e)?;
+        f(&tx).map_err(e)?;
+        commit(self.marker.as_ref(), tx).map_err(e)
     }
 
     /// Records the inputs' fingerprints (once, before ingest).
@@ -524,8 +646,7 @@ impl Store {
                 source: e,
             })?;
         }
-        tx.commit()
-            .map_err(|e| StoreError::Sqlite { path, source: e })
+        commit(self.marker.as_ref(), tx).map_err(|e| StoreError::Sqlite { path, source: e })
     }
 
     /// Where the last ingest chunk ended, and whether ingest finished.
@@ -549,7 +670,11 @@ impl Store {
             path: path.clone(),
             source: e,
         })?;
-        Ok(IngestTx { tx, path })
+        Ok(IngestTx {
+            tx,
+            path,
+            marker: self.marker.as_ref(),
+        })
     }
 
     /// Writes the commits of one or more responses in one transaction and returns how many IDs became
@@ -723,7 +848,7 @@ impl Store {
         if let Some(w) = done_below {
             set_meta(&tx, "done_below", &w.to_string()).map_err(e)?;
         }
-        tx.commit().map_err(e)?;
+        commit(self.marker.as_ref(), tx).map_err(e)?;
         Ok(finals)
     }
 
@@ -881,7 +1006,7 @@ impl Store {
         let n = tx
             .execute("DELETE FROM outcomes WHERE status = 'failed'", [])
             .map_err(e)?;
-        tx.commit().map_err(e)?;
+        commit(self.marker.as_ref(), tx).map_err(e)?;
         Ok(n as u64)
     }
 
@@ -1150,11 +1275,23 @@ fn add_window(
     Ok(true)
 }
 
+/// Commits `tx`; a writer's transaction carries its next commit number, which goes into the marker
+/// once committed (see [`marker_path`]).
+fn commit(marker: Option<&Marker>, tx: Transaction<'_>) -> rusqlite::Result<()> {
+    let seq = marker.map(|m| m.bump(&tx)).transpose()?;
+    tx.commit()?;
+    if let (Some(m), Some(seq)) = (marker, seq) {
+        m.committed(seq);
+    }
+    Ok(())
+}
+
 fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
-    conn.execute(
+    // Cached: the writer sets two keys with every commit (the watermark and the commit number).
+    conn.prepare_cached(
         "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        params![key, value],
-    )
+    )?
+    .execute(params![key, value])
     .map(|_| ())
 }
 
@@ -1162,6 +1299,7 @@ fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
 pub struct IngestTx<'a> {
     tx: Transaction<'a>,
     path: PathBuf,
+    marker: Option<&'a Marker>,
 }
 
 impl IngestTx<'_> {
@@ -1253,7 +1391,7 @@ impl IngestTx<'_> {
                 set_meta(&self.tx, k, &v.to_string()).map_err(e)?;
             }
         }
-        self.tx.commit().map_err(e)
+        commit(self.marker, self.tx).map_err(e)
     }
 }
 
@@ -1502,31 +1640,163 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), before);
     }
 
-    #[test]
-    fn a_store_that_lost_its_wal_is_refused_and_a_clean_close_needs_none() {
-        let (_d, p) = tmp();
+    /// The files a `kill -9` of the writer would leave: copies of the database, its WAL and the
+    /// marker, taken while `s` is open, into `to` (no connection of this process is on the copy, so
+    /// the next open recovers the WAL as after a crash).
+    fn crash_copy(s: &Store, to: &Path) {
+        let from = s.path();
+        for suffix in ["", "-wal", "-engage"] {
+            std::fs::copy(
+                format!("{}{suffix}", from.display()),
+                format!("{}{suffix}", to.display()),
+            )
+            .unwrap();
+        }
+    }
+
+    /// A store with 3 IDs, one of them `ok`, committed to the WAL only.
+    fn killed_store(d: &tempfile::TempDir) -> PathBuf {
+        let p = d.path().join("live.db");
         let mut s = Store::open(&p).unwrap();
         let tx = s.ingest_tx().unwrap();
-        tx.insert_id(9, None).unwrap();
+        for id in [1, 2, 3] {
+            tx.insert_id(id, None).unwrap();
+        }
         tx.commit(Some(IngestCounts::default())).unwrap();
-        // A crash: the connection is never closed, the WAL holds the commit.
-        std::mem::forget(s);
-        assert!(wal_path(&p).exists() && marker_path(&p).exists());
+        let commit = Commit {
+            windows: 1,
+            outcomes: vec![IdOutcome {
+                id: 2,
+                status: Status::Ok,
+                values: vec![Some(4)],
+                note: None,
+                series: vec![],
+            }],
+            via: Some("bearer".into()),
+            origin: 1,
+            ..Commit::default()
+        };
+        s.record(&[Metric::Favorites], &[commit], Some(2)).unwrap();
+        let killed = d.path().join("killed.db");
+        crash_copy(&s, &killed);
+        killed
+    }
+
+    #[test]
+    fn a_killed_store_read_by_any_sqlite_client_resumes() {
+        let d = tempfile::tempdir().unwrap();
+        let p = killed_store(&d);
+        // What `sqlite3 run.db "select ..."` does: its close, the last one, folds the WAL into the
+        // database and deletes it; the marker stays.
+        {
+            let c = Connection::open(&p).unwrap();
+            let n: i64 = c
+                .query_row("SELECT count(*) FROM ids", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(n, 3);
+        }
+        assert!(!wal_path(&p).exists() && marker_path(&p).exists());
+        let s = Store::open(&p).unwrap();
+        let c = s.status_counts().unwrap();
+        assert_eq!((c.ok, c.pending), (1, 2), "nothing was lost");
+        assert_eq!(s.done_below().unwrap(), 2);
+    }
+
+    #[test]
+    fn engage_readers_leave_a_killed_store_resumable() {
+        let d = tempfile::tempdir().unwrap();
+        let p = killed_store(&d);
+        drop(Store::open_reader(&p).unwrap());
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.status_counts().unwrap().ok, 1);
+    }
+
+    #[test]
+    fn a_killed_store_copied_without_its_wal_is_refused_even_after_a_read() {
+        let d = tempfile::tempdir().unwrap();
+        let p = killed_store(&d);
+        std::fs::remove_file(wal_path(&p)).unwrap();
+        // A reader of the copy sees the older database; its close must not make the copy look
+        // complete.
+        drop(
+            Connection::open(&p)
+                .unwrap()
+                .query_row("SELECT count(*) FROM ids", [], |r| r.get::<_, i64>(0)),
+        );
+        let before = std::fs::read(&p).unwrap();
+        for open in [Store::open, Store::open_reader] {
+            let err = open(&p).err().unwrap();
+            assert!(matches!(err, StoreError::MissingWal { .. }), "{err}");
+        }
+        assert_eq!(std::fs::read(&p).unwrap(), before, "left untouched");
+    }
+
+    #[test]
+    fn a_store_that_lost_its_wal_is_refused_and_a_clean_close_needs_none() {
+        let d = tempfile::tempdir().unwrap();
+        let p = killed_store(&d);
         let saved = std::fs::read(wal_path(&p)).unwrap();
         std::fs::remove_file(wal_path(&p)).unwrap();
         let before = std::fs::read(&p).unwrap();
         let err = Store::open(&p).err().unwrap();
         assert!(matches!(err, StoreError::MissingWal { .. }), "{err}");
-        assert!(err.to_string().contains("run.db-wal"), "{err}");
+        assert!(err.to_string().contains("killed.db-wal"), "{err}");
         assert_eq!(std::fs::read(&p).unwrap(), before, "left untouched");
-        // With the WAL back, the commit is there; a clean close folds it in and needs no WAL.
+        // With the WAL back, the commits are there; a clean close folds them in and needs no WAL.
         std::fs::write(wal_path(&p), saved).unwrap();
         let s = Store::open(&p).unwrap();
-        assert_eq!(s.status_counts().unwrap().pending, 1);
+        assert_eq!(s.status_counts().unwrap().pending, 2);
         drop(s);
         assert!(!marker_path(&p).exists());
         let _ = std::fs::remove_file(wal_path(&p));
-        assert_eq!(Store::open(&p).unwrap().status_counts().unwrap().pending, 1);
+        assert_eq!(Store::open(&p).unwrap().status_counts().unwrap().pending, 2);
+    }
+
+    #[test]
+    fn the_marker_holds_the_number_of_the_writers_last_commit() {
+        let d = tempfile::tempdir().unwrap();
+        let p = killed_store(&d);
+        // killed_store: the ingest, then one response.
+        assert_eq!(marker_seq(&p), Some(2));
+        let mut s = Store::open(&p).unwrap();
+        assert_eq!(stored_seq(&s.conn).unwrap(), 2);
+        s.set_meta("k", "v").unwrap();
+        s.set_inputs(&[("a".into(), "b".into())]).unwrap();
+        s.delete_meta("k").unwrap();
+        s.retry_failed().unwrap();
+        assert_eq!(marker_seq(&p), Some(6));
+        // The report pass's saves beside the writer carry no number: losing one loses nothing.
+        Store::open_cursor(&p)
+            .unwrap()
+            .set_meta("report_pass", "{}")
+            .unwrap();
+        assert_eq!(stored_seq(&s.conn).unwrap(), 6);
+        assert_eq!(marker_seq(&p), Some(6));
+    }
+
+    #[test]
+    fn a_marker_without_a_number_refuses_a_missing_wal_as_before() {
+        // What an engage from before the number leaves.
+        let old = |d: &tempfile::TempDir| {
+            let p = killed_store(d);
+            std::fs::write(marker_path(&p), MARKER_TEXT).unwrap();
+            p
+        };
+        let d = tempfile::tempdir().unwrap();
+        let p = old(&d);
+        Connection::open(&p)
+            .unwrap()
+            .query_row("SELECT count(*) FROM ids", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+        assert!(!wal_path(&p).exists());
+        let err = Store::open(&p).err().unwrap();
+        assert!(matches!(err, StoreError::MissingWal { .. }), "{err}");
+        // With its WAL, it opens, and the marker gets the number.
+        let d = tempfile::tempdir().unwrap();
+        let p = old(&d);
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.status_counts().unwrap().ok, 1);
+        assert_eq!(marker_seq(&p), Some(2));
     }
 
     #[test]

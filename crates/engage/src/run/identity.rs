@@ -142,12 +142,6 @@ pub struct Prepared {
 /// Fingerprints the inputs, opens the store and checks (or records) the identity and the period.
 pub async fn prepare(spec: &RunSpec, cancel: &CancellationToken) -> Result<Prepared, RunError> {
     let started = std::time::Instant::now();
-    if !spill_dir(&spec.db).is_dir() {
-        return Err(RunError::NoFolder {
-            flag: "--db",
-            path: spec.db.clone(),
-        });
-    }
     let sources = resolve_inputs(spec, cancel).await?;
     let mut fingerprints = Vec::with_capacity(sources.len());
     for s in &sources {
@@ -218,6 +212,18 @@ pub async fn prepare(spec: &RunSpec, cancel: &CancellationToken) -> Result<Prepa
         windows,
         ingest,
     })
+}
+
+/// Refuses a `--db` whose folder does not exist (before the lock file or the store is made there).
+pub fn check_folder(db: &Path) -> Result<(), RunError> {
+    if spill_dir(db).is_dir() {
+        Ok(())
+    } else {
+        Err(RunError::NoFolder {
+            flag: "--db",
+            path: db.to_path_buf(),
+        })
+    }
 }
 
 /// The folder beside the store, for spooled standard input and sorted runs.

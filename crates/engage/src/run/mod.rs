@@ -43,6 +43,7 @@ pub use identity::{format_period, Identity};
 use crate::fetch::{Abort, FetchStats, Fetcher, Job, RetryPolicy};
 use crate::gate::{pace, Gate};
 use crate::ids::{IdsError, ReadOptions};
+use crate::lock::{LockError, WriterLock};
 use crate::report::{self, ReportError, Summary};
 use crate::route::Routes;
 use crate::series::Granularity;
@@ -104,6 +105,9 @@ pub enum RunError {
     /// The store is unusable (its own error says how, and with which exit code).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Another process writes to the store.
+    #[error(transparent)]
+    Locked(#[from] LockError),
     /// The store belongs to another run.
     #[error("{db} holds a different run; resume it with the same settings or use another --db:\n  {}", .differences.join("\n  "))]
     IdentityMismatch {
@@ -197,6 +201,7 @@ impl RunError {
             RunError::Store(e) => e.exit_code(),
             RunError::Report(e) => e.exit_code(),
             RunError::Input(_)
+            | RunError::Locked(_)
             | RunError::IdentityMismatch { .. }
             | RunError::NoStore { .. }
             | RunError::NoRun { .. }
@@ -270,6 +275,10 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<RunOutcome, RunError> {
     let client = Client::new(spec.client.clone())?;
+    // Before anything reads the inputs or touches the store: a second writer stops here. Held to the
+    // end of the run, after the store is closed (declared first, dropped last).
+    identity::check_folder(&spec.db)?;
+    let _lock = WriterLock::acquire(&spec.db)?;
     progress.set_phase("fingerprint");
     let identity::Prepared {
         mut store,
