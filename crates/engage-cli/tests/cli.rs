@@ -2241,8 +2241,11 @@ mod inputs {
         assert_eq!(n["damaged_inputs"], 0, "{n:?}");
         let rejects = std::fs::read(out.join("rejects.csv")).unwrap();
         assert!(rejects.len() > 100_000, "{} bytes", rejects.len());
-/// Issue 10's store safety: looking at a store never makes it unresumable, a store that really lost
-/// commits is still refused, and one store has one writer.
+    }
+}
+
+/// Looking at a store never makes it unresumable, a store that really lost commits is still
+/// refused, and one store has one writer.
 mod store_safety {
     use super::*;
     use std::net::TcpListener;
@@ -2483,7 +2486,12 @@ mod store_safety {
                 .unwrap(),
             "engage demo",
         );
-        assert_eq!(code(o.status), i32::from(exit::USAGE), "{}", text(&o.stderr));
+        assert_eq!(
+            code(o.status),
+            i32::from(exit::USAGE),
+            "{}",
+            text(&o.stderr)
+        );
         assert!(text(&o.stderr).contains(&format!("pid {pid}")));
         assert!(
             !dir.join("ids.txt").exists(),

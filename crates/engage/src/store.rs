@@ -1663,7 +1663,7 @@ mod tests {
             tx.insert_id(id, None).unwrap();
         }
         tx.commit(Some(IngestCounts::default())).unwrap();
-        let commit = Commit {
+        let commit = Settled {
             windows: 1,
             outcomes: vec![IdOutcome {
                 id: 2,
@@ -1674,7 +1674,7 @@ mod tests {
             }],
             via: Some("bearer".into()),
             origin: 1,
-            ..Commit::default()
+            ..Settled::default()
         };
         s.record(&[Metric::Favorites], &[commit], Some(2)).unwrap();
         let killed = d.path().join("killed.db");
