@@ -26,7 +26,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// Finished, but some IDs ended `failed` after all retries.
     pub const FAILED_IDS: u8 = 3;
-    /// Interrupted (Ctrl-C, SIGTERM); run the same command again to resume.
+    /// Interrupted (Ctrl-C, SIGTERM, or the API unreachable for longer than the outage limit); run the
+    /// same command again to resume.
     pub const INTERRUPTED: u8 = 4;
     /// The store file is damaged, foreign or from a newer engage; it was left untouched.
     pub const STORE: u8 = 5;
@@ -194,6 +195,9 @@ pub async fn run_job(spec: engage::run::RunSpec, print_tables: bool) -> u8 {
                 eprintln!("reports in {}", dir.display());
             }
             if outcome.interrupted {
+                if let Some(why) = progress.health.gave_up() {
+                    eprintln!("error: {why}");
+                }
                 eprintln!(
                     "interrupted with {} IDs pending: run the same command again to resume",
                     c.pending

@@ -4,6 +4,7 @@
 //! - [`ids`]: streaming, resumable Tweet ID reader (plain, CSV, JSON lines, gzip) with per-line rejects.
 //! - [`store`]: the SQLite checkpoint store: deduplicated IDs, outcomes, rejects, the run's identity.
 //! - [`gate`]: the client-side pace and the gate driven by the server's rate-limit headers.
+//! - [`health`]: the breaker that holds every batch while the API cannot be reached at all.
 //! - [`route`]: which credentials (an owner account's user context, or the bearer token) serve which ID.
 //! - [`fetch`]: one batch in, one outcome per ID out; every retry rule lives there.
 //! - [`topn`]: bounded top-N per metric and grand totals.
@@ -16,6 +17,7 @@ pub mod failpoint;
 pub mod fetch;
 pub mod fsutil;
 pub mod gate;
+pub mod health;
 pub mod html;
 pub mod ids;
 pub mod report;

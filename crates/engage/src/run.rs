@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::fetch::{Abort, BatchEnd, FetchStats, Fetcher, Granularity, Job, RetryPolicy};
 use crate::gate::{pace, Gate};
+use crate::health::{Health, OutagePolicy};
 use crate::ids::{self, IdsError, InputSource, ReadOptions, Record};
 use crate::report::{self, ReportError, Summary};
 use crate::route::{Route, Routes};
@@ -56,6 +57,8 @@ pub struct RunSpec {
     pub client: ClientConfig,
     /// Retry settings.
     pub retry: RetryPolicy,
+    /// When the API counts as unreachable, how it is probed, and how long an outage may last.
+    pub outage: OutagePolicy,
     /// `/historical` period, any length: fetched as consecutive windows of at most 28 days.
     pub period: Option<Window>,
     /// How the period was asked for (e.g. `days=90`). It is part of the identity, and a relative period
@@ -203,6 +206,8 @@ pub struct Progress {
     pub fetch: Arc<FetchStats>,
     /// The gate, to show "waiting for rate limit until ...".
     pub gate: Arc<Gate>,
+    /// The breaker, to show "API unreachable since ..." and why a run gave up.
+    pub health: Arc<Health>,
 }
 
 impl Progress {
@@ -265,6 +270,7 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
 ) -> Result<RunOutcome, RunError> {
     let client = Client::new(spec.client.clone()).map_err(|e| RunError::Client(e.to_string()))?;
+    progress.health.configure(spec.outage, client.base_url());
 
     let started = std::time::Instant::now();
     progress.set_phase("fingerprint");
@@ -940,6 +946,7 @@ async fn fetch_all(
         client,
         routes: routes.clone(),
         gate: progress.gate.clone(),
+        health: progress.health.clone(),
         pace,
         retry: spec.retry,
         job: Job {
@@ -981,6 +988,14 @@ async fn fetch_all(
                     if matches!(end, FetchEnd::Complete) {
                         end = FetchEnd::Interrupted;
                     }
+                }
+                // Unreachable for longer than the limit: stop as a shutdown does, IDs left pending.
+                BatchEnd::Outage(_) => {
+                    if matches!(end, FetchEnd::Complete) {
+                        end = FetchEnd::Interrupted;
+                    }
+                    stop_flag.store(true, Ordering::Relaxed);
+                    let _ = stop_tx.send(true);
                 }
                 BatchEnd::Abort(a) => {
                     tracing::error!("{a}");
