@@ -297,6 +297,7 @@ impl Health {
         let mut guard = self.state.lock().expect("health lock");
         // Through a plain reference, so that fields borrow apart.
         let s = &mut *guard;
+        let was_open = s.open.is_some();
         let free = match signal {
             Signal::Answered => {
                 if s.open.is_some() {
@@ -319,13 +320,13 @@ impl Health {
                 s.cause = Some((*cause, detail.clone()));
                 let policy = s.policy;
                 match &mut s.open {
-                    Some(open) => {
-                        if probe {
-                            open.failed_probes += 1;
-                            open.probing = false;
-                            open.next_probe = now + policy.probe_delay(open.failed_probes);
-                        }
+                    // Only the probe reschedules; the others were in flight when it opened.
+                    Some(open) if probe => {
+                        open.failed_probes += 1;
+                        open.probing = false;
+                        open.next_probe = now + policy.probe_delay(open.failed_probes);
                     }
+                    Some(_) => {}
                     None if s.streak >= policy.threshold => {
                         s.open = Some(Open {
                             next_probe: now + policy.probe_delay(0),
@@ -362,8 +363,12 @@ impl Health {
                 false
             }
         };
+        // Batches wait only while it is open: nothing to tell them otherwise.
+        let changed = was_open || guard.open.is_some();
         drop(guard);
-        self.notify();
+        if changed {
+            self.notify();
+        }
         free
     }
 
