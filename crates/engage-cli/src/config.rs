@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use engage::fetch::RetryPolicy;
+use engage::health::OutagePolicy;
 use engage::ids::{Format, ReadOptions};
 use engage::route::Routes;
 use engage::run::RunSpec;
@@ -58,6 +59,8 @@ pub struct FileConfig {
     pub max_attempts: Option<u32>,
     /// Request timeout in seconds.
     pub request_timeout_secs: Option<u64>,
+    /// Seconds the API may stay unreachable before the run stops as interrupted.
+    pub outage_limit_secs: Option<u64>,
     /// Credentials (or the names of environment variables holding them).
     #[serde(default)]
     pub credentials: FileCredentials,
@@ -322,6 +325,10 @@ pub struct RunArgs {
     /// Request timeout in seconds [default: 60].
     #[arg(long)]
     pub request_timeout_secs: Option<u64>,
+    /// When the API cannot be reached at all, wait this many seconds for it (probing), then stop as
+    /// interrupted (exit 4, resumable, nothing marked failed) [default: 1800].
+    #[arg(long)]
+    pub outage_limit_secs: Option<u64>,
     /// Allow plain http:// to a host that is not loopback (never do this with real credentials).
     #[arg(long)]
     pub allow_insecure_http: bool,
@@ -582,6 +589,13 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
             allow_insecure_http: args.allow_insecure_http,
         },
         retry,
+        outage: OutagePolicy {
+            limit: args
+                .outage_limit_secs
+                .or(file.outage_limit_secs)
+                .map_or(engage::health::DEFAULT_OUTAGE_LIMIT, Duration::from_secs),
+            ..OutagePolicy::default()
+        },
         period,
         period_spec,
         series,

@@ -210,6 +210,7 @@ pub async fn run(args: DemoArgs) -> u8 {
             allow_insecure_http: false,
         },
         retry: RetryPolicy::default(),
+        outage: engage::health::OutagePolicy::default(),
         period,
         period_spec: period.map(|_| format!("days={}", args.days)),
         series,

@@ -161,6 +161,9 @@ pub async fn run_job(spec: engage::run::RunSpec) -> u8 {
             }
             let damaged = &outcome.summary.damaged_inputs;
             if outcome.interrupted {
+                if let Some(why) = progress.health.gave_up() {
+                    eprintln!("error: {why}");
+                }
                 eprintln!(
                     "interrupted with {} IDs pending: run the same command again to resume",
                     c.pending

@@ -1,5 +1,6 @@
 //! Progress: an indicatif bar on a terminal (IDs resolved / total, rate, ETA, and a visible
-//! "waiting for rate limit until HH:MM:SS" state); off a terminal, a log line every 10 seconds.
+//! "waiting for rate limit until HH:MM:SS" or "API unreachable since HH:MM:SS UTC: <cause>; next probe
+//! in N s" state); off a terminal, a log line every 10 seconds.
 //!
 //! The rate and the ETA come from the IDs resolved over the last minute ([`Rate`]), waits for the
 //! rate limit included: a run that fetches for ten seconds and then waits fifty is going at a sixth
@@ -13,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use engage::health::OutageView;
 use engage::run::Progress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinHandle;
@@ -99,6 +101,19 @@ fn rate_text(rate: &Rate, left: u64) -> String {
     }
 }
 
+/// `API unreachable since 02:41:07 UTC: connection refused; next probe in 40 s`.
+fn outage_text(o: &OutageView) -> String {
+    let next = match o.next_probe {
+        Some(d) => format!("next probe in {} s", d.as_secs_f64().ceil() as u64),
+        None => "probing".to_string(),
+    };
+    format!(
+        "API unreachable since {}: {}; {next}",
+        hhmmss(o.since),
+        o.cause
+    )
+}
+
 impl Display {
     /// Starts showing `progress`.
     pub fn start(progress: Arc<Progress>) -> Display {
@@ -123,9 +138,12 @@ impl Display {
                 let done = progress.resolved.load(Ordering::Relaxed);
                 rate.push(Instant::now(), done);
                 let speed = rate_text(&rate, total.saturating_sub(done));
-                let waiting = progress
-                    .waiting_until()
-                    .map(|t| format!("waiting for rate limit until {}", hhmmss(t)));
+                // An outage first: while it lasts, the gate's state says nothing.
+                let waiting = match (progress.health.outage(), progress.waiting_until()) {
+                    (Some(o), _) => Some(outage_text(&o)),
+                    (None, Some(t)) => Some(format!("waiting for rate limit until {}", hhmmss(t))),
+                    (None, None) => None,
+                };
                 if let Some(b) = &b2 {
                     b.set_prefix(phase);
                     if phase == "ingest" {
@@ -145,11 +163,12 @@ impl Display {
                 } else if last_log.elapsed() >= Duration::from_secs(10) {
                     last_log = Instant::now();
                     eprintln!(
-                        "[{phase}] {done}/{total} IDs resolved, {speed}, {} lines read, {} requests, {} retries, {} rate-limited{}",
+                        "[{phase}] {done}/{total} IDs resolved, {speed}, {} lines read, {} requests, {} retries, {} rate-limited, {} without connection{}",
                         progress.ingested.load(Ordering::Relaxed),
                         progress.fetch.requests.load(Ordering::Relaxed),
                         progress.fetch.retries.load(Ordering::Relaxed),
                         progress.fetch.rate_limited.load(Ordering::Relaxed),
+                        progress.fetch.unreachable.load(Ordering::Relaxed),
                         waiting.map(|w| format!(", {w}")).unwrap_or_default()
                     );
                 }
@@ -221,5 +240,27 @@ mod tests {
         assert_eq!(short_duration(Duration::from_secs(42)), "42s");
         assert_eq!(short_duration(Duration::from_secs(185)), "3m05s");
         assert_eq!(short_duration(Duration::from_secs(3720)), "1h02m");
+    }
+
+    use engagement_api::client::ConnectCause;
+
+    #[test]
+    fn the_outage_text_says_since_when_why_and_when_the_next_probe_goes() {
+        let since = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_016_067);
+        let mut o = OutageView {
+            since,
+            cause: ConnectCause::Refused,
+            next_probe: Some(Duration::from_millis(39_200)),
+        };
+        assert_eq!(
+            outage_text(&o),
+            "API unreachable since 02:41:07 UTC: connection refused; next probe in 40 s"
+        );
+        o.next_probe = None;
+        o.cause = ConnectCause::Dns;
+        assert_eq!(
+            outage_text(&o),
+            "API unreachable since 02:41:07 UTC: DNS lookup failed; probing"
+        );
     }
 }

@@ -760,6 +760,43 @@ mod exit_codes {
         interrupted_then_resumed(libc::SIGTERM, 9);
     }
 
+    /// Nothing listens at the base URL: once the outage outlasts `--outage-limit-secs`, the run stops
+    /// as interrupted (exit 4) with the cause and the URL, and no ID is marked failed.
+    #[test]
+    fn an_unreachable_api_exits_4_naming_the_cause_and_the_base_url() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("ids.txt");
+        collection(13, 600, 0, &[]).write(&input);
+        let db = d.path().join("run.db");
+        let o = expect_code(
+            run_cmd(&url, &input, &db, &d.path().join("out")).args(["--outage-limit-secs", "1"]),
+            exit::INTERRUPTED,
+        );
+        let err = text(&o.stderr);
+        let why = err
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_else(|| panic!("no error line: {err}"));
+        assert!(why.contains(&url), "{err}");
+        assert!(why.contains("connection refused"), "{err}");
+        assert!(why.contains("nothing was marked failed"), "{err}");
+        assert!(
+            why.contains("check the base URL"),
+            "nothing ever answered: {err}"
+        );
+        assert!(
+            err.contains("run the same command again to resume"),
+            "{err}"
+        );
+        let status =
+            text(&expect_code(engage().arg("status").arg("--db").arg(&db), exit::OK).stdout);
+        assert!(status.contains("failed:    0\n"), "{status}");
+        assert!(status.contains("pending:   600\n"), "{status}");
+    }
+
     /// A store that engage cannot trust: exit 5, the file named, its bytes unchanged.
     fn refused_store(db: &Path) {
         let before = std::fs::read(db).unwrap();

@@ -10,8 +10,8 @@ pub const USAGE: u8 = 2;
 /// Finished with problems: some IDs ended `failed` after all retries, or an input could not be
 /// read to its end (a truncated or corrupt gzip stream); everything else was fetched and kept.
 pub const FAILED_IDS: u8 = 3;
-/// Interrupted (Ctrl-C, SIGTERM, a failing stage that left the store whole): run the same command
-/// again to resume.
+/// Interrupted (Ctrl-C, SIGTERM, or the API unreachable for longer than the outage limit): run the
+/// same command again to resume.
 pub const INTERRUPTED: u8 = 4;
 /// The store file is damaged, foreign or from a newer engage; it was left untouched.
 pub const STORE: u8 = 5;

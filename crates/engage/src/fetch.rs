@@ -6,6 +6,9 @@
 //! - 429: wait for the gate (the reset time, or a backoff when no header says when); does not use an attempt;
 //! - 5xx, timeout, connection reset, undecodable body: back off exponentially with jitter and retry, at most
 //!   `max_attempts` attempts, then every ID of the batch ends `failed` with the last error;
+//! - no connection at all (refused, DNS, TLS, connect timeout): back off and retry without using an
+//!   attempt; such failures in a row open the breaker ([`crate::health`]), which holds every batch
+//!   during an outage and probes until the API answers, or stops the run as interrupted after the limit;
 //! - 403 `Forbidden to access tweets: <ids>`: those IDs end `forbidden`, the rest is sent again;
 //! - 400 `Tweet ID(s) are unavailable` (protected Tweets): the batch is split in halves until the
 //!   protected IDs stand alone, so only they end `unavailable`;
@@ -28,6 +31,7 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use crate::gate::{Admit, Gate};
+use crate::health::{Halt, Health, Signal};
 use crate::outcome::{IdOutcome, Settled, Status};
 use crate::route::{Route, Routes};
 use crate::series::{bucket, Granularity};
@@ -83,6 +87,8 @@ pub struct FetchStats {
     pub rate_limited: AtomicU64,
     /// Batches split because of protected Tweets or forbidden IDs.
     pub splits: AtomicU64,
+    /// Attempts that could not connect (not charged to their batch).
+    pub unreachable: AtomicU64,
 }
 
 /// What the fetcher needs to know about the job.
@@ -121,6 +127,9 @@ pub enum BatchEnd {
     Interrupted,
     /// A problem that affects every request.
     Abort(Abort),
+    /// The API was unreachable for longer than the outage limit (the text says where and why);
+    /// IDs without an outcome stay pending and the run stops as interrupted.
+    Outage(String),
 }
 
 /// Sends batches, with the shared pace and gate.
@@ -131,6 +140,8 @@ pub struct Fetcher {
     pub routes: Arc<Routes>,
     /// The header-driven gate.
     pub gate: Arc<Gate>,
+    /// The breaker that holds every batch while the API cannot be reached.
+    pub health: Arc<Health>,
     /// The local pace, when a budget was given.
     pub pace: Option<Arc<DefaultDirectRateLimiter>>,
     /// Retry settings.
@@ -213,7 +224,13 @@ impl Fetcher {
             return Ok((outcomes, Vec::new()));
         };
         let mut attempt = 0u32;
+        // Failures to connect in a row of this batch while the breaker was closed: its backoff only.
+        let mut unreachable = 0u32;
         loop {
+            let ticket = self.health.pass(&self.stop).await.map_err(|h| match h {
+                Halt::Shutdown => BatchEnd::Interrupted,
+                Halt::GaveUp(what) => BatchEnd::Outage(what),
+            })?;
             self.admit().await?;
             let request = self.build(window, batch, credentials.kind()).map_err(|e| {
                 self.gate.release();
@@ -229,6 +246,10 @@ impl Fetcher {
                 Outcome::Retryable(Retryable::RateLimited { .. })
             );
             self.gate.observe(&reply.rate, limited, now);
+            let free = ticket.observe(&Signal::of(&reply));
+            if !free {
+                unreachable = 0;
+            }
             match reply.outcome {
                 Outcome::Success(resp) | Outcome::Partial(resp) => {
                     return Ok(self.outcomes(batch, &resp));
@@ -239,6 +260,16 @@ impl Fetcher {
                         // No header says when: back off like any transient error, but spend no attempt.
                         let wait = self.retry.delay(attempt.max(1) + 1);
                         self.gate.close_until(now + wait);
+                    }
+                }
+                Outcome::Retryable(err) if free => {
+                    // The service could not be reached: not this batch's fault. While the breaker is
+                    // open it does the waiting; before that, back off as for any failure.
+                    self.stats.unreachable.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %err, ids = batch.len(), "no connection; retrying batch without using an attempt");
+                    if self.health.outage().is_none() {
+                        unreachable += 1;
+                        self.sleep(self.retry.delay(unreachable)).await?;
                     }
                 }
                 Outcome::Retryable(err) => {

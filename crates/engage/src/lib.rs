@@ -10,6 +10,7 @@
 //! - [`lock`]: one writer per store (an OS lock beside it);
 //! - [`route`]: which credentials (an owner account's user context, or the bearer token) serve which ID;
 //! - [`gate`]: the client-side pace and the gate driven by the server's rate-limit headers;
+//! - [`health`]: the breaker that holds every batch while the API cannot be reached at all;
 //! - [`fetch`]: one batch in, one [`outcome::Settled`] per response out; every retry rule lives there;
 //! - [`outcome`], [`series`]: what a fetch settles about an ID, and the time-series buckets: the
 //!   vocabulary the fetcher produces and the store and the reports read;
@@ -25,6 +26,7 @@ pub mod failpoint;
 pub mod fetch;
 pub mod fsutil;
 pub mod gate;
+pub mod health;
 pub mod html;
 pub mod ids;
 pub mod lock;

@@ -323,15 +323,52 @@ pub enum Retryable {
         /// The body's messages.
         errors: Vec<String>,
     },
-    /// No complete answer within the request timeout (or the connect timeout).
+    /// Connected, but no complete answer within the request timeout.
     #[error("timed out")]
     Timeout,
-    /// Could not connect, or the connection broke before the body was complete.
+    /// No connection could be made: the request never reached a server. Kept apart from
+    /// [`Retryable::Connection`] because it says nothing about the request and much about the service
+    /// (every other request will fail alike while it lasts).
+    #[error("{cause}: {detail}")]
+    Unreachable {
+        /// Refused, DNS, TLS, timeout.
+        cause: ConnectCause,
+        /// The transport's words.
+        detail: String,
+    },
+    /// The connection broke before the answer was complete.
     #[error("connection failed: {0}")]
     Connection(String),
     /// A body that is not gzip or JSON as expected, or not an answer to the request.
     #[error("undecodable response: {0}")]
     Undecodable(String),
+}
+
+/// Why no connection could be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectCause {
+    /// Nothing listens at that address (or a firewall rejects the connection).
+    Refused,
+    /// The host name does not resolve.
+    Dns,
+    /// The TLS handshake failed (certificate, protocol, or not a TLS server).
+    Tls,
+    /// No connection within the connect timeout.
+    Timeout,
+    /// Any other failure to connect (network unreachable, reset while connecting).
+    Other,
+}
+
+impl fmt::Display for ConnectCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConnectCause::Refused => "connection refused",
+            ConnectCause::Dns => "DNS lookup failed",
+            ConnectCause::Tls => "TLS handshake failed",
+            ConnectCause::Timeout => "connect timed out",
+            ConnectCause::Other => "could not connect",
+        })
+    }
 }
 
 /// A failure that will not pass on retry.
@@ -454,15 +491,51 @@ fn classify(status: u16, body: &[u8], req: &EngagementRequest) -> Outcome {
 /// failed (a reset, an incomplete chunked body, a closed connection); without one, the bytes
 /// arrived and could not be decoded.
 fn transport_error(e: &reqwest::Error) -> Retryable {
+    let text = error_text(e);
+    if e.is_connect() {
+        return Retryable::Unreachable {
+            cause: connect_cause(e),
+            detail: text,
+        };
+    }
     if e.is_timeout() {
         return Retryable::Timeout;
     }
-    let transport = e.is_connect() || causes(e).any(|c| c.is::<hyper::Error>());
-    let text = error_text(e);
+    let transport = causes(e).any(|c| c.is::<hyper::Error>());
     if !transport && e.is_decode() {
         Retryable::Undecodable(text)
     } else {
         Retryable::Connection(text)
+    }
+}
+
+/// Why a connect error happened, from the types in its cause chain. TLS is recognised by the I/O error
+/// kinds rustls reports through the connection (`InvalidData` for a bad certificate or a peer that does
+/// not speak TLS, `UnexpectedEof` for one that hangs up mid-handshake): before the handshake, a TCP
+/// connect never fails that way.
+fn connect_cause(e: &reqwest::Error) -> ConnectCause {
+    if e.is_dns() {
+        return ConnectCause::Dns;
+    }
+    if e.is_timeout() {
+        return ConnectCause::Timeout;
+    }
+    let kinds: Vec<std::io::ErrorKind> = causes(e)
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .map(|io| io.kind())
+        .collect();
+    use std::io::ErrorKind::*;
+    if kinds.contains(&ConnectionRefused) {
+        ConnectCause::Refused
+    } else if kinds.contains(&TimedOut) {
+        ConnectCause::Timeout
+    } else if kinds
+        .iter()
+        .any(|k| matches!(k, InvalidData | UnexpectedEof))
+    {
+        ConnectCause::Tls
+    } else {
+        ConnectCause::Other
     }
 }
 
@@ -962,7 +1035,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_refused_connection_is_a_connection_failure() {
+    async fn a_refused_connection_is_unreachable_and_says_refused() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
@@ -970,12 +1043,108 @@ mod tests {
             .send(&totals_request(AuthKind::Bearer), &bearer())
             .await;
         assert_eq!(reply.status, None);
-        let Outcome::Retryable(Retryable::Connection(text)) = &reply.outcome else {
+        let Outcome::Retryable(Retryable::Unreachable { cause, detail }) = &reply.outcome else {
             panic!("{:?}", reply.outcome)
         };
+        assert_eq!(*cause, ConnectCause::Refused);
+        let text = reply.outcome.to_string();
+        assert!(text.starts_with("connection refused: "), "{text}");
         assert!(!text.contains("AAAAbearer"), "{text}");
         assert!(!text.contains('\n'), "{text}");
-        assert!(text.contains("onnect"), "{text}");
+        assert!(detail.contains("onnect"), "{detail}");
+    }
+
+    #[tokio::test]
+    async fn a_connect_timeout_is_unreachable_and_says_timeout() {
+        // A listener that never accepts, with its queue full: the kernel drops further SYNs, so a
+        // connect hangs until the client's connect timeout.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(1).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut queued = Vec::new();
+        for _ in 0..4 {
+            if let Ok(Ok(s)) = tokio::time::timeout(
+                Duration::from_millis(200),
+                tokio::net::TcpStream::connect(addr),
+            )
+            .await
+            {
+                queued.push(s);
+            }
+        }
+        let client = Client::new(ClientConfig {
+            base_url: format!("http://{addr}"),
+            connect_timeout: Duration::from_millis(300),
+            request_timeout: Duration::from_secs(10),
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        let reply = client
+            .send(&totals_request(AuthKind::Bearer), &bearer())
+            .await;
+        assert_eq!(reply.status, None);
+        assert!(
+            matches!(
+                reply.outcome,
+                Outcome::Retryable(Retryable::Unreachable {
+                    cause: ConnectCause::Timeout,
+                    ..
+                })
+            ),
+            "{:?}",
+            reply.outcome
+        );
+        assert!(reply.outcome.to_string().starts_with("connect timed out: "));
+        drop((queued, listener));
+    }
+
+    /// A TCP server at an `https://` URL that is not a TLS server: it writes `raw` to each connection
+    /// and closes it.
+    async fn not_tls(raw: &'static [u8]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let _ = sock.write_all(raw).await;
+                let _ = sock.shutdown().await;
+            }
+        });
+        format!("https://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_failed_tls_handshake_is_unreachable_and_says_tls() {
+        // Plain HTTP where TLS was expected, and a peer that hangs up mid-handshake.
+        for raw in [
+            &b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"[..],
+            b"",
+        ] {
+            let base = not_tls(raw).await;
+            let reply = client(&base)
+                .send(&totals_request(AuthKind::Bearer), &bearer())
+                .await;
+            assert_eq!(reply.status, None);
+            assert!(
+                matches!(
+                    reply.outcome,
+                    Outcome::Retryable(Retryable::Unreachable {
+                        cause: ConnectCause::Tls,
+                        ..
+                    })
+                ),
+                "{raw:?}: {:?}",
+                reply.outcome
+            );
+            assert!(
+                reply
+                    .outcome
+                    .to_string()
+                    .starts_with("TLS handshake failed: "),
+                "{}",
+                reply.outcome
+            );
+        }
     }
 
     fn gzip(data: &[u8]) -> Vec<u8> {

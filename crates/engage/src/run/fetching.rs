@@ -87,6 +87,14 @@ pub async fn run(
                     end = FetchEnd::Stopped;
                 }
             }
+            // Unreachable for longer than the limit: stop as a shutdown does, IDs left pending (the
+            // breaker keeps why, for the message).
+            BatchEnd::Outage(_) => {
+                if matches!(end, FetchEnd::Complete) {
+                    end = FetchEnd::Stopped;
+                }
+                stop.cancel();
+            }
             BatchEnd::Abort(a) => {
                 tracing::error!("{a}");
                 if !matches!(end, FetchEnd::Abort(_)) {

@@ -42,6 +42,7 @@ pub use identity::{format_period, Identity};
 
 use crate::fetch::{Abort, FetchStats, Fetcher, Job, RetryPolicy};
 use crate::gate::{pace, Gate};
+use crate::health::{Health, OutagePolicy};
 use crate::ids::{IdsError, ReadOptions};
 use crate::lock::{LockError, WriterLock};
 use crate::report::{self, ReportError, Summary};
@@ -81,6 +82,8 @@ pub struct RunSpec {
     pub client: ClientConfig,
     /// Retry settings.
     pub retry: RetryPolicy,
+    /// When the API counts as unreachable, how it is probed, and how long an outage may last.
+    pub outage: OutagePolicy,
     /// `/historical` period, any length: fetched as consecutive windows of at most 28 days.
     pub period: Option<Window>,
     /// How the period was asked for (e.g. `days=90`). It is part of the identity, and a relative period
@@ -233,6 +236,8 @@ pub struct Progress {
     pub fetch: Arc<FetchStats>,
     /// The run's gate, once the run has made it: shown as "waiting for rate limit until ...".
     gate: OnceLock<Arc<Gate>>,
+    /// The breaker, to show "API unreachable since ..." and why a run gave up.
+    pub health: Arc<Health>,
 }
 
 impl Progress {
@@ -275,6 +280,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<RunOutcome, RunError> {
     let client = Client::new(spec.client.clone())?;
+    progress.health.configure(spec.outage, client.base_url());
     // Before anything reads the inputs or touches the store: a second writer stops here. Held to the
     // end of the run, after the store is closed (declared first, dropped last).
     identity::check_folder(&spec.db)?;
@@ -397,6 +403,7 @@ async fn pipeline(
         client,
         routes: batcher.routes.clone(),
         gate,
+        health: progress.health.clone(),
         pace: spec.rate.and_then(|(n, w)| pace(n, w)).map(Arc::new),
         retry: spec.retry,
         job: Job {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engage::fetch::RetryPolicy;
+use engage::health::OutagePolicy;
 use engage::ids::ReadOptions;
 use engage::outcome::Status;
 use engage::route::Routes;
@@ -111,6 +112,13 @@ fn spec(c: &Case, url: &str, db: &str, credentials: Credentials) -> RunSpec {
             max_attempts: 6,
             base: Duration::from_millis(5),
             cap: Duration::from_millis(50),
+        },
+        // Probes a few times a second, so that a test's outage ends soon after its server is back.
+        outage: OutagePolicy {
+            probe_base: Duration::from_millis(50),
+            probe_cap: Duration::from_millis(400),
+            limit: Duration::from_secs(120),
+            ..OutagePolicy::default()
         },
         period: None,
         period_spec: None,
@@ -910,5 +918,138 @@ mod accounts {
         }
         let out = std::fs::read_to_string(c.dir.join("run.db.out/outcomes.csv")).unwrap();
         assert!(out.contains("no configured account owns it"), "{out}");
+    }
+}
+
+mod outage {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    /// Stops `s` once the run behind `progress` has resolved `after` IDs; after `down`, starts the
+    /// same simulator again on the same port (`None`: leaves it stopped).
+    fn outage(
+        s: SimHandle,
+        config: SimConfig,
+        progress: Arc<Progress>,
+        after: u64,
+        down: Option<Duration>,
+    ) -> tokio::task::JoinHandle<Option<SimHandle>> {
+        tokio::spawn(async move {
+            while progress.resolved.load(Ordering::Relaxed) < after {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let addr = s.addr;
+            s.shutdown().await;
+            let down = down?;
+            tokio::time::sleep(down).await;
+            Some(restart(config, addr).await)
+        })
+    }
+
+    async fn restart(config: SimConfig, addr: SocketAddr) -> SimHandle {
+        engage_sim::start(
+            SimConfig {
+                now: Some(NOW),
+                ..config
+            },
+            addr,
+        )
+        .await
+        .expect("the simulator starts again on its port")
+    }
+
+    /// The simulator stopped for 5 s in the middle of a run and started again on the same port: no ID
+    /// ends `failed`, and the report is the one a run without the outage writes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_mid_run_outage_fails_nothing_and_changes_no_number() {
+        let config = SimConfig {
+            seed: 31,
+            deleted: 0.01,
+            ..SimConfig::default()
+        };
+        let s = sim(config.clone()).await;
+        let unique = ids(30_000, 12);
+        let c = case(&unique.iter().map(|i| i.to_string()).collect::<Vec<_>>());
+        go(spec(&c, &s.url(), "clean.db", demo_user()))
+            .await
+            .unwrap();
+
+        let progress = Arc::new(Progress::default());
+        let mut sp = spec(&c, &s.url(), "outage.db", demo_user());
+        // 120 batches at 40 a second: the 5 s outage, from 5,000 IDs resolved on, falls inside.
+        sp.rate = Some((40, Duration::from_secs(1)));
+        let down = outage(
+            s,
+            config,
+            progress.clone(),
+            5_000,
+            Some(Duration::from_secs(5)),
+        );
+        let rx = CancellationToken::new();
+        let out = run(sp, progress.clone(), rx).await.unwrap();
+        let _back = down.await.unwrap();
+        assert!(!out.interrupted, "{:?}", out.summary.status);
+        assert_eq!(out.summary.status.failed, 0, "{:?}", out.summary.status);
+        assert!(progress.health.outages() >= 1, "the outage was seen");
+        assert!(progress.health.outage().is_none(), "and is over");
+        assert_eq!(
+            read_json(&c.dir.join("outage.db.out/top.json")),
+            read_json(&c.dir.join("clean.db.out/top.json")),
+            "the same report as a run without the outage"
+        );
+    }
+
+    /// The simulator stopped for longer than the outage limit: the run stops as interrupted with
+    /// nothing `failed`, and the resume (with the simulator back) completes to the same report.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_outage_longer_than_the_limit_interrupts_and_the_resume_completes() {
+        let config = SimConfig {
+            seed: 32,
+            deleted: 0.01,
+            ..SimConfig::default()
+        };
+        let s = sim(config.clone()).await;
+        let (url, addr) = (s.url(), s.addr);
+        let unique = ids(20_000, 13);
+        let c = case(&unique.iter().map(|i| i.to_string()).collect::<Vec<_>>());
+        go(spec(&c, &url, "clean.db", demo_user())).await.unwrap();
+
+        let progress = Arc::new(Progress::default());
+        let mut sp = spec(&c, &url, "outage.db", demo_user());
+        sp.rate = Some((40, Duration::from_secs(1)));
+        sp.outage.limit = Duration::from_secs(2);
+        let down = outage(s, config.clone(), progress.clone(), 2_000, None);
+        let rx = CancellationToken::new();
+        let out = run(sp, progress.clone(), rx).await.unwrap();
+        assert!(down.await.unwrap().is_none());
+        let st = &out.summary.status;
+        assert!(out.interrupted, "{st:?}");
+        assert_eq!(st.failed, 0, "{st:?}");
+        assert!(st.ok + st.unavailable >= 2_000 && st.pending > 0, "{st:?}");
+        assert!(
+            !statuses(&c.dir.join("outage.db"))
+                .values()
+                .any(|s| *s == Status::Failed),
+            "nothing failed in the store"
+        );
+        let why = progress
+            .health
+            .gave_up()
+            .expect("the run says why it stopped");
+        assert!(why.contains(&url), "{why}");
+        assert!(why.contains("connection refused"), "{why}");
+        assert!(
+            !why.contains("check the base URL"),
+            "it answered before: {why}"
+        );
+
+        let _back = restart(config, addr).await;
+        let again = go(spec(&c, &url, "outage.db", demo_user())).await.unwrap();
+        assert!(!again.interrupted);
+        assert_eq!(again.summary.status.failed, 0);
+        assert_eq!(
+            read_json(&c.dir.join("outage.db.out/top.json")),
+            read_json(&c.dir.join("clean.db.out/top.json"))
+        );
     }
 }
