@@ -53,3 +53,69 @@ impl Summary {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use engagement_api::Endpoint;
+
+    use super::*;
+    use crate::report::fixture::{store_with, METRICS};
+    use crate::report::write_reports;
+    use crate::store::IngestCounts;
+
+    /// Snapshots compare without trailing newlines; the file ends with exactly one.
+    fn assert_one_final_newline(md: &str) {
+        assert!(
+            md.ends_with('\n') && !md.ends_with("\n\n"),
+            "{:?}",
+            &md[md.len().saturating_sub(20)..]
+        );
+    }
+
+    /// `top.md` of a run cut short: a tenth of the IDs still pending (so the page opens with the
+    /// partial-report line), some unavailable or failed, lines rejected and duplicated, and two
+    /// owner accounts besides the bearer token. The file the run writes is the same text.
+    #[test]
+    fn top_md_of_an_unfinished_run() {
+        let d = tempfile::tempdir().unwrap();
+        let ingest = IngestCounts {
+            input_lines: 640,
+            rejected_lines: 25,
+            duplicate_ids: 15,
+        };
+        let s = store_with(
+            d.path(),
+            600,
+            true,
+            Some(ingest),
+            &["bearer", "brand", "support"],
+        );
+        let md = Summary::from_store(&s, Endpoint::Totals, &METRICS, 5)
+            .unwrap()
+            .to_markdown();
+        insta::assert_snapshot!("top_md_unfinished", md);
+        assert_one_final_newline(&md);
+
+        let out = d.path().join("out");
+        write_reports(&out, &s, Endpoint::Totals, &METRICS, 5, None).unwrap();
+        assert_eq!(std::fs::read_to_string(out.join("top.md")).unwrap(), md);
+    }
+
+    /// `top.md` of a finished run answered by the bearer token only: no partial-report line, no
+    /// pending count, no accounts line.
+    #[test]
+    fn top_md_of_a_finished_run() {
+        let d = tempfile::tempdir().unwrap();
+        let ingest = IngestCounts {
+            input_lines: 41,
+            rejected_lines: 1,
+            duplicate_ids: 0,
+        };
+        let s = store_with(d.path(), 40, false, Some(ingest), &["bearer"]);
+        let md = Summary::from_store(&s, Endpoint::Totals, &METRICS, 3)
+            .unwrap()
+            .to_markdown();
+        insta::assert_snapshot!("top_md_finished", md);
+        assert_one_final_newline(&md);
+    }
+}
