@@ -16,7 +16,7 @@
 //!   vocabulary the fetcher produces and the store and the reports read;
 //! - [`topn`]: bounded top-N per metric and grand totals;
 //! - [`report`]: `top.json`, `top.md`, `top.csv`, `tweets.csv`, `outcomes.csv`, `rejects.csv`,
-//!   `series.csv`, `hourly.csv`; [`html`]: `report.html`, one self-contained page;
+//!   `series.csv`, `hourly.csv`, and [`report::html`]: `report.html`, one self-contained page;
 //! - [`exit`]: the documented exit codes, which every error type maps itself to;
 //! - [`failpoint`], [`fsutil`]: crash-test hooks and file permissions.
 #![warn(missing_docs)]
@@ -27,7 +27,6 @@ pub mod fetch;
 pub mod fsutil;
 pub mod gate;
 pub mod health;
-pub mod html;
 pub mod ids;
 pub mod lock;
 pub mod outcome;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use engage::html::{render, TimeSeries};
+use engage::report::html::{render, TimeSeries};
 use engage::report::Summary;
 use engage::store::{IngestCounts, StatusCounts};
 use engagement_api::{Endpoint, Metric};

@@ -1,0 +1,121 @@
+//! `top.md`: the Markdown report, also what the terminal shows at the end of a run.
+
+use super::summary::Summary;
+
+impl Summary {
+    /// The Markdown report (also what the terminal shows).
+    pub fn to_markdown(&self) -> String {
+        let mut s = String::new();
+        s.push_str(&format!(
+            "# Top {} per metric — /{}\n\n",
+            self.top_n, self.endpoint
+        ));
+        if let Some(what) = self.unfinished() {
+            s.push_str(&format!(
+                "**Partial report:** the run is not finished: {what}. The numbers cover the IDs \
+                 fetched so far.\n\n"
+            ));
+        }
+        s.push_str(&self.counts_sentence());
+        s.push_str("\n\n");
+        for d in &self.damaged_inputs {
+            s.push_str(&format!(
+                "**Not read to its end:** `{}`: {}; the rest of it was not read.\n\n",
+                d.source, d.reason
+            ));
+        }
+        if !self.accounts_used.is_empty() {
+            let n = self.accounts_used.len();
+            s.push_str(&format!(
+                "{n} owner account{} used ({}).\n\n",
+                if n == 1 { "" } else { "s" },
+                self.accounts_used.join(", ")
+            ));
+        }
+        s.push_str("## Totals\n\n| metric | total |\n|---|---:|\n");
+        for (i, m) in self.metrics.iter().enumerate() {
+            s.push_str(&format!("| {} | {} |\n", m, self.totals[i]));
+        }
+        for (i, m) in self.metrics.iter().enumerate() {
+            s.push_str(&format!("\n## {m}\n\n"));
+            if self.top[i].is_empty() {
+                s.push_str("No Tweet has a non-zero value.\n");
+                continue;
+            }
+            s.push_str("| rank | tweet | value |\n|---:|---|---:|\n");
+            for (rank, (id, v)) in self.top[i].iter().enumerate() {
+                s.push_str(&format!(
+                    "| {} | [{id}](https://x.com/i/web/status/{id}) | {v} |\n",
+                    rank + 1
+                ));
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use engagement_api::Endpoint;
+
+    use super::*;
+    use crate::report::fixture::{store_with, METRICS};
+    use crate::report::write_reports;
+    use crate::store::IngestCounts;
+
+    /// Snapshots compare without trailing newlines; the file ends with exactly one.
+    fn assert_one_final_newline(md: &str) {
+        assert!(
+            md.ends_with('\n') && !md.ends_with("\n\n"),
+            "{:?}",
+            &md[md.len().saturating_sub(20)..]
+        );
+    }
+
+    /// `top.md` of a run cut short: a tenth of the IDs still pending (so the page opens with the
+    /// partial-report line), some unavailable or failed, lines rejected and duplicated, and two
+    /// owner accounts besides the bearer token. The file the run writes is the same text.
+    #[test]
+    fn top_md_of_an_unfinished_run() {
+        let d = tempfile::tempdir().unwrap();
+        let ingest = IngestCounts {
+            input_lines: 640,
+            rejected_lines: 25,
+            duplicate_ids: 15,
+        };
+        let s = store_with(
+            d.path(),
+            600,
+            true,
+            Some(ingest),
+            &["bearer", "brand", "support"],
+        );
+        let md = Summary::from_store(&s, Endpoint::Totals, &METRICS, 5)
+            .unwrap()
+            .to_markdown();
+        insta::assert_snapshot!("top_md_unfinished", md);
+        assert_one_final_newline(&md);
+
+        let out = d.path().join("out");
+        write_reports(&out, &s, Endpoint::Totals, &METRICS, 5, None).unwrap();
+        assert_eq!(std::fs::read_to_string(out.join("top.md")).unwrap(), md);
+    }
+
+    /// `top.md` of a finished run answered by the bearer token only: no partial-report line, no
+    /// pending count, no accounts line.
+    #[test]
+    fn top_md_of_a_finished_run() {
+        let d = tempfile::tempdir().unwrap();
+        let ingest = IngestCounts {
+            input_lines: 41,
+            rejected_lines: 1,
+            duplicate_ids: 0,
+        };
+        let s = store_with(d.path(), 40, false, Some(ingest), &["bearer"]);
+        let md = Summary::from_store(&s, Endpoint::Totals, &METRICS, 3)
+            .unwrap()
+            .to_markdown();
+        insta::assert_snapshot!("top_md_finished", md);
+        assert_one_final_newline(&md);
+    }
+}

@@ -1,0 +1,525 @@
+//! The outcome pass: one scan of the store's outcomes in ID order that writes `tweets.csv` and
+//! `outcomes.csv` (under temporary names, published with the rest of the report) and fills the
+//! figures (top-N heaps, totals, status counts) as it goes. It can run in the background during a
+//! run, be saved in the store ([`ScanCheckpoint`]) and go on in a later life, and end in two halves
+//! on two threads when much is left.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use engagement_api::digits::push_u64;
+use engagement_api::Metric;
+
+use super::files::{create, csv_err, io, staging_name, ReportError};
+use crate::outcome::Status;
+use crate::store::{StatusCounts, Store};
+use crate::topn::Aggregator;
+
+/// Outcomes from which the last part of a pass is scanned in two halves (below, one thread is faster).
+pub const SPLIT_AT: u64 = 100_000;
+
+/// What one scan of outcomes found.
+pub(super) struct Pass {
+    /// The top-N heaps and totals of the `ok` rows.
+    pub(super) agg: Aggregator,
+    /// Outcome counts (`pending` is left at zero: pending IDs have no outcome row).
+    pub(super) status: StatusCounts,
+}
+
+impl Pass {
+    fn merge(&mut self, other: &Pass) {
+        self.agg.merge(&other.agg);
+        self.status.ok += other.status.ok;
+        self.status.unavailable += other.status.unavailable;
+        self.status.forbidden += other.status.forbidden;
+        self.status.failed += other.status.failed;
+    }
+}
+
+/// A [`Scan`] saved in the store, so that a resumed run goes on with it instead of rescanning
+/// what an earlier life already wrote.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScanCheckpoint {
+    /// The report folder.
+    pub dir: String,
+    /// The run's metrics.
+    pub metrics: Vec<String>,
+    /// N.
+    pub top_n: usize,
+    /// Outcomes below this ID are in the files.
+    pub upto: u64,
+    /// Bytes of the `tweets.csv` part that hold them.
+    pub tweets_len: u64,
+    /// Bytes of the `outcomes.csv` part that hold them.
+    pub outcomes_len: u64,
+    /// ok, unavailable, forbidden, failed.
+    pub counts: [u64; 4],
+    /// Per metric.
+    pub totals: Vec<u64>,
+    /// `ok` Tweets added.
+    pub tweets: u64,
+    /// Per metric, best first.
+    pub tops: Vec<Vec<(u64, u64)>>,
+}
+
+/// A pass over the outcomes in ID order, written as it goes into `tweets.csv` and `outcomes.csv`
+/// under temporary names, renamed when complete (a report left by an earlier run stays whole until
+/// then). Rows are final below the store's resume watermark, so a run can scan them while it fetches
+/// the rest.
+pub struct Scan {
+    dir: PathBuf,
+    metrics: Vec<Metric>,
+    top_n: usize,
+    pass: Pass,
+    /// Next ID to scan from.
+    upto: u64,
+    tweets: (PathBuf, BufWriter<File>),
+    outcomes: (PathBuf, csv::Writer<BufWriter<File>>),
+}
+
+impl Scan {
+    /// A pass from the first ID, with the files' headers written, into the part files a resumed
+    /// life goes on with ([`Scan::resume`]).
+    pub fn start(dir: &Path, metrics: &[Metric], top_n: usize) -> Result<Scan, ReportError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        Scan::begin(
+            dir,
+            metrics,
+            top_n,
+            dir.join(PART_TWEETS),
+            dir.join(PART_OUTCOMES),
+        )
+    }
+
+    /// A pass from the first ID into the files `tweets` and `outcomes`, with their headers written.
+    pub(super) fn begin(
+        dir: &Path,
+        metrics: &[Metric],
+        top_n: usize,
+        tweets: PathBuf,
+        outcomes: PathBuf,
+    ) -> Result<Scan, ReportError> {
+        let mut p = Scan::open(dir, metrics, top_n, 0, tweets, outcomes)?;
+        let mut header = String::from("tweet_id");
+        for m in metrics {
+            header.push(',');
+            header.push_str(m.as_str());
+        }
+        header.push('\n');
+        p.tweets
+            .1
+            .write_all(header.as_bytes())
+            .map_err(io(&p.tweets.0))?;
+        p.outcomes
+            .1
+            .write_record(["tweet_id", "outcome", "note"])
+            .map_err(csv_err(&p.outcomes.0))?;
+        Ok(p)
+    }
+
+    /// A pass from `from`, without headers, to be appended to another.
+    fn start_part(
+        dir: &Path,
+        metrics: &[Metric],
+        top_n: usize,
+        from: u64,
+    ) -> Result<Scan, ReportError> {
+        Scan::open(
+            dir,
+            metrics,
+            top_n,
+            from,
+            staging_name(dir, "tweets.csv.half"),
+            staging_name(dir, "outcomes.csv.half"),
+        )
+    }
+
+    fn open(
+        dir: &Path,
+        metrics: &[Metric],
+        top_n: usize,
+        from: u64,
+        tweets: PathBuf,
+        outcomes: PathBuf,
+    ) -> Result<Scan, ReportError> {
+        Ok(Scan {
+            dir: dir.to_path_buf(),
+            metrics: metrics.to_vec(),
+            top_n,
+            pass: Pass {
+                agg: Aggregator::new(top_n, metrics.len()),
+                status: StatusCounts::default(),
+            },
+            upto: from,
+            tweets: (tweets.clone(), create(&tweets)?),
+            outcomes: (
+                outcomes.clone(),
+                csv::Writer::from_writer(create(&outcomes)?),
+            ),
+        })
+    }
+
+    /// Next ID the pass scans from.
+    pub fn upto(&self) -> u64 {
+        self.upto
+    }
+
+    /// The report folder.
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The run's metrics.
+    pub(super) fn metrics(&self) -> &[Metric] {
+        &self.metrics
+    }
+
+    /// N.
+    pub(super) fn top_n(&self) -> usize {
+        self.top_n
+    }
+
+    /// Flushes the files and describes the pass so far, for [`Scan::resume`] in a later life.
+    pub fn checkpoint(&mut self) -> Result<ScanCheckpoint, ReportError> {
+        self.flush_files()?;
+        // On disk as the pass goes (this runs beside the fetch), so that publishing the report
+        // at the end waits only for the rows written since, not for the whole file.
+        self.tweets
+            .1
+            .get_ref()
+            .sync_data()
+            .map_err(io(&self.tweets.0))?;
+        self.outcomes
+            .1
+            .get_ref()
+            .get_ref()
+            .sync_data()
+            .map_err(io(&self.outcomes.0))?;
+        let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).map_err(io(p));
+        let (totals, tweets, tops) = self.pass.agg.parts();
+        let s = self.pass.status;
+        Ok(ScanCheckpoint {
+            dir: self.dir.to_string_lossy().into_owned(),
+            metrics: self
+                .metrics
+                .iter()
+                .map(|m| m.as_str().to_string())
+                .collect(),
+            top_n: self.top_n,
+            upto: self.upto,
+            tweets_len: len(&self.tweets.0)?,
+            outcomes_len: len(&self.outcomes.0)?,
+            counts: [s.ok, s.unavailable, s.forbidden, s.failed],
+            totals,
+            tweets,
+            tops,
+        })
+    }
+
+    /// Goes on with a pass an earlier life checkpointed, when its files are still there and hold at
+    /// least what it recorded (cut back to exactly that); `None` otherwise, to start afresh.
+    pub fn resume(
+        dir: &Path,
+        metrics: &[Metric],
+        top_n: usize,
+        c: &ScanCheckpoint,
+    ) -> Option<Scan> {
+        let same = c.dir == dir.to_string_lossy()
+            && c.top_n == top_n
+            && c.metrics
+                .iter()
+                .map(String::as_str)
+                .eq(metrics.iter().map(|m| m.as_str()))
+            && c.totals.len() == metrics.len()
+            && c.tops.len() == metrics.len();
+        if !same {
+            return None;
+        }
+        let reopen = |p: &Path, len: u64| -> Option<File> {
+            let f = std::fs::OpenOptions::new().write(true).open(p).ok()?;
+            if f.metadata().ok()?.len() < len {
+                return None;
+            }
+            f.set_len(len).ok()?;
+            let mut f = f;
+            std::io::Seek::seek(&mut f, std::io::SeekFrom::End(0)).ok()?;
+            Some(f)
+        };
+        let tweets = dir.join(PART_TWEETS);
+        let outcomes = dir.join(PART_OUTCOMES);
+        let t = reopen(&tweets, c.tweets_len)?;
+        let o = reopen(&outcomes, c.outcomes_len)?;
+        let [ok, unavailable, forbidden, failed] = c.counts;
+        Some(Scan {
+            dir: dir.to_path_buf(),
+            metrics: metrics.to_vec(),
+            top_n,
+            pass: Pass {
+                agg: Aggregator::from_parts(top_n, c.totals.clone(), c.tweets, &c.tops),
+                status: StatusCounts {
+                    pending: 0,
+                    ok,
+                    unavailable,
+                    forbidden,
+                    failed,
+                },
+            },
+            upto: c.upto,
+            tweets: (tweets, BufWriter::new(t)),
+            outcomes: (outcomes, csv::Writer::from_writer(BufWriter::new(o))),
+        })
+    }
+
+    /// Scans the outcomes from where the pass stopped up to `to` (excluded; `None`: to the end).
+    pub fn advance(&mut self, store: &Store, to: Option<u64>) -> Result<(), ReportError> {
+        if to.is_some_and(|t| t <= self.upto) {
+            return Ok(());
+        }
+        let mut row = vec![0u64; self.metrics.len()];
+        // Numbers only, so no quoting: written directly, one buffer, no allocation per row (this
+        // file has a row per Tweet and is rewritten by every resume).
+        let mut line = String::new();
+        let (mut failure, mut other_failure) = (None, None);
+        let Scan {
+            pass,
+            tweets,
+            outcomes,
+            metrics,
+            ..
+        } = self;
+        store.for_each_outcome(self.upto, to, metrics, |id, status, note, values| {
+            match status {
+                Status::Ok => pass.status.ok += 1,
+                Status::Unavailable => pass.status.unavailable += 1,
+                Status::Forbidden => pass.status.forbidden += 1,
+                Status::Failed | Status::Pending => pass.status.failed += 1,
+            }
+            if status != Status::Ok {
+                if other_failure.is_none() {
+                    other_failure = outcomes
+                        .1
+                        .write_record([&id.to_string(), status.as_str(), note.unwrap_or("")])
+                        .err();
+                }
+                return;
+            }
+            if failure.is_some() {
+                return;
+            }
+            line.clear();
+            push_u64(&mut line, id);
+            for v in values {
+                line.push(',');
+                if let Some(x) = v {
+                    push_u64(&mut line, *x);
+                }
+            }
+            line.push('\n');
+            failure = tweets.1.write_all(line.as_bytes()).err();
+            for (r, v) in row.iter_mut().zip(values) {
+                *r = v.unwrap_or(0);
+            }
+            pass.agg.add(id, &row);
+        })?;
+        if let Some(e) = failure {
+            return Err(io(&self.tweets.0)(e));
+        }
+        if let Some(e) = other_failure {
+            return Err(csv_err(&self.outcomes.0)(e));
+        }
+        if let Some(to) = to {
+            self.upto = to;
+        }
+        Ok(())
+    }
+
+    /// Scans what is left, in two halves on two threads when at least `split_at` outcomes are
+    /// left.
+    pub(super) fn scan_rest(&mut self, store: &Store, split_at: u64) -> Result<(), ReportError> {
+        let left = store.unique_count_from(self.upto)?;
+        match store.midpoint_from(self.upto, left)? {
+            Some(mid) if left >= split_at => {
+                let db = store.path().to_path_buf();
+                let mut second = Scan::start_part(&self.dir, &self.metrics, self.top_n, mid)?;
+                let (first, other) = std::thread::scope(|s| {
+                    let other = s.spawn(|| {
+                        let store = Store::open_cursor(&db)?;
+                        second.advance(&store, None)?;
+                        Ok::<_, ReportError>(second)
+                    });
+                    (self.advance(store, Some(mid)), other.join())
+                });
+                first?;
+                let second = other.map_err(|_| {
+                    io(&self.dir)(std::io::Error::other("report thread panicked"))
+                })??;
+                self.append(second)?;
+            }
+            _ => self.advance(store, None)?,
+        }
+        Ok(())
+    }
+
+    /// Appends a later part's rows and figures: the last rows of this pass (written past its own
+    /// writers, which must not write after it).
+    fn append(&mut self, part: Scan) -> Result<(), ReportError> {
+        let (tweets, outcomes, pass) = part.flush()?;
+        self.flush_files()?;
+        for (to, from) in [(&self.tweets.0, &tweets), (&self.outcomes.0, &outcomes)] {
+            let mut out = std::fs::OpenOptions::new()
+                .append(true)
+                .open(to)
+                .map_err(io(to))?;
+            let mut src = File::open(from).map_err(io(from))?;
+            std::io::copy(&mut src, &mut out).map_err(io(to))?;
+            std::fs::remove_file(from).map_err(io(from))?;
+        }
+        self.pass.merge(&pass);
+        Ok(())
+    }
+
+    fn flush_files(&mut self) -> Result<(), ReportError> {
+        self.tweets.1.flush().map_err(io(&self.tweets.0))?;
+        self.outcomes.1.flush().map_err(io(&self.outcomes.0))
+    }
+
+    /// Flushes both files; their paths and the figures.
+    fn flush(mut self) -> Result<(PathBuf, PathBuf, Pass), ReportError> {
+        self.flush_files()?;
+        Ok((self.tweets.0, self.outcomes.0, self.pass))
+    }
+
+    /// Ends the pass: both files flushed to disk (still under their temporary names), and the
+    /// figures.
+    pub(super) fn close(self) -> Result<(PathBuf, PathBuf, Pass), ReportError> {
+        crate::failpoint::hit("report-write");
+        let Scan {
+            tweets,
+            outcomes,
+            pass,
+            ..
+        } = self;
+        let t = tweets
+            .1
+            .into_inner()
+            .map_err(|e| io(&tweets.0)(e.into_error()))?;
+        let o = outcomes
+            .1
+            .into_inner()
+            .map_err(|e| io(&outcomes.0)(e.into_error()))?
+            .into_inner()
+            .map_err(|e| io(&outcomes.0)(e.into_error()))?;
+        t.sync_all().map_err(io(&tweets.0))?;
+        o.sync_all().map_err(io(&outcomes.0))?;
+        Ok((tweets.0, outcomes.0, pass))
+    }
+}
+
+/// The part files of a run's outcome pass (see [`Scan::resume`]).
+const PART_TWEETS: &str = ".tweets.csv.part";
+const PART_OUTCOMES: &str = ".outcomes.csv.part";
+
+#[cfg(test)]
+mod tests {
+    use engagement_api::Endpoint;
+
+    use super::*;
+    use crate::report::fixture::store;
+    use crate::report::{finish_reports, write_reports};
+
+    #[test]
+    fn a_pass_resumed_from_its_checkpoint_writes_what_one_pass_writes() {
+        let metrics = [Metric::Favorites, Metric::Retweets];
+        let d = tempfile::tempdir().unwrap();
+        let s = store(d.path(), 3_001, false);
+        let (one, two) = (d.path().join("one"), d.path().join("two"));
+        let (a, _) = write_reports(&one, &s, Endpoint::Totals, &metrics, 10, None).unwrap();
+
+        let mut first = Scan::start(&two, &metrics, 10).unwrap();
+        first.advance(&s, Some(7919 * 1200)).unwrap();
+        let saved = first.checkpoint().unwrap();
+        // The life goes on past its checkpoint, then dies: rows after it are on disk, unsaved.
+        first.advance(&s, Some(7919 * 2000)).unwrap();
+        first.checkpoint().unwrap();
+        std::mem::forget(first);
+        // The checkpoint survives a trip through the store's `meta` as JSON.
+        let saved: ScanCheckpoint =
+            serde_json::from_str(&serde_json::to_string(&saved).unwrap()).unwrap();
+        assert!(
+            Scan::resume(&one, &metrics, 10, &saved).is_none(),
+            "another folder"
+        );
+        assert!(
+            Scan::resume(&two, &metrics[..1], 10, &saved).is_none(),
+            "other metrics"
+        );
+        let resumed = Scan::resume(&two, &metrics, 10, &saved).expect("files are there");
+        assert_eq!(resumed.upto(), 7919 * 1200);
+        let (b, _) = finish_reports(resumed, &s, Endpoint::Totals, None, 1).unwrap();
+        for f in ["tweets.csv", "outcomes.csv", "top.json", "top.csv"] {
+            assert!(
+                std::fs::read(one.join(f)).unwrap() == std::fs::read(two.join(f)).unwrap(),
+                "{f} differs"
+            );
+        }
+        assert_eq!(a.status, b.status);
+        // A checkpoint whose files were cut shorter than it says is not resumed.
+        let mut again = Scan::start(&two, &metrics, 10).unwrap();
+        again.advance(&s, Some(7919 * 1200)).unwrap();
+        let c = again.checkpoint().unwrap();
+        drop(again);
+        let part = two.join(".tweets.csv.part");
+        let len = std::fs::metadata(&part).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&part)
+            .unwrap()
+            .set_len(len - 1)
+            .unwrap();
+        assert!(Scan::resume(&two, &metrics, 10, &c).is_none());
+    }
+
+    #[test]
+    fn two_halves_write_exactly_what_one_pass_writes() {
+        let metrics = [Metric::Favorites, Metric::Retweets];
+        for pending in [false, true] {
+            let d = tempfile::tempdir().unwrap();
+            let s = store(d.path(), 3_001, pending);
+            let (one, two) = (d.path().join("one"), d.path().join("two"));
+            let whole = Scan::start(&one, &metrics, 10).unwrap();
+            let (a, _) = finish_reports(whole, &s, Endpoint::Totals, None, u64::MAX).unwrap();
+            // Two background steps (one of them empty), then the rest in two halves.
+            let mut steps = Scan::start(&two, &metrics, 10).unwrap();
+            steps.advance(&s, Some(7919 * 1000)).unwrap();
+            steps.advance(&s, Some(7919 * 1000)).unwrap();
+            steps.advance(&s, Some(7919 * 1500 + 1)).unwrap();
+            assert_eq!(steps.upto(), 7919 * 1500 + 1);
+            let (b, _) = finish_reports(steps, &s, Endpoint::Totals, None, 1).unwrap();
+            for f in [
+                "tweets.csv",
+                "outcomes.csv",
+                "top.json",
+                "top.csv",
+                "top.md",
+            ] {
+                let (x, y) = (
+                    std::fs::read(one.join(f)).unwrap(),
+                    std::fs::read(two.join(f)).unwrap(),
+                );
+                assert!(x == y, "{f} differs (pending: {pending})");
+            }
+            assert_eq!(a.status, b.status);
+            assert_eq!(a.status.unique(), 3_001);
+            assert_eq!(a.status.pending, if pending { 300 } else { 0 });
+            let names: Vec<_> = std::fs::read_dir(&two)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert!(!names.iter().any(|n| n.starts_with('.')), "{names:?}");
+            assert!(names.iter().any(|n| n == "tweets.csv"), "{names:?}");
+            let tweets = std::fs::read_to_string(one.join("tweets.csv")).unwrap();
+            assert_eq!(tweets.lines().count() as u64, 1 + a.status.ok);
+        }
+    }
+}
