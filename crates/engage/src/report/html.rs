@@ -37,9 +37,10 @@ use crate::store::StatusCounts;
 mod chart;
 mod text;
 
+use super::summary::tweet_url;
 pub use chart::MAX_POINTS;
 use chart::{curves_chart, daily, days_of, top_bars, totals_chart, Day};
-use text::{day_label, escape, hour_label, machine_time, num, pct, stamp, tweet_url, utc, w, F};
+use text::{day_label, escape, hour_label, machine_time, num, pct, stamp, utc, w, F};
 
 /// The most Tweets drawn in one curve chart (the highest of the top N).
 pub const MAX_CURVES: usize = 10;

@@ -45,8 +45,9 @@ impl Summary {
             s.push_str("| rank | tweet | value |\n|---:|---|---:|\n");
             for (rank, (id, v)) in self.top[i].iter().enumerate() {
                 s.push_str(&format!(
-                    "| {} | [{id}](https://x.com/i/web/status/{id}) | {v} |\n",
-                    rank + 1
+                    "| {} | [{id}]({}) | {v} |\n",
+                    rank + 1,
+                    super::summary::tweet_url(*id)
                 ));
             }
         }

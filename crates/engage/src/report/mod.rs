@@ -47,7 +47,7 @@ mod fixture;
 pub use files::ReportError;
 pub use scan::{Scan, ScanCheckpoint, SPLIT_AT};
 pub use series::format_bucket;
-pub use summary::Summary;
+pub use summary::{tweet_url, Summary};
 
 use files::{io, staging_name, sweep_stale, write_csv, write_text, Staging};
 
@@ -132,7 +132,7 @@ fn write_all(
         |row| {
             for (m, top) in summary.metrics.iter().zip(&summary.top) {
                 for (rank, (id, v)) in top.iter().enumerate() {
-                    let url = format!("https://x.com/i/web/status/{id}");
+                    let url = tweet_url(*id);
                     row(&[
                         m.as_str(),
                         &(rank + 1).to_string(),

@@ -198,3 +198,8 @@ impl Summary {
         })
     }
 }
+
+/// A Tweet's public address, the one link every report gives (it works for any account's Tweet).
+pub fn tweet_url(id: u64) -> String {
+    format!("https://x.com/i/web/status/{id}")
+}

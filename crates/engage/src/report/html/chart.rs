@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use time::{Date, OffsetDateTime};
 
-use super::text::{day_label, escape, num, tweet_url, utc, w, F};
+use super::super::summary::tweet_url;
+use super::text::{day_label, escape, num, utc, w, F};
 
 /// Lines with more points than this are reduced (per-bucket min and max) before drawing.
 pub const MAX_POINTS: usize = 1000;

@@ -74,10 +74,6 @@ impl fmt::Display for F {
     }
 }
 
-pub(super) fn tweet_url(id: u64) -> String {
-    format!("https://x.com/i/web/status/{id}")
-}
-
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
