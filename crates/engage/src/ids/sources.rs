@@ -103,18 +103,7 @@ pub fn expand_inputs<S: AsRef<Path>>(specs: &[S]) -> Result<Vec<InputSource>, Id
 }
 
 fn metadata(path: &Path) -> Result<fs::Metadata, IdsError> {
-    fs::metadata(path).map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound {
-            IdsError::NotFound {
-                path: path.display().to_string(),
-            }
-        } else {
-            IdsError::Open {
-                path: path.display().to_string(),
-                source: e,
-            }
-        }
-    })
+    fs::metadata(path).map_err(|e| open_error(path, e))
 }
 
 fn walk(
