@@ -15,6 +15,7 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use engage::exit;
+use engage_sim::DEMO;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -60,10 +61,10 @@ fn engage() -> Command {
 
 /// The simulator's built-in demo user credentials.
 fn demo_credentials(c: &mut Command) -> &mut Command {
-    c.env("ENGAGE_CONSUMER_KEY", "demo-consumer-key")
-        .env("ENGAGE_CONSUMER_SECRET", "demo-consumer-secret")
-        .env("ENGAGE_ACCESS_TOKEN", "demo-access-token")
-        .env("ENGAGE_ACCESS_TOKEN_SECRET", "demo-access-token-secret")
+    c.env("ENGAGE_CONSUMER_KEY", DEMO.consumer_key)
+        .env("ENGAGE_CONSUMER_SECRET", DEMO.consumer_secret)
+        .env("ENGAGE_ACCESS_TOKEN", DEMO.access_token)
+        .env("ENGAGE_ACCESS_TOKEN_SECRET", DEMO.access_token_secret)
 }
 
 /// `engage run` against `url` with the demo credentials and a short first backoff.
