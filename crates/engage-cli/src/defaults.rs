@@ -201,6 +201,37 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_states_the_same_defaults() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+        let readme = std::fs::read_to_string(path).unwrap();
+        for (key, value) in &table(TEXT) {
+            let value = match value {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let flag = format!("--{}", key.replace('_', "-"));
+            // The configuration table's row of the flag: | `--flag ...` | default | notes |
+            let row = readme
+                .lines()
+                .find(|l| {
+                    l.starts_with("| ")
+                        && l.split(" | ").next().is_some_and(|c| {
+                            c.contains(&format!("{flag} ")) || c.contains(&format!("{flag}`"))
+                        })
+                })
+                .unwrap_or_else(|| panic!("README.md has no row for {flag}"));
+            let default = row.split(" | ").nth(1).unwrap_or_default();
+            let words: Vec<&str> = default
+                .split(|c: char| !(c.is_ascii_alphanumeric() || ":/._-".contains(c)))
+                .collect();
+            assert!(
+                words.contains(&value.as_str()),
+                "README.md says {default:?} for {flag}, defaults.toml {value}"
+            );
+        }
+    }
+
+    #[test]
     fn the_library_defaults_are_the_files() {
         let d = get();
         let client = engagement_api::ClientConfig::default();
