@@ -1,6 +1,7 @@
 //! Configuration in two stages: what the user wrote (flags, a TOML file, the environment), then a
-//! validated [`engage::run::RunSpec`]. Layers, lowest first: built-in defaults, the `--config` file,
-//! `ENGAGE_*` environment variables, flags. Unknown keys in the file are an error naming the key.
+//! validated [`engage::run::RunSpec`]. Layers, lowest first: the built-in defaults
+//! ([`crate::defaults`], a file with the same keys), the `--config` file, `ENGAGE_*` environment
+//! variables, flags. Unknown keys in the file are an error naming the key.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,8 +19,81 @@ use engagement_api::window::WindowError;
 use engagement_api::{AuthKind, Endpoint, Metric, Window};
 use serde::Deserialize;
 
-/// The real API's host.
-pub const DEFAULT_BASE_URL: &str = "https://data-api.x.com";
+use crate::defaults;
+
+/// `--endpoint` (and the file's `endpoint`): the API's names of the endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointArg {
+    // (No doc comments on the values: clap would list them one a line instead of inline.)
+    Totals,
+    #[value(name = "28hr")]
+    #[serde(rename = "28hr")]
+    Hr28,
+    Historical,
+}
+
+impl From<EndpointArg> for Endpoint {
+    fn from(e: EndpointArg) -> Endpoint {
+        match e {
+            EndpointArg::Totals => Endpoint::Totals,
+            EndpointArg::Hr28 => Endpoint::Hr28,
+            EndpointArg::Historical => Endpoint::Historical,
+        }
+    }
+}
+
+/// `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthArg {
+    User,
+    Bearer,
+}
+
+impl From<AuthArg> for AuthKind {
+    fn from(a: AuthArg) -> AuthKind {
+        match a {
+            AuthArg::User => AuthKind::User,
+            AuthArg::Bearer => AuthKind::Bearer,
+        }
+    }
+}
+
+/// `--format`, with the other names these formats go by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    #[value(alias = "txt", alias = "text")]
+    Plain,
+    Csv,
+    #[value(alias = "json", alias = "ndjson")]
+    Jsonl,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::Plain => Format::Plain,
+            FormatArg::Csv => Format::Csv,
+            FormatArg::Jsonl => Format::Jsonl,
+        }
+    }
+}
+
+/// `--series`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SeriesArg {
+    Day,
+    Hour,
+}
+
+impl From<SeriesArg> for Granularity {
+    fn from(g: SeriesArg) -> Granularity {
+        match g {
+            SeriesArg::Day => Granularity::Day,
+            SeriesArg::Hour => Granularity::Hour,
+        }
+    }
+}
 
 /// The most requests in flight. The server's per-minute budget, not the number of open requests,
 /// bounds throughput long before this; the cap keeps sockets, buffered answers and the queues
@@ -35,20 +109,25 @@ pub fn check_concurrency(n: usize, what: &str) -> Result<usize> {
     Ok(n)
 }
 
-/// Checks `--days`: a period of no days is empty.
-pub fn check_days(days: u32) -> Result<()> {
+/// Checks a period's length in days (`what` names where it came from): a period of no days is
+/// empty.
+pub fn check_days(days: u32, what: &str) -> Result<()> {
     if days == 0 {
-        bail!("--days 0: the period must be at least 1 day");
+        bail!("{what} 0: the period must be at least 1 day");
     }
     Ok(())
 }
 
-/// The `--config` file.
+/// The `--config` file, and the built-in defaults file ([`crate::defaults`]).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    /// The endpoint.
+    pub endpoint: Option<EndpointArg>,
     /// API base URL.
     pub base_url: Option<String>,
+    /// N of the top-N per metric.
+    pub top: Option<usize>,
     /// Requests in flight.
     pub concurrency: Option<usize>,
     /// Requests per window (local pace).
@@ -61,6 +140,8 @@ pub struct FileConfig {
     pub request_timeout_secs: Option<u64>,
     /// Seconds the API may stay unreachable before the run stops as interrupted.
     pub outage_limit_secs: Option<u64>,
+    /// `/historical`: the period's length in days (the other endpoints ignore it).
+    pub days: Option<u32>,
     /// Credentials (or the names of environment variables holding them).
     #[serde(default)]
     pub credentials: FileCredentials,
@@ -96,6 +177,26 @@ pub struct FileCredentials {
     access_token_secret_env: Option<String>,
     bearer_token: Option<String>,
     bearer_token_env: Option<String>,
+}
+
+impl FileCredentials {
+    /// Whether any credential is given.
+    pub fn is_set(&self) -> bool {
+        [
+            &self.consumer_key,
+            &self.consumer_key_env,
+            &self.consumer_secret,
+            &self.consumer_secret_env,
+            &self.access_token,
+            &self.access_token_env,
+            &self.access_token_secret,
+            &self.access_token_secret_env,
+            &self.bearer_token,
+            &self.bearer_token_env,
+        ]
+        .iter()
+        .any(|v| v.is_some())
+    }
 }
 
 impl FileConfig {
@@ -261,9 +362,9 @@ pub fn credentials(file: &FileConfig, path: &Path) -> Result<FoundCredentials> {
 /// What `engage run` was given (the flags).
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Endpoint: totals, 28hr or historical.
-    #[arg(long, default_value = "totals")]
-    pub endpoint: String,
+    /// API endpoint.
+    #[arg(long, value_enum)]
+    pub endpoint: Option<EndpointArg>,
     /// Input files or folders (`-` for standard input); repeat or list several.
     #[arg(long = "input", short = 'i', required = true, num_args = 1..)]
     pub inputs: Vec<String>,
@@ -273,39 +374,40 @@ pub struct RunArgs {
     /// Folder for the reports; `{date}` is replaced by today's UTC date (YYYY-MM-DD).
     #[arg(long)]
     pub out: PathBuf,
-    /// API base URL [default: https://data-api.x.com].
+    /// API base URL.
     #[arg(long)]
     pub base_url: Option<String>,
     /// A TOML config file (see config/engage.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// N of the top-N per metric.
-    #[arg(long, default_value_t = 10)]
-    pub top: usize,
+    #[arg(long)]
+    pub top: Option<usize>,
     /// Metrics, comma-separated [default: every metric the endpoint and auth allow].
     #[arg(long, value_delimiter = ',')]
     pub metrics: Option<Vec<String>>,
-    /// Requests in flight, 1 to 256 [default: 8].
+    /// Requests in flight, 1 to 256.
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// Local budget: at most this many requests per --window-secs (your contract's per-minute limit).
     #[arg(long)]
     pub rate: Option<u32>,
-    /// The budget's window in seconds [default: 60].
+    /// The budget's window in seconds.
     #[arg(long)]
     pub window_secs: Option<u64>,
     /// The owner account of every input ID without a CSV `account` value.
     #[arg(long)]
     pub account: Option<String>,
-    /// user (OAuth 1.0a user context) or bearer [default: user when user credentials are configured].
-    #[arg(long)]
-    pub auth: Option<String>,
-    /// Attempts per batch before its IDs end failed [default: 10].
+    /// OAuth 1.0a user context or app-only bearer token [default: user when user credentials are
+    /// configured].
+    #[arg(long, value_enum)]
+    pub auth: Option<AuthArg>,
+    /// Attempts per batch before its IDs end failed.
     #[arg(long)]
     pub max_attempts: Option<u32>,
-    /// Input format instead of guessing from the file name: plain, csv or jsonl.
-    #[arg(long)]
-    pub format: Option<String>,
+    /// Input format instead of guessing from the file name.
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
     /// CSV column holding the Tweet ID [default: tweet_id, else id].
     #[arg(long)]
     pub id_column: Option<String>,
@@ -315,18 +417,19 @@ pub struct RunArgs {
     /// /historical window end (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ).
     #[arg(long)]
     pub end: Option<String>,
-    /// /historical: the period ending now (or at --end) that is this many days long [default: 28].
-    /// Periods longer than 28 days are fetched as consecutive 28-day windows and merged.
+    /// /historical: the period ending now (or at --end) that is this many days long; periods longer
+    /// than 28 days are fetched as consecutive 28-day windows and merged.
     #[arg(long)]
     pub days: Option<u32>,
-    /// Time-series jobs: keep each Tweet's series by `day` or `hour` [default: hour for 28hr, day for historical].
-    #[arg(long)]
-    pub series: Option<String>,
-    /// Request timeout in seconds [default: 60].
+    /// Time-series jobs: keep each Tweet's series by day or hour [default: hour for 28hr, day for
+    /// historical].
+    #[arg(long, value_enum)]
+    pub series: Option<SeriesArg>,
+    /// Request timeout in seconds.
     #[arg(long)]
     pub request_timeout_secs: Option<u64>,
     /// When the API cannot be reached at all, wait this many seconds for it (probing), then stop as
-    /// interrupted (exit 4, resumable, nothing marked failed) [default: 1800].
+    /// interrupted (exit 4, resumable, nothing marked failed).
     #[arg(long)]
     pub outage_limit_secs: Option<u64>,
     /// Allow plain http:// to a host that is not loopback (never do this with real credentials).
@@ -344,39 +447,69 @@ pub struct RunArgs {
     pub backoff_ms: Option<u64>,
 }
 
-fn parse_format(s: &str) -> Result<Format> {
-    Ok(match s {
-        "plain" | "txt" | "text" => Format::Plain,
-        "csv" => Format::Csv,
-        "jsonl" | "json" | "ndjson" => Format::Jsonl,
-        other => bail!("--format {other}: expected plain, csv or jsonl"),
-    })
-}
-
 /// Replaces `{date}` in a path with today's UTC date, for nightly jobs writing one folder a day.
 pub fn expand_date(p: &Path) -> PathBuf {
     let s = p.to_string_lossy();
     if !s.contains("{date}") {
         return p.to_path_buf();
     }
-    let d = time::OffsetDateTime::now_utc().date();
-    let date = format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day());
+    let date = engagement_api::timefmt::date(time::OffsetDateTime::now_utc().date());
     PathBuf::from(s.replace("{date}", &date))
 }
 
-/// The flags, with their values, that set the part of the `/historical` period `e` is about.
-fn period_flags(args: &RunArgs, e: &WindowError) -> String {
+/// A setting from the highest layer that sets it (flag, config file, built-in default), with the
+/// name of where it came from for messages: the flag, or the file and key.
+fn layer<T>(
+    flag: Option<T>,
+    flag_name: &str,
+    file: Option<T>,
+    key: &str,
+    path: &Path,
+    default: T,
+) -> Layered<T> {
+    match (flag, file) {
+        (Some(value), _) => Layered {
+            value,
+            from: flag_name.to_string(),
+            given: true,
+        },
+        (None, Some(value)) => Layered {
+            value,
+            from: format!("config file {}: {key}", path.display()),
+            given: true,
+        },
+        (None, None) => Layered {
+            value: default,
+            from: flag_name.to_string(),
+            given: false,
+        },
+    }
+}
+
+/// A value and where it came from.
+struct Layered<T> {
+    value: T,
+    /// `--flag`, or `config file PATH: key`.
+    from: String,
+    /// Set by a flag or the file, not the built-in default.
+    given: bool,
+}
+
+/// The flags (or config file keys), with their values, that set the part of the `/historical`
+/// period `e` is about.
+fn period_flags(args: &RunArgs, e: &WindowError, days: &Layered<u32>) -> String {
     let start = args.start.as_ref().map(|v| format!("--start {v}"));
     let end = args.end.as_ref().map(|v| format!("--end {v}"));
-    let days = match args.days {
-        Some(d) => format!("--days {d}"),
-        None => "--days 28 (the default)".to_string(),
+    let days_named = if days.given {
+        format!("{} {}", days.from, days.value)
+    } else {
+        format!("{} {} (the default)", days.from, days.value)
     };
     let named: Vec<String> = match e {
         WindowError::InFuture(_) => end.into_iter().collect(),
-        // The start came from --start, else from --days (before --end or now).
-        WindowError::TooEarly(_) => vec![start.unwrap_or(days)],
-        _ => [start, end, args.days.map(|d| format!("--days {d}"))]
+        // The start came from --start, else from the days (before --end or now).
+        WindowError::TooEarly(_) => vec![start.unwrap_or(days_named)],
+        _ => [start, end, days.given.then_some(days_named)]
             .into_iter()
             .flatten()
             .collect(),
@@ -394,15 +527,11 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
         Some(p) => (FileConfig::load(p)?, p.clone()),
         None => (FileConfig::default(), PathBuf::from("(no config file)")),
     };
-    let endpoint: Endpoint = args
-        .endpoint
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--endpoint: {e}"))?;
+    let d = defaults::get();
+    let endpoint: Endpoint = args.endpoint.or(file.endpoint).unwrap_or(d.endpoint).into();
     let found = credentials(&file, &path)?;
-    let auth = match args.auth.as_deref() {
-        Some("user") => AuthKind::User,
-        Some("bearer") => AuthKind::Bearer,
-        Some(other) => bail!("--auth {other}: expected user or bearer"),
+    let auth = match args.auth {
+        Some(a) => a.into(),
         None if !found.accounts.is_empty() => AuthKind::User,
         None => AuthKind::Bearer,
     };
@@ -474,8 +603,9 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
             out
         }
     };
-    if args.top == 0 {
-        bail!("--top must be at least 1");
+    let top = layer(args.top, "--top", file.top, "top", &path, d.top);
+    if top.value == 0 {
+        bail!("{} must be at least 1", top.from);
     }
     let (period, period_spec) = match endpoint {
         Endpoint::Historical => {
@@ -490,15 +620,16 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
             if s.is_some() && args.days.is_some() {
                 bail!("--days and --start both set the start; give one");
             }
-            if let Some(d) = args.days {
-                check_days(d)?;
+            let days = layer(args.days, "--days", file.days, "days", &path, d.days);
+            if s.is_none() {
+                check_days(days.value, &days.from)?;
             }
-            let w: Window = engagement_api::window::resolve_period(s, e, args.days, now)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", period_flags(args, &e)))?;
-            let spec = match (&args.start, &args.end, args.days) {
-                (None, None, days) => format!("days={}", days.unwrap_or(28)),
-                (None, Some(e), days) => format!("days={}..{e}", days.unwrap_or(28)),
-                (Some(s), e, _) => format!("{s}..{}", e.as_deref().unwrap_or("now")),
+            let w: Window = engagement_api::window::resolve_period(s, e, Some(days.value), now)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", period_flags(args, &e, &days)))?;
+            let spec = match (&args.start, &args.end) {
+                (None, None) => format!("days={}", days.value),
+                (None, Some(e)) => format!("days={}..{e}", days.value),
+                (Some(s), e) => format!("{s}..{}", e.as_deref().unwrap_or("now")),
             };
             (Some(w), Some(spec))
         }
@@ -509,12 +640,10 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
             (None, None)
         }
     };
-    let series = match (endpoint, args.series.as_deref()) {
+    let series = match (endpoint, args.series) {
         (Endpoint::Totals, None) => None,
         (Endpoint::Totals, Some(_)) => bail!("--series applies to --endpoint 28hr and historical"),
-        (_, Some("day")) => Some(Granularity::Day),
-        (_, Some("hour")) => Some(Granularity::Hour),
-        (_, Some(other)) => bail!("--series {other}: expected day or hour"),
+        (_, Some(g)) => Some(g.into()),
         (Endpoint::Hr28, None) => Some(Granularity::Hour),
         (_, None) => Some(Granularity::Day),
     };
@@ -524,7 +653,7 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
             u.clone(),
             format!("config file {}: base_url", path.display()),
         ),
-        (None, None) => (DEFAULT_BASE_URL.to_string(), "--base-url".to_string()),
+        (None, None) => (d.base_url.clone(), "--base-url".to_string()),
     };
     // Checked here, before anything is created, so that the error can name the flags.
     engagement_api::client::check_base_url(&base_url, args.allow_insecure_http).map_err(
@@ -536,31 +665,53 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
             other => anyhow::anyhow!("{url_from}: {other}"),
         },
     )?;
-    let concurrency = match (args.concurrency, file.concurrency) {
-        (Some(n), _) => check_concurrency(n, "--concurrency")?,
-        (None, Some(n)) => {
-            check_concurrency(n, &format!("config file {}: concurrency", path.display()))?
-        }
-        (None, None) => 8,
-    };
-    let window_secs = args.window_secs.or(file.window_secs).unwrap_or(60);
-    if window_secs == 0 {
-        bail!("--window-secs must be at least 1");
+    let concurrency = layer(
+        args.concurrency,
+        "--concurrency",
+        file.concurrency,
+        "concurrency",
+        &path,
+        d.concurrency,
+    );
+    let concurrency = check_concurrency(concurrency.value, &concurrency.from)?;
+    let window_secs = layer(
+        args.window_secs,
+        "--window-secs",
+        file.window_secs,
+        "window_secs",
+        &path,
+        d.window_secs,
+    );
+    if window_secs.value == 0 {
+        bail!("{} must be at least 1", window_secs.from);
     }
+    let window_secs = window_secs.value;
     let rate = args.rate.or(file.rate);
     if rate == Some(0) {
         bail!("--rate must be at least 1");
     }
-    let max_attempts = args.max_attempts.or(file.max_attempts).unwrap_or(10);
-    if max_attempts == 0 {
-        bail!("--max-attempts must be at least 1");
+    let max_attempts = layer(
+        args.max_attempts,
+        "--max-attempts",
+        file.max_attempts,
+        "max_attempts",
+        &path,
+        d.max_attempts,
+    );
+    if max_attempts.value == 0 {
+        bail!("{} must be at least 1", max_attempts.from);
     }
     let timeout = args
         .request_timeout_secs
         .or(file.request_timeout_secs)
-        .unwrap_or(60);
+        .unwrap_or(d.request_timeout_secs);
+    let outage_limit = args
+        .outage_limit_secs
+        .or(file.outage_limit_secs)
+        .unwrap_or(d.outage_limit_secs);
     let mut retry = RetryPolicy {
-        max_attempts,
+        max_attempts: max_attempts.value,
+        // The backoff's shape is the library's, not a setting.
         ..RetryPolicy::default()
     };
     if let Some(ms) = args.backoff_ms {
@@ -570,7 +721,7 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
     Ok(RunSpec {
         inputs: args.inputs.clone(),
         read: ReadOptions {
-            format: args.format.as_deref().map(parse_format).transpose()?,
+            format: args.format.map(Format::from),
             id_column: args.id_column.clone(),
         },
         db: args.db.clone(),
@@ -579,21 +730,14 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
         metrics,
         routes,
         default_account: args.account.clone(),
-        top_n: args.top,
+        top_n: top.value,
         concurrency,
         rate: rate.map(|n| (n, Duration::from_secs(window_secs))),
-        client: ClientConfig {
-            base_url,
-            connect_timeout: Duration::from_secs(10.min(timeout.max(1))),
-            request_timeout: Duration::from_secs(timeout.max(1)),
-            allow_insecure_http: args.allow_insecure_http,
-        },
+        client: client_config(base_url, timeout, args.allow_insecure_http),
         retry,
         outage: OutagePolicy {
-            limit: args
-                .outage_limit_secs
-                .or(file.outage_limit_secs)
-                .map_or(engage::health::DEFAULT_OUTAGE_LIMIT, Duration::from_secs),
+            limit: Duration::from_secs(outage_limit),
+            // When and how the breaker probes is the library's, not a setting.
             ..OutagePolicy::default()
         },
         period,
@@ -602,4 +746,181 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
         retry_failed: args.retry_failed,
         accept_rejects: args.accept_rejects,
     })
+}
+
+/// The client's settings for a request timeout of `timeout_secs`: the connection gets the library's
+/// connect timeout, or all of the request's when that is shorter.
+pub fn client_config(
+    base_url: String,
+    timeout_secs: u64,
+    allow_insecure_http: bool,
+) -> ClientConfig {
+    let request_timeout = Duration::from_secs(timeout_secs.max(1));
+    ClientConfig {
+        base_url,
+        connect_timeout: ClientConfig::default().connect_timeout.min(request_timeout),
+        request_timeout,
+        allow_insecure_http,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Parser, ValueEnum};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn args(extra: &[&str]) -> RunArgs {
+        let base = ["run", "--input", "ids.txt", "--db", "x.db", "--out", "out"];
+        Cli::try_parse_from(base.iter().chain(extra)).unwrap().run
+    }
+
+    /// A config file in a temporary folder, with literal demo credentials so that every endpoint
+    /// can be built.
+    fn file(body: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("engage.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "{body}\n[credentials]\nconsumer_key = \"k\"\nconsumer_secret = \"s\"\n\
+                 access_token = \"t\"\naccess_token_secret = \"u\"\n"
+            ),
+        )
+        .unwrap();
+        let path = path.to_string_lossy().into_owned();
+        (dir, path)
+    }
+
+    fn error(extra: &[&str]) -> String {
+        match build(&args(extra)) {
+            Ok(_) => panic!("{extra:?} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_flag_values_are_the_names_the_api_and_the_store_use() {
+        let name = |v: &dyn Fn() -> Option<clap::builder::PossibleValue>| {
+            v().unwrap().get_name().to_string()
+        };
+        for e in EndpointArg::value_variants() {
+            assert_eq!(name(&|| e.to_possible_value()), Endpoint::from(*e).as_str());
+            let f: FileConfig =
+                toml::from_str(&format!("endpoint = \"{}\"", Endpoint::from(*e).as_str())).unwrap();
+            assert_eq!(f.endpoint, Some(*e));
+        }
+        for a in AuthArg::value_variants() {
+            assert_eq!(
+                name(&|| a.to_possible_value()),
+                AuthKind::from(*a).to_string()
+            );
+        }
+        for g in SeriesArg::value_variants() {
+            assert_eq!(
+                name(&|| g.to_possible_value()),
+                Granularity::from(*g).as_str()
+            );
+        }
+        for (given, format) in [
+            ("txt", Format::Plain),
+            ("text", Format::Plain),
+            ("csv", Format::Csv),
+            ("ndjson", Format::Jsonl),
+            ("json", Format::Jsonl),
+        ] {
+            assert_eq!(
+                args(&["--format", given]).format.map(Format::from),
+                Some(format)
+            );
+        }
+        let err = toml::from_str::<FileConfig>("endpoint = \"hourly\"").unwrap_err();
+        assert!(err.to_string().contains("28hr"), "{err}");
+    }
+
+    #[test]
+    fn without_flags_or_file_the_built_in_defaults_apply() {
+        let (_dir, path) = file("");
+        let spec = build(&args(&["--config", &path])).unwrap();
+        let d = defaults::get();
+        assert_eq!(spec.endpoint, Endpoint::from(d.endpoint));
+        assert_eq!(spec.client.base_url, d.base_url);
+        assert_eq!(spec.top_n, d.top);
+        assert_eq!(spec.concurrency, d.concurrency);
+        assert_eq!(spec.retry.max_attempts, d.max_attempts);
+        assert_eq!(
+            spec.client.request_timeout,
+            Duration::from_secs(d.request_timeout_secs)
+        );
+        assert_eq!(spec.client.connect_timeout, Duration::from_secs(10));
+        assert_eq!(spec.outage.limit, Duration::from_secs(d.outage_limit_secs));
+        assert_eq!(spec.rate, None);
+        let spec = build(&args(&[
+            "--config",
+            &path,
+            "--endpoint",
+            "historical",
+            "--rate",
+            "5",
+        ]))
+        .unwrap();
+        assert_eq!(spec.period_spec.as_deref(), Some("days=28"));
+        assert_eq!(spec.rate, Some((5, Duration::from_secs(d.window_secs))));
+    }
+
+    #[test]
+    fn the_file_overrides_the_defaults_and_flags_override_the_file() {
+        let (_dir, path) = file(
+            "endpoint = \"historical\"\ntop = 3\ndays = 60\nconcurrency = 2\n\
+             request_timeout_secs = 5\n",
+        );
+        let spec = build(&args(&["--config", &path])).unwrap();
+        assert_eq!(spec.endpoint, Endpoint::Historical);
+        assert_eq!(spec.top_n, 3);
+        assert_eq!(spec.concurrency, 2);
+        assert_eq!(spec.period_spec.as_deref(), Some("days=60"));
+        assert_eq!(spec.client.request_timeout, Duration::from_secs(5));
+        assert_eq!(spec.client.connect_timeout, Duration::from_secs(5));
+        let spec = build(&args(&[
+            "--config",
+            &path,
+            "--top",
+            "7",
+            "--days",
+            "30",
+            "--concurrency",
+            "4",
+        ]))
+        .unwrap();
+        assert_eq!((spec.top_n, spec.concurrency), (7, 4));
+        assert_eq!(spec.period_spec.as_deref(), Some("days=30"));
+        // The file's days is the start only when --start does not give one.
+        let spec = build(&args(&["--config", &path, "--start", "2024-03-01"])).unwrap();
+        assert_eq!(spec.period_spec.as_deref(), Some("2024-03-01..now"));
+        // Another endpoint ignores the file's days; only the flag is refused there.
+        let spec = build(&args(&["--config", &path, "--endpoint", "totals"])).unwrap();
+        assert_eq!(spec.period, None);
+    }
+
+    #[test]
+    fn bad_values_name_the_flag_or_the_file_and_key() {
+        let (_dir, path) = file("top = 0\ndays = 0\nendpoint = \"historical\"\n");
+        let err = error(&["--config", &path]);
+        assert_eq!(err, format!("config file {path}: top must be at least 1"));
+        let err = error(&["--config", &path, "--top", "2"]);
+        assert_eq!(
+            err,
+            format!("config file {path}: days 0: the period must be at least 1 day")
+        );
+        let err = error(&["--config", &path, "--top", "0"]);
+        assert_eq!(err, "--top must be at least 1");
+        let (_dir, path) = file("concurency = 3\n");
+        let err = error(&["--config", &path]);
+        assert!(err.contains(&path) && err.contains("concurency"), "{err}");
+    }
 }

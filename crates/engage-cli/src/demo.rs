@@ -11,11 +11,13 @@ use engage::ids::ReadOptions;
 use engage::route::Routes;
 use engage::run::RunSpec;
 use engage::series::Granularity;
+use engage_sim::DEMO;
 use engagement_api::auth::UserCredentials;
 use engagement_api::client::ClientConfig;
 use engagement_api::{AuthKind, Endpoint};
 use rand::{Rng, SeedableRng};
 
+use crate::config::EndpointArg;
 use crate::exit;
 
 /// Snowflake epoch (ms since the Unix epoch).
@@ -24,9 +26,9 @@ const TWEPOCH_MS: u64 = 1_288_834_974_657;
 /// `engage demo` flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
-    /// Endpoint: totals, 28hr or historical.
-    #[arg(long, default_value = "totals")]
-    pub endpoint: String,
+    /// API endpoint.
+    #[arg(long, value_enum)]
+    pub endpoint: Option<EndpointArg>,
     /// /historical: the period, in days up to now (longer than 28 is split into windows and merged).
     #[arg(long, default_value_t = 60)]
     pub days: u32,
@@ -37,8 +39,8 @@ pub struct DemoArgs {
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Requests in flight (1 to 256).
-    #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
+    #[arg(long)]
+    pub concurrency: Option<usize>,
     /// Seed of the generated collection and of the simulator.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -84,25 +86,27 @@ fn generate(path: &std::path::Path, n: usize, days: u64, seed: u64) -> std::io::
 
 /// Runs the demo.
 pub async fn run(args: DemoArgs) -> u8 {
-    let endpoint: Endpoint = match args.endpoint.parse() {
-        Ok(e) => e,
+    // What the demo shares with `engage run` defaults as `engage run` does.
+    let defaults = crate::defaults::get();
+    let endpoint: Endpoint = args.endpoint.unwrap_or(defaults.endpoint).into();
+    // Validated as `engage run` validates them, before anything is created.
+    let checked = crate::config::check_concurrency(
+        args.concurrency.unwrap_or(defaults.concurrency),
+        "--concurrency",
+    )
+    .and_then(|concurrency| match endpoint {
+        Endpoint::Historical => {
+            crate::config::check_days(args.days, "--days").map(|()| concurrency)
+        }
+        _ => Ok(concurrency),
+    });
+    let concurrency = match checked {
+        Ok(c) => c,
         Err(e) => {
-            eprintln!("error: --endpoint: {e}");
+            eprintln!("error: {e:#}");
             return exit::USAGE;
         }
     };
-    // Validated as `engage run` validates them, before anything is created.
-    let checked =
-        crate::config::check_concurrency(args.concurrency, "--concurrency").and_then(|_| {
-            match endpoint {
-                Endpoint::Historical => crate::config::check_days(args.days),
-                _ => Ok(()),
-            }
-        });
-    if let Err(e) = checked {
-        eprintln!("error: {e:#}");
-        return exit::USAGE;
-    }
     let now = time::OffsetDateTime::now_utc();
     let (ids, id_days, period, series) = match endpoint {
         Endpoint::Totals => (args.ids.unwrap_or(100_000), 60, None, None),
@@ -191,17 +195,17 @@ pub async fn run(args: DemoArgs) -> u8 {
         // The simulator's documented fake demo credentials.
         routes: Routes::single_user(
             endpoint,
-            "demo",
+            DEMO.account,
             UserCredentials {
-                consumer_key: "demo-consumer-key".into(),
-                consumer_secret: "demo-consumer-secret".into(),
-                access_token: "demo-access-token".into(),
-                access_token_secret: "demo-access-token-secret".into(),
+                consumer_key: DEMO.consumer_key.into(),
+                consumer_secret: DEMO.consumer_secret.into(),
+                access_token: DEMO.access_token.into(),
+                access_token_secret: DEMO.access_token_secret.into(),
             },
         ),
         default_account: None,
-        top_n: 10,
-        concurrency: args.concurrency,
+        top_n: defaults.top,
+        concurrency,
         rate: None,
         client: ClientConfig {
             base_url: sim.url(),
@@ -209,8 +213,14 @@ pub async fn run(args: DemoArgs) -> u8 {
             request_timeout: Duration::from_secs(30),
             allow_insecure_http: false,
         },
-        retry: RetryPolicy::default(),
-        outage: engage::health::OutagePolicy::default(),
+        retry: RetryPolicy {
+            max_attempts: defaults.max_attempts,
+            ..RetryPolicy::default()
+        },
+        outage: engage::health::OutagePolicy {
+            limit: Duration::from_secs(defaults.outage_limit_secs),
+            ..engage::health::OutagePolicy::default()
+        },
         period,
         period_spec: period.map(|_| format!("days={}", args.days)),
         series,

@@ -4,6 +4,7 @@
 //! result to a documented exit code. Everything else lives in the library crates.
 
 mod config;
+mod defaults;
 mod demo;
 mod progress;
 
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use engage::run::{self, Progress, RunError};
 use tokio_util::sync::CancellationToken;
 
@@ -68,7 +69,9 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The help of flags with a built-in default shows it, read from the defaults file.
+    let matches = defaults::document(Cli::command()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -12,10 +12,11 @@ use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use engage::health::OutageView;
 use engage::run::Progress;
+use engagement_api::timefmt::hhmmss_utc;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinHandle;
 
@@ -23,18 +24,6 @@ use tokio::task::JoinHandle;
 pub struct Display {
     task: JoinHandle<()>,
     bar: Option<ProgressBar>,
-}
-
-fn hhmmss(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    // UTC: the local offset cannot be read soundly from a multi-threaded process.
-    match time::OffsetDateTime::from_unix_timestamp(secs as i64) {
-        Ok(t) => format!("{:02}:{:02}:{:02} UTC", t.hour(), t.minute(), t.second()),
-        Err(_) => "?".into(),
-    }
 }
 
 /// How long the rate is averaged over: the API's rate-limit windows are per minute, so a minute
@@ -109,7 +98,7 @@ fn outage_text(o: &OutageView) -> String {
     };
     format!(
         "API unreachable since {}: {}; {next}",
-        hhmmss(o.since),
+        hhmmss_utc(o.since),
         o.cause
     )
 }
@@ -141,7 +130,9 @@ impl Display {
                 // An outage first: while it lasts, the gate's state says nothing.
                 let waiting = match (progress.health.outage(), progress.waiting_until()) {
                     (Some(o), _) => Some(outage_text(&o)),
-                    (None, Some(t)) => Some(format!("waiting for rate limit until {}", hhmmss(t))),
+                    (None, Some(t)) => {
+                        Some(format!("waiting for rate limit until {}", hhmmss_utc(t)))
+                    }
                     (None, None) => None,
                 };
                 if let Some(b) = &b2 {
@@ -243,6 +234,7 @@ mod tests {
     }
 
     use engagement_api::client::ConnectCause;
+    use std::time::SystemTime;
 
     #[test]
     fn the_outage_text_says_since_when_why_and_when_the_next_probe_goes() {

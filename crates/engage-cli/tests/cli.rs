@@ -15,6 +15,7 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use engage::exit;
+use engage_sim::DEMO;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -60,10 +61,10 @@ fn engage() -> Command {
 
 /// The simulator's built-in demo user credentials.
 fn demo_credentials(c: &mut Command) -> &mut Command {
-    c.env("ENGAGE_CONSUMER_KEY", "demo-consumer-key")
-        .env("ENGAGE_CONSUMER_SECRET", "demo-consumer-secret")
-        .env("ENGAGE_ACCESS_TOKEN", "demo-access-token")
-        .env("ENGAGE_ACCESS_TOKEN_SECRET", "demo-access-token-secret")
+    c.env("ENGAGE_CONSUMER_KEY", DEMO.consumer_key)
+        .env("ENGAGE_CONSUMER_SECRET", DEMO.consumer_secret)
+        .env("ENGAGE_ACCESS_TOKEN", DEMO.access_token)
+        .env("ENGAGE_ACCESS_TOKEN_SECRET", DEMO.access_token_secret)
 }
 
 /// `engage run` against `url` with the demo credentials and a short first backoff.
@@ -2552,5 +2553,77 @@ mod store_safety {
         let n = counts(&read_json(&out.join("top.json")));
         assert_eq!(n["unique_ids"], c.unique.len() as u64, "{n:?}");
         assert_eq!(n["ok"] + n["unavailable"], c.unique.len() as u64, "{n:?}");
+    }
+}
+
+/// Snapshots (insta, under `tests/snapshots/`) of what a person reads: each subcommand's `--help`,
+/// and `engage status` of a finished run. A change to either fails here until the snapshot is
+/// reviewed and accepted (`cargo insta review`, or `INSTA_UPDATE=always` and a look at the diff).
+mod snapshots {
+    use super::*;
+
+    /// `engage ARGS` on a fixed terminal width, so that clap lays the help out alike everywhere.
+    fn help(args: &[&str]) -> String {
+        let o = expect_code(engage().args(args).env("COLUMNS", "100"), exit::OK);
+        text(&o.stdout)
+    }
+
+    #[test]
+    fn engage_help() {
+        insta::assert_snapshot!("engage_help", help(&["--help"]));
+    }
+
+    #[test]
+    fn run_help() {
+        insta::assert_snapshot!("run_help", help(&["run", "--help"]));
+    }
+
+    #[test]
+    fn status_help() {
+        insta::assert_snapshot!("status_help", help(&["status", "--help"]));
+    }
+
+    #[test]
+    fn report_help() {
+        insta::assert_snapshot!("report_help", help(&["report", "--help"]));
+    }
+
+    #[test]
+    fn demo_help() {
+        insta::assert_snapshot!("demo_help", help(&["demo", "--help"]));
+    }
+
+    #[test]
+    fn sim_help() {
+        insta::assert_snapshot!("sim_help", help(&["sim", "--help"]));
+    }
+
+    /// 40 Tweet IDs from the hours before [`NOW`], three of them twice, and the bad lines: written
+    /// out by arithmetic rather than drawn from a generator, so the input's bytes (and the sha256
+    /// that `status` prints) stay the same whatever the `rand` version.
+    fn fixed_input() -> String {
+        let ids: Vec<u64> = (0..40u64)
+            .map(|i| ((now_ms() - TWEPOCH_MS - (i + 1) * 5 * 3_600_000) << 22) | (i * 7919))
+            .collect();
+        let mut lines: Vec<String> = ids.iter().map(u64::to_string).collect();
+        lines.extend(ids[..3].iter().map(u64::to_string));
+        lines.extend(BAD_LINES.iter().map(|s| s.to_string()));
+        lines.join("\n") + "\n"
+    }
+
+    #[test]
+    fn status_of_a_finished_run() {
+        let sim = Sim::start(5, &["--deleted", "0.1"]);
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("ids.txt");
+        std::fs::write(&input, fixed_input()).unwrap();
+        let (db, out) = (d.path().join("run.db"), d.path().join("out"));
+        expect_code(&mut run_cmd(&sim.url, &input, &db, &out), exit::OK);
+        let o = expect_code(engage().arg("status").arg("--db").arg(&db), exit::OK);
+        let mut stdout = text(&o.stdout);
+        for dir in [d.path().to_path_buf(), d.path().canonicalize().unwrap()] {
+            stdout = stdout.replace(&dir.display().to_string(), "[TMP]");
+        }
+        insta::assert_snapshot!("status", stdout);
     }
 }

@@ -35,6 +35,33 @@ pub enum SimError {
     Invalid(String),
 }
 
+/// Fake credentials, documented in the README, that the built-in config accepts. `engage demo`, the
+/// tests and the docs' examples use them; spelt here once, so a demo cannot drift from its simulator.
+pub struct DemoCredentials {
+    /// The App's consumer key.
+    pub consumer_key: &'static str,
+    /// The App's consumer secret.
+    pub consumer_secret: &'static str,
+    /// The name of the one user account.
+    pub account: &'static str,
+    /// That account's access token.
+    pub access_token: &'static str,
+    /// That account's access token secret.
+    pub access_token_secret: &'static str,
+    /// The app-only bearer token.
+    pub bearer_token: &'static str,
+}
+
+/// The simulator's demo credentials (its [`SimConfig::default`]).
+pub const DEMO: DemoCredentials = DemoCredentials {
+    consumer_key: "demo-consumer-key",
+    consumer_secret: "demo-consumer-secret",
+    account: "demo",
+    access_token: "demo-access-token",
+    access_token_secret: "demo-access-token-secret",
+    bearer_token: "demo-bearer-token",
+};
+
 /// One user account: its OAuth 1.0a access token signs user-context requests for the Tweets it owns.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -131,14 +158,14 @@ impl Default for SimConfig {
         SimConfig {
             seed: 42,
             now: None,
-            consumer_key: "demo-consumer-key".into(),
-            consumer_secret: "demo-consumer-secret".into(),
+            consumer_key: DEMO.consumer_key.into(),
+            consumer_secret: DEMO.consumer_secret.into(),
             accounts: vec![Account {
-                name: "demo".into(),
-                access_token: "demo-access-token".into(),
-                access_token_secret: "demo-access-token-secret".into(),
+                name: DEMO.account.into(),
+                access_token: DEMO.access_token.into(),
+                access_token_secret: DEMO.access_token_secret.into(),
             }],
-            bearer_tokens: vec!["demo-bearer-token".into()],
+            bearer_tokens: vec![DEMO.bearer_token.into()],
             rate_limit: None,
             window_secs: 60,
             require_gzip: true,

@@ -435,13 +435,7 @@ impl Drop for Ticket<'_> {
 
 /// `HH:MM:SS UTC`.
 pub fn utc(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    match time::OffsetDateTime::from_unix_timestamp(secs as i64) {
-        Ok(t) => format!("{:02}:{:02}:{:02} UTC", t.hour(), t.minute(), t.second()),
-        Err(_) => "?".into(),
-    }
+    engagement_api::timefmt::hhmmss_utc(t)
 }
 
 /// `400 ms`, `45 s`, `3 min 20 s`, `30 min`.

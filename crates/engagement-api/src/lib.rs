@@ -4,6 +4,7 @@
 //! - [`metric`] and [`endpoint`]: the metric names, the three endpoints, their ID limits, groupings and
 //!   per-auth metric allow-lists.
 //! - [`window`]: the `/historical` `start`/`end` rules and the `/28hr` window.
+//! - [`timefmt`]: every date and time the project prints, in one place.
 //! - [`request`]: the wire form and [`request::validate`], the one place every request rule lives; the
 //!   builder and the simulator both use it.
 //! - [`response`]: the response parser (grouping roots nested in `group_by` order, counts as strings or
@@ -20,6 +21,7 @@ pub mod endpoint;
 pub mod metric;
 pub mod request;
 pub mod response;
+pub mod timefmt;
 pub mod window;
 
 pub use auth::{BearerToken, Credentials, UserCredentials};

@@ -75,7 +75,7 @@ pub fn parse_time(field: &'static str, value: &str) -> Result<OffsetDateTime, Wi
         value: value.to_string(),
     };
     let v = value.trim();
-    if let Ok(d) = time::Date::parse(v, format_description!("[year]-[month]-[day]")) {
+    if let Ok(d) = time::Date::parse(v, crate::timefmt::DATE) {
         return in_range(d.midnight().assume_utc()).ok_or_else(err);
     }
     let body = v.strip_suffix('Z').ok_or_else(err)?;
@@ -94,18 +94,9 @@ fn in_range(t: OffsetDateTime) -> Option<OffsetDateTime> {
     (1970..=9000).contains(&t.year()).then_some(t)
 }
 
-/// Formats as `YYYY-MM-DDTHH:MM:SSZ`, the form the API echoes.
+/// Formats as `YYYY-MM-DDTHH:MM:SSZ`, the form the API echoes ([`crate::timefmt::rfc3339_z`]).
 pub fn format_time(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    crate::timefmt::rfc3339_z(t)
 }
 
 /// Rounds down to the hour.
@@ -185,7 +176,7 @@ pub fn window_28hr(now: OffsetDateTime) -> Window {
 }
 
 /// Resolves a period of any length for a job that fetches it window by window: `end` defaults to the
-/// end of the current hour, `start` to `end` minus `days` (28 when not given). The same rules as one
+/// end of the current hour, `start` to `end` minus `days` (one window, 28 days, when not given). The same rules as one
 /// request apply otherwise: not before 2014-09-01, not in the future, hour-aligned, non-empty.
 pub fn resolve_period(
     start: Option<OffsetDateTime>,
@@ -202,7 +193,7 @@ pub fn resolve_period(
         Some(s) => floor_hour(s),
         // Checked: `--days 4000000000` must be "too early", not an overflow.
         None => end
-            .checked_sub(Duration::days(i64::from(days.unwrap_or(28))))
+            .checked_sub(days.map_or(MAX_SPAN, |d| Duration::days(i64::from(d))))
             .unwrap_or(EARLIEST_START - Duration::hours(1)),
     };
     checked(start, end)
