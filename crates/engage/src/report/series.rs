@@ -62,7 +62,7 @@ pub fn format_bucket(unix: i64, granularity: Granularity) -> String {
     let t =
         time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     match granularity {
-        Granularity::Day => format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+        Granularity::Day => engagement_api::timefmt::date(t.date()),
         Granularity::Hour => engagement_api::window::format_time(t),
     }
 }

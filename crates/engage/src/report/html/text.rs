@@ -1,6 +1,7 @@
 //! Text for `report.html`: escaping, numbers and times as the page shows them, and the `w!` macro
 //! every part of the page writes with.
 
+use engagement_api::timefmt;
 use std::fmt;
 
 use time::{Date, OffsetDateTime, UtcOffset};
@@ -74,56 +75,28 @@ impl fmt::Display for F {
     }
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
 pub(super) fn utc(t: OffsetDateTime) -> OffsetDateTime {
     t.to_offset(UtcOffset::UTC)
 }
 
 /// `Nov 20`.
 pub(super) fn day_label(d: Date) -> String {
-    format!("{} {}", MONTHS[d.month() as usize - 1], d.day())
+    timefmt::month_day(d)
 }
 
 /// `Nov 20, 2026 14:00`.
 pub(super) fn hour_label(t: OffsetDateTime) -> String {
-    let t = utc(t);
-    format!(
-        "{}, {} {:02}:{:02}",
-        day_label(t.date()),
-        t.year(),
-        t.hour(),
-        t.minute()
-    )
+    timefmt::month_day_year_hhmm(utc(t))
 }
 
 /// `2026-11-20 14:05 UTC`.
 pub(super) fn stamp(t: OffsetDateTime) -> String {
-    let t = utc(t);
-    format!(
-        "{}-{:02}-{:02} {:02}:{:02} UTC",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute()
-    )
+    timefmt::date_hhmm_utc(utc(t))
 }
 
 /// `2026-11-20T14:05:00Z`, for `<time datetime>`.
 pub(super) fn machine_time(t: OffsetDateTime) -> String {
-    let t = utc(t);
-    format!(
-        "{}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    timefmt::rfc3339_z(utc(t))
 }
 
 #[cfg(test)]
