@@ -30,7 +30,7 @@ use governor::DefaultDirectRateLimiter;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
-use crate::gate::{Admit, Gate};
+use crate::gate::{Admit, Gate, WallClock};
 use crate::health::{Halt, Health, Signal};
 use crate::outcome::{IdOutcome, Settled, Status};
 use crate::route::{Route, Routes};
@@ -150,6 +150,8 @@ pub struct Fetcher {
     pub job: Job,
     /// Counters.
     pub stats: Arc<FetchStats>,
+    /// The wall clock the gate is read with (see [`WallClock`]).
+    pub clock: WallClock,
     /// Cancelled when the run stops (a signal, or another stage that failed): no new request starts.
     pub stop: CancellationToken,
 }
@@ -240,7 +242,7 @@ impl Fetcher {
             })?;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let reply = self.client.send(&request, credentials).await;
-            let now = SystemTime::now();
+            let now = self.clock.now();
             let limited = matches!(
                 reply.outcome,
                 Outcome::Retryable(Retryable::RateLimited { .. })
@@ -477,10 +479,10 @@ impl Fetcher {
             if self.stop.is_cancelled() {
                 return Err(BatchEnd::Interrupted);
             }
-            match self.gate.try_admit(SystemTime::now()) {
+            match self.gate.try_admit(self.clock.now()) {
                 Admit::Go => break,
                 Admit::WaitUntil(t) => {
-                    let d = t.duration_since(SystemTime::now()).unwrap_or_default();
+                    let d = t.duration_since(self.clock.now()).unwrap_or_default();
                     self.sleep(d).await?;
                 }
             }
@@ -505,6 +507,93 @@ impl Fetcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fetcher that never reaches a server: enough to drive its waits.
+    fn idle_fetcher(gate: Arc<Gate>, stop: CancellationToken) -> Fetcher {
+        use engagement_api::auth::BearerToken;
+        use engagement_api::client::ClientConfig;
+        let client = Client::new(ClientConfig {
+            base_url: "http://127.0.0.1:9".into(),
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        Fetcher {
+            client,
+            routes: Arc::new(Routes::bearer_only(
+                Endpoint::Totals,
+                BearerToken("t".to_string()),
+            )),
+            gate,
+            health: Arc::new(crate::health::Health::default()),
+            pace: None,
+            retry: RetryPolicy::default(),
+            job: Job {
+                endpoint: Endpoint::Totals,
+                metrics: vec![],
+                windows: vec![None],
+                series: None,
+            },
+            stats: Arc::default(),
+            clock: WallClock::new(),
+            stop,
+        }
+    }
+
+    /// A gate closed until a reset half a minute away holds every batch exactly that long (plus the
+    /// reset margin), in tokio's paused time: no wall-clock sleep in the test.
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_gate_holds_a_batch_until_its_reset() {
+        let gate = Arc::new(Gate::new());
+        let f = idle_fetcher(gate.clone(), CancellationToken::new());
+        gate.close_until(f.clock.now() + Duration::from_secs(30));
+        let t0 = tokio::time::Instant::now();
+        f.admit().await.expect("admitted after the reset");
+        let waited = t0.elapsed();
+        assert!(
+            waited >= Duration::from_secs(30) && waited <= Duration::from_millis(30_100),
+            "{waited:?}"
+        );
+        // Open now: the next batch goes at once.
+        let t1 = tokio::time::Instant::now();
+        f.admit().await.unwrap();
+        assert_eq!(t1.elapsed(), Duration::ZERO);
+    }
+
+    /// A stop during the wait ends it at once, with the batch interrupted (its IDs stay pending).
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_ends_the_wait_for_the_gate() {
+        let gate = Arc::new(Gate::new());
+        let stop = CancellationToken::new();
+        let f = Arc::new(idle_fetcher(gate.clone(), stop.clone()));
+        gate.close_until(f.clock.now() + Duration::from_secs(3600));
+        let waiter = {
+            let f = f.clone();
+            tokio::spawn(async move { f.admit().await })
+        };
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(!waiter.is_finished());
+        let t0 = tokio::time::Instant::now();
+        stop.cancel();
+        assert!(matches!(waiter.await.unwrap(), Err(BatchEnd::Interrupted)));
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+    }
+
+    /// The backoff between attempts is slept in tokio time: attempt n waits between half and all of
+    /// base·2^(n-1), capped.
+    #[tokio::test(start_paused = true)]
+    async fn backoff_sleeps_are_the_policys_delays() {
+        let f = idle_fetcher(Arc::new(Gate::new()), CancellationToken::new());
+        for attempt in 1..=4u32 {
+            let t0 = tokio::time::Instant::now();
+            f.sleep(f.retry.delay(attempt)).await.unwrap();
+            let full = f.retry.base * (1 << (attempt - 1));
+            let slept = t0.elapsed();
+            assert!(
+                slept >= full / 2 && slept <= full,
+                "attempt {attempt}: {slept:?}"
+            );
+        }
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_caps() {

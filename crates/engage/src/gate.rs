@@ -18,6 +18,37 @@ use std::time::{Duration, SystemTime};
 use engagement_api::client::RateLimit;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
+/// The wall clock the gate is read with: the system time when it was made, plus tokio's monotonic
+/// time since. The server's reset times are wall-clock seconds, so the gate needs a wall clock; this
+/// one does not jump when NTP steps the system clock mid-run, and it moves with tokio's paused clock,
+/// so the waits it leads to are tested in paused time.
+#[derive(Debug, Clone, Copy)]
+pub struct WallClock {
+    system: SystemTime,
+    at: tokio::time::Instant,
+}
+
+impl WallClock {
+    /// Anchored now.
+    pub fn new() -> WallClock {
+        WallClock {
+            system: SystemTime::now(),
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    /// The current wall-clock time.
+    pub fn now(&self) -> SystemTime {
+        self.system + self.at.elapsed()
+    }
+}
+
+impl Default for WallClock {
+    fn default() -> Self {
+        WallClock::new()
+    }
+}
+
 /// Margin added after a reset time: the server's second may tick after ours.
 const RESET_MARGIN: Duration = Duration::from_millis(50);
 

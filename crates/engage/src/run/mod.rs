@@ -413,6 +413,7 @@ async fn pipeline(
             series: spec.series,
         },
         stats: progress.fetch.clone(),
+        clock: crate::gate::WallClock::new(),
         stop: stop.clone(),
     });
 
