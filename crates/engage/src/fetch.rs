@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use engagement_api::client::{Client, Fatal, Outcome, Retryable};
 use engagement_api::response::EngagementResponse;
