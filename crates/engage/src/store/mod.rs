@@ -36,6 +36,9 @@ mod read;
 mod schema;
 mod write;
 
+#[cfg(test)]
+mod model_tests;
+
 pub use marker::{marker_path, wal_path};
 pub use meta::MetaKey;
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
