@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::ingest::IngestPlan;
 use super::{RunError, RunSpec};
 use crate::ids::{self, InputSource};
-use crate::store::Store;
+use crate::store::{MetaKey, Store};
 
 /// What identifies a run; a resume must match it exactly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,7 +151,7 @@ pub async fn prepare(spec: &RunSpec, cancel: &CancellationToken) -> Result<Prepa
 
     let mut store = Store::open(&spec.db)?;
     crate::fsutil::restrict(&spec.db);
-    match store.meta("identity")? {
+    match store.meta(MetaKey::Identity)? {
         Some(stored) => {
             let stored: Identity =
                 serde_json::from_str(&stored).map_err(|e| RunError::Unreadable {
@@ -169,7 +169,7 @@ pub async fn prepare(spec: &RunSpec, cancel: &CancellationToken) -> Result<Prepa
         None => {
             store.set_inputs(&identity.inputs)?;
             store.set_meta(
-                "identity",
+                MetaKey::Identity,
                 &serde_json::to_string(&identity).expect("serializes"),
             )?;
         }
@@ -177,14 +177,14 @@ pub async fn prepare(spec: &RunSpec, cancel: &CancellationToken) -> Result<Prepa
     tracing::info!(elapsed = ?started.elapsed(), "inputs fingerprinted, identity checked");
 
     // The period is resolved once; a resume uses the stored one.
-    let period = match store.meta("period")? {
+    let period = match store.meta(MetaKey::Period)? {
         Some(p) => Some(parse_period(&p).ok_or_else(|| RunError::Unreadable {
             db: spec.db.clone(),
             what: format!("stored period `{p}`"),
         })?),
         None => {
             if let Some(w) = spec.period {
-                store.set_meta("period", &format_period(&w))?;
+                store.set_meta(MetaKey::Period, &format_period(&w))?;
             }
             spec.period
         }

@@ -48,7 +48,7 @@ use crate::lock::{LockError, WriterLock};
 use crate::report::{self, ReportError, Summary};
 use crate::route::Routes;
 use crate::series::Granularity;
-use crate::store::{IngestCounts, Store, StoreError};
+use crate::store::{IngestCounts, MetaKey, Store, StoreError};
 use batcher::{Batcher, IngestSignal};
 use fetching::FetchEnd;
 use watermark::Watermark;
@@ -339,7 +339,7 @@ pub async fn run(
         )?,
     };
     // Its files are renamed into the report: nothing left to go on with.
-    store.delete_meta(report_pass::REPORT_PASS)?;
+    store.delete_meta(MetaKey::ReportPass)?;
     if let FetchEnd::Abort(a) = ended {
         return Err(a.into());
     }
@@ -545,7 +545,7 @@ pub fn open_run(db: &Path) -> Result<OpenRun, RunError> {
         what,
     };
     let raw = store
-        .meta("identity")?
+        .meta(MetaKey::Identity)?
         .ok_or_else(|| RunError::NoRun { db: db.into() })?;
     let identity: Identity =
         serde_json::from_str(&raw).map_err(|e| unreadable(format!("run identity: {e}")))?;

@@ -15,10 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{tuning, RunError};
 use crate::report::{Scan, ScanCheckpoint};
-use crate::store::Store;
-
-/// The `meta` key of the saved report pass.
-pub const REPORT_PASS: &str = "report_pass";
+use crate::store::{MetaKey, Store};
 
 /// The pass an earlier life saved, or a new one (whose files are started afresh).
 pub fn begin(
@@ -28,7 +25,7 @@ pub fn begin(
     top_n: usize,
 ) -> Result<Scan, RunError> {
     let saved = store
-        .meta(REPORT_PASS)?
+        .meta(MetaKey::ReportPass)?
         .and_then(|raw| serde_json::from_str::<ScanCheckpoint>(&raw).ok())
         .and_then(|c| Scan::resume(out, metrics, top_n, &c));
     match saved {
@@ -38,7 +35,7 @@ pub fn begin(
         }
         None => {
             // Forgotten before its files are started again.
-            store.delete_meta(REPORT_PASS)?;
+            store.delete_meta(MetaKey::ReportPass)?;
             Ok(Scan::start(out, metrics, top_n)?)
         }
     }
@@ -80,7 +77,10 @@ fn follow(
         // Saved now and then (a write beside the run's writer, so not often).
         if pass.upto() > saved_at.0 && saved_at.1.elapsed() >= every {
             let c = pass.checkpoint()?;
-            store.set_meta(REPORT_PASS, &serde_json::to_string(&c).expect("serializes"))?;
+            store.set_meta(
+                MetaKey::ReportPass,
+                &serde_json::to_string(&c).expect("serializes"),
+            )?;
             saved_at = (pass.upto(), Instant::now());
         }
         std::thread::sleep(Duration::from_millis(100));
