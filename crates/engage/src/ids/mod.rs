@@ -254,6 +254,16 @@ pub enum Format {
 }
 
 impl Format {
+    /// The name a run's identity stores (`plain`, `csv`, `jsonl`). Stored names never change: a
+    /// store written by an earlier engage must compare equal on its resume.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Plain => "plain",
+            Format::Csv => "csv",
+            Format::Jsonl => "jsonl",
+        }
+    }
+
     /// Chooses the format from a file name: `.csv` is CSV, `.jsonl`,
     /// `.ndjson` and `.json` are JSON lines, anything else is plain. A
     /// trailing `.gz` is ignored (decompression is decided by content).
@@ -360,6 +370,19 @@ pub struct Counters {
 mod tests {
     use super::testutil::*;
     use super::*;
+
+    /// Stores before `as_str` held the lower-cased `Debug` name: the same strings, so they resume.
+    #[test]
+    fn format_names_are_the_ones_stores_hold() {
+        for (f, name) in [
+            (Format::Plain, "plain"),
+            (Format::Csv, "csv"),
+            (Format::Jsonl, "jsonl"),
+        ] {
+            assert_eq!(f.as_str(), name);
+            assert_eq!(format!("{f:?}").to_lowercase(), name);
+        }
+    }
     use tempfile::TempDir;
 
     #[test]

@@ -64,7 +64,7 @@ impl Identity {
             top_n: spec.top_n,
             window: spec.period_spec.clone(),
             series: spec.series.map(|g| g.as_str().to_string()),
-            format: spec.read.format.map(|f| format!("{f:?}").to_lowercase()),
+            format: spec.read.format.map(|f| f.as_str().to_string()),
             id_column: spec.read.id_column.clone(),
             inputs,
         }

@@ -250,6 +250,18 @@ impl Progress {
         *self.phase.lock().expect("progress lock")
     }
 
+    /// Starts the counters from what the store holds; returns how many IDs are pending.
+    fn start_from(&self, store: &Store) -> Result<u64, StoreError> {
+        let (unique, pending) = store.unique_and_pending()?;
+        if let (true, counts) = store.ingest_state()? {
+            // Read by an earlier life: shown as read, not as 0.
+            self.ingested.store(counts.input_lines, Ordering::Relaxed);
+        }
+        self.total.store(unique, Ordering::Relaxed);
+        self.resolved.store(unique - pending, Ordering::Relaxed);
+        Ok(pending)
+    }
+
     /// When the gate is closed, until when.
     pub fn waiting_until(&self) -> Option<SystemTime> {
         self.gate.get()?.closed_until(SystemTime::now())
@@ -285,6 +297,7 @@ pub async fn run(
     // end of the run, after the store is closed (declared first, dropped last).
     identity::check_folder(&spec.db)?;
     let _lock = WriterLock::acquire(&spec.db)?;
+
     progress.set_phase("fingerprint");
     let identity::Prepared {
         mut store,
@@ -295,63 +308,60 @@ pub async fn run(
         let n = store.retry_failed()?;
         tracing::info!(ids = n, "failed IDs made pending again");
     }
-    let (unique, pending) = store.unique_and_pending()?;
-    if let (true, counts) = store.ingest_state()? {
-        // Read by an earlier life: shown as read, not as 0.
-        progress
-            .ingested
-            .store(counts.input_lines, Ordering::Relaxed);
-    }
-    progress.total.store(unique, Ordering::Relaxed);
-    progress.resolved.store(unique - pending, Ordering::Relaxed);
+    let pending = progress.start_from(&store)?;
 
     // Stages cancel a child token, so a failing stage stops the run without looking like Ctrl-C.
     let stop = cancel.child_token();
-    let mut ended = FetchEnd::Complete;
-    let mut pass = None;
+    let (mut ended, mut pass) = (FetchEnd::Complete, None);
     let ingest_done = ingest.is_none();
-    if pending > 0 || ingest.is_some() {
-        if stop.is_cancelled() {
-            ended = FetchEnd::Stopped;
-        } else {
-            progress.set_phase("fetch");
-            let (s, p, e) =
-                pipeline(&spec, store, ingest, windows, client, &progress, &stop).await?;
-            (store, pass, ended) = (s, Some(p), e);
-        }
+    if (pending > 0 || !ingest_done) && !stop.is_cancelled() {
+        progress.set_phase("fetch");
+        let (s, p, e) = pipeline(&spec, store, ingest, windows, client, &progress, &stop).await?;
+        (store, pass, ended) = (s, Some(p), e);
     }
-    // Stopped before the end of the inputs (with nothing pending, possibly): not a finished run.
-    let stopped = matches!(ended, FetchEnd::Stopped) || cancel.is_cancelled();
-    let interrupted = stopped || (!ingest_done && !store.ingest_state()?.0);
+    // Stopped, or before the end of the inputs (with nothing pending, possibly): not a finished run.
+    let interrupted = matches!(ended, FetchEnd::Stopped)
+        || cancel.is_cancelled()
+        || (!ingest_done && !store.ingest_state()?.0);
 
     progress.set_phase("report");
-    let (summary, files) = match pass {
+    let (summary, files) = write_reports(&spec, &store, pass)?;
+    if let FetchEnd::Abort(a) = ended {
+        return Err(a.into());
+    }
+    let interrupted = interrupted || summary.status.pending > 0;
+    Ok(RunOutcome {
+        summary,
+        files,
+        interrupted,
+        requests: progress.fetch.requests.load(Ordering::Relaxed),
+        retries: progress.fetch.retries.load(Ordering::Relaxed),
+        rate_limited: progress.fetch.rate_limited.load(Ordering::Relaxed),
+    })
+}
+
+/// Every report, from the pass the run kept beside the fetch (or from a new one), then the saved
+/// pass is forgotten: its files are renamed into the report.
+fn write_reports(
+    spec: &RunSpec,
+    store: &Store,
+    pass: Option<report::Scan>,
+) -> Result<(Summary, Vec<PathBuf>), RunError> {
+    let written = match pass {
         Some(pass) => {
-            report::finish_reports(pass, &store, spec.endpoint, spec.series, report::SPLIT_AT)?
+            report::finish_reports(pass, store, spec.endpoint, spec.series, report::SPLIT_AT)?
         }
         None => report::write_reports(
             &spec.out,
-            &store,
+            store,
             spec.endpoint,
             &spec.metrics,
             spec.top_n,
             spec.series,
         )?,
     };
-    // Its files are renamed into the report: nothing left to go on with.
     store.delete_meta(MetaKey::ReportPass)?;
-    if let FetchEnd::Abort(a) = ended {
-        return Err(a.into());
-    }
-    let pending_left = summary.status.pending > 0;
-    Ok(RunOutcome {
-        summary,
-        files,
-        interrupted: interrupted || pending_left,
-        requests: progress.fetch.requests.load(Ordering::Relaxed),
-        retries: progress.fetch.retries.load(Ordering::Relaxed),
-        rate_limited: progress.fetch.rate_limited.load(Ordering::Relaxed),
-    })
+    Ok(written)
 }
 
 /// The stages wired together: ingest (when the inputs are not all in the store), batcher, fetch,
