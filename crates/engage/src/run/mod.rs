@@ -31,7 +31,7 @@ mod writer;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use engagement_api::client::{Client, ClientConfig, ClientError};
 use engagement_api::{AuthKind, Endpoint, Metric, Window};
@@ -291,6 +291,7 @@ pub async fn run(
     progress: Arc<Progress>,
     cancel: CancellationToken,
 ) -> Result<RunOutcome, RunError> {
+    let started = Instant::now();
     let client = Client::new(spec.client.clone())?;
     progress.health.configure(spec.outage, client.base_url());
     // Before anything reads the inputs or touches the store: a second writer stops here. Held to the
@@ -308,7 +309,10 @@ pub async fn run(
         let n = store.retry_failed()?;
         tracing::info!(ids = n, "failed IDs made pending again");
     }
+    // Phase marks with the time since the start, at info level: scripts/bench reads them.
+    tracing::info!(elapsed = ?started.elapsed(), overlapped = ingest.is_some(), "ingest done");
     let pending = progress.start_from(&store)?;
+    tracing::info!(elapsed = ?started.elapsed(), pending, "store opened");
 
     // Stages cancel a child token, so a failing stage stops the run without looking like Ctrl-C.
     let stop = cancel.child_token();
@@ -319,6 +323,7 @@ pub async fn run(
         let (s, p, e) = pipeline(&spec, store, ingest, windows, client, &progress, &stop).await?;
         (store, pass, ended) = (s, Some(p), e);
     }
+    tracing::info!(elapsed = ?started.elapsed(), "fetch done");
     // Stopped, or before the end of the inputs (with nothing pending, possibly): not a finished run.
     let interrupted = matches!(ended, FetchEnd::Stopped)
         || cancel.is_cancelled()
@@ -326,6 +331,7 @@ pub async fn run(
 
     progress.set_phase("report");
     let (summary, files) = write_reports(&spec, &store, pass)?;
+    tracing::info!(elapsed = ?started.elapsed(), "reports written");
     if let FetchEnd::Abort(a) = ended {
         return Err(a.into());
     }
