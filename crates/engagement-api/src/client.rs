@@ -1083,20 +1083,22 @@ mod tests {
         let reply = client
             .send(&totals_request(AuthKind::Bearer), &bearer())
             .await;
+        assert_unreachable(&reply, ConnectCause::Timeout);
+        assert!(reply.outcome.to_string().starts_with("connect timed out: "));
+        drop((queued, listener));
+    }
+
+    /// The attempt never reached a server, for this cause.
+    fn assert_unreachable(reply: &Reply, want: ConnectCause) {
         assert_eq!(reply.status, None);
         assert!(
             matches!(
-                reply.outcome,
-                Outcome::Retryable(Retryable::Unreachable {
-                    cause: ConnectCause::Timeout,
-                    ..
-                })
+                &reply.outcome,
+                Outcome::Retryable(Retryable::Unreachable { cause, .. }) if *cause == want
             ),
-            "{:?}",
+            "expected unreachable ({want:?}): {:?}",
             reply.outcome
         );
-        assert!(reply.outcome.to_string().starts_with("connect timed out: "));
-        drop((queued, listener));
     }
 
     /// A TCP server at an `https://` URL that is not a TLS server: it writes `raw` to each connection
@@ -1124,18 +1126,7 @@ mod tests {
             let reply = client(&base)
                 .send(&totals_request(AuthKind::Bearer), &bearer())
                 .await;
-            assert_eq!(reply.status, None);
-            assert!(
-                matches!(
-                    reply.outcome,
-                    Outcome::Retryable(Retryable::Unreachable {
-                        cause: ConnectCause::Tls,
-                        ..
-                    })
-                ),
-                "{raw:?}: {:?}",
-                reply.outcome
-            );
+            assert_unreachable(&reply, ConnectCause::Tls);
             assert!(
                 reply
                     .outcome
