@@ -242,6 +242,14 @@ impl Fetcher {
             })?;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let reply = self.client.send(&request, credentials).await;
+            // Inside the batch's span (first and last ID, route, window): one event per attempt.
+            tracing::debug!(
+                attempts_used = attempt,
+                window,
+                ids = batch.len(),
+                status = ?reply.status,
+                "attempt answered"
+            );
             let now = self.clock.now();
             let limited = matches!(
                 reply.outcome,
