@@ -11,6 +11,7 @@
 //! groupings (`series` by day and `hourly`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use engage_sim::DEMO;
 use engagement_api::auth::{Credentials, UserCredentials};
 use engagement_api::{AuthKind, Endpoint, EngagementRequest, GroupBy, RequestBuilder};
 use std::hint::black_box;
@@ -61,10 +62,10 @@ fn bench(c: &mut Criterion) {
         });
     }
     let creds = Credentials::User(UserCredentials {
-        consumer_key: "demo-consumer-key".into(),
-        consumer_secret: "demo-consumer-secret".into(),
-        access_token: "demo-access-token".into(),
-        access_token_secret: "demo-access-token-secret".into(),
+        consumer_key: DEMO.consumer_key.into(),
+        consumer_secret: DEMO.consumer_secret.into(),
+        access_token: DEMO.access_token.into(),
+        access_token_secret: DEMO.access_token_secret.into(),
     });
     let url = "http://127.0.0.1:8787/insights/engagement/totals";
     g.bench_function("sign/oauth1", |b| {

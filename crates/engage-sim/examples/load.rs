@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use engage_sim::{metrics, SimConfig};
+use engage_sim::{metrics, SimConfig, DEMO};
 use time::OffsetDateTime;
 
 #[derive(Parser)]
@@ -82,13 +82,14 @@ async fn main() -> anyhow::Result<()> {
         let (ok, errors, bytes) = (ok.clone(), errors.clone(), bytes.clone());
         workers.push(tokio::spawn(async move {
             let mut n = w;
+            let bearer = format!("Bearer {}", DEMO.bearer_token);
             while Instant::now() < deadline {
                 let body = bodies[n % bodies.len()].clone();
                 // A stride so the workers do not all send the same body.
                 n += 7;
                 let result = client
                     .post(&endpoint)
-                    .header("authorization", "Bearer demo-bearer-token")
+                    .header("authorization", &bearer)
                     .header("content-type", "application/json")
                     .body(body)
                     .send()

@@ -403,6 +403,7 @@ impl NonceCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DEMO;
 
     /// X's published worked example ("Creating a signature").
     #[test]
@@ -535,6 +536,8 @@ mod tests {
     fn header_forms() {
         let config = SimConfig::default();
         let v = Verifier::new(&config);
+        let lowercase_bearer: &'static str =
+            Box::leak(format!("bearer {}", DEMO.bearer_token).into_boxed_str());
         let parts = |auth: Option<&'static str>| RequestParts {
             authorization: auth,
             host: "127.0.0.1:1",
@@ -549,9 +552,8 @@ mod tests {
             Err(AuthError::UnknownType)
         );
         assert_eq!(
-            v.verify(&parts(Some("bearer demo-bearer-token")), 0)
-                .unwrap()
-                .kind,
+            // The scheme is matched without regard to case.
+            v.verify(&parts(Some(lowercase_bearer)), 0).unwrap().kind,
             AuthKind::Bearer
         );
         assert_eq!(
@@ -564,10 +566,10 @@ mod tests {
         );
         let h = authorization_header(
             "http://127.0.0.1:1/p",
-            "demo-consumer-key",
-            "demo-consumer-secret",
-            "demo-access-token",
-            "demo-access-token-secret",
+            DEMO.consumer_key,
+            DEMO.consumer_secret,
+            DEMO.access_token,
+            DEMO.access_token_secret,
             "abc",
             100,
             &[],

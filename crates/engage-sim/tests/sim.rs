@@ -3,7 +3,7 @@
 
 use std::time::{Duration as StdDuration, Instant};
 
-use engage_sim::{metrics, Account, FaultConfig, SimConfig, SimHandle};
+use engage_sim::{metrics, Account, FaultConfig, SimConfig, SimHandle, DEMO};
 use engagement_api::request::{validate, WireRequest};
 use engagement_api::window::{format_time, parse_time};
 use engagement_api::{AuthKind, Endpoint, Metric};
@@ -15,6 +15,11 @@ use time::{Duration, OffsetDateTime};
 /// Pinned server time; not on an hour boundary, so the current hour is partial.
 const NOW: OffsetDateTime = datetime!(2026-11-20 09:40 UTC);
 const SEED: u64 = 42;
+
+/// The `Authorization` header of the demo app-only token.
+fn demo_bearer() -> String {
+    format!("Bearer {}", DEMO.bearer_token)
+}
 
 fn config() -> SimConfig {
     SimConfig {
@@ -427,7 +432,7 @@ mod gzip {
         .await;
         let resp = raw_client()
             .post(sim.url(Endpoint::Totals))
-            .header("authorization", "Bearer demo-bearer-token")
+            .header("authorization", demo_bearer())
             .body(b.to_string())
             .send()
             .await
@@ -446,7 +451,7 @@ mod gzip {
             &[Metric::Favorites],
             &[BY_TWEET],
         );
-        for auth in ["Bearer demo-bearer-token", "Bearer wrong"] {
+        for auth in [demo_bearer(), "Bearer wrong".into()] {
             let resp = raw_client()
                 .post(sim.url(Endpoint::Totals))
                 .header("authorization", auth)
@@ -1117,7 +1122,7 @@ mod faults {
         .await;
         let resp = super::gzip::raw_client()
             .post(sim.url(Endpoint::Totals))
-            .header("authorization", "Bearer demo-bearer-token")
+            .header("authorization", demo_bearer())
             .header("accept-encoding", "gzip")
             .body(totals_body().to_string())
             .send()
@@ -1139,7 +1144,7 @@ mod faults {
         .await;
         let resp = super::gzip::raw_client()
             .post(sim.url(Endpoint::Totals))
-            .header("authorization", "Bearer demo-bearer-token")
+            .header("authorization", demo_bearer())
             .header("accept-encoding", "gzip")
             .body(totals_body().to_string())
             .send()
@@ -1190,7 +1195,7 @@ mod routing {
         let r = Resp::read(
             sim.client
                 .get(sim.url(Endpoint::Totals))
-                .header("authorization", "Bearer demo-bearer-token")
+                .header("authorization", demo_bearer())
                 .send()
                 .await
                 .unwrap(),
@@ -1226,7 +1231,7 @@ mod routing {
             let r = Resp::read(
                 sim.client
                     .post(sim.url(Endpoint::Totals))
-                    .header("Authorization", "Bearer demo-bearer-token")
+                    .header("Authorization", demo_bearer())
                     .body(raw)
                     .send()
                     .await

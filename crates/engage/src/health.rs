@@ -413,7 +413,8 @@ pub struct Ticket<'a> {
 }
 
 impl Ticket<'_> {
-    /// Whether this attempt is the probe of an open breaker.
+    /// Whether this attempt is the probe of an open breaker (what the tests check of a ticket).
+    #[cfg(test)]
     pub fn is_probe(&self) -> bool {
         self.probe
     }

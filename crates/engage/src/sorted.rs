@@ -74,11 +74,6 @@ impl Sorter {
         self.read
     }
 
-    /// Where spilled runs go.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Sorts the run: of equal IDs, the first pushed must come first, as it is the one kept.
     fn sort(&mut self) {
         if self.names.is_empty() {

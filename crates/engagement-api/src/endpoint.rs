@@ -75,11 +75,6 @@ impl Endpoint {
         }
     }
 
-    /// Whether this endpoint answers a time series (day and hour groupings, `start`/`end`).
-    pub fn is_time_series(self) -> bool {
-        !matches!(self, Endpoint::Totals)
-    }
-
     /// The `group_by` values this endpoint accepts.
     pub fn allowed_group_by(self) -> &'static [GroupBy] {
         match self {

@@ -23,14 +23,9 @@ const DATE_HHMM_UTC: &[BorrowedFormatItem<'static>] =
 /// `Nov 20`.
 const MONTH_DAY: &[BorrowedFormatItem<'static>] =
     format_description!("[month repr:short] [day padding:none]");
-/// `Nov 20 14:00`.
-const MONTH_DAY_HHMM: &[BorrowedFormatItem<'static>] =
-    format_description!("[month repr:short] [day padding:none] [hour]:[minute]");
 /// `Nov 20, 2026 14:00`.
 const MONTH_DAY_YEAR_HHMM: &[BorrowedFormatItem<'static>] =
     format_description!("[month repr:short] [day padding:none], [year] [hour]:[minute]");
-/// `14:00`.
-const HHMM: &[BorrowedFormatItem<'static>] = format_description!("[hour]:[minute]");
 
 /// Formats with a description made of components every date has; only a writer's error could fail
 /// it, and a `String` has none.
@@ -73,19 +68,9 @@ pub fn month_day(d: Date) -> String {
     format(d.midnight().assume_utc(), MONTH_DAY)
 }
 
-/// `Nov 20 14:00`: an hour on a chart (the caller adds ` UTC` where the zone is not said elsewhere).
-pub fn month_day_hhmm(t: OffsetDateTime) -> String {
-    format(t, MONTH_DAY_HHMM)
-}
-
 /// `Nov 20, 2026 14:00`: the bounds of a report's window.
 pub fn month_day_year_hhmm(t: OffsetDateTime) -> String {
     format(t, MONTH_DAY_YEAR_HHMM)
-}
-
-/// `14:00`: an hour tick on a chart's axis.
-pub fn hhmm(t: OffsetDateTime) -> String {
-    format(t, HHMM)
 }
 
 #[cfg(test)]
@@ -101,9 +86,7 @@ mod tests {
         assert_eq!(rfc3339_z(t), "2026-01-05T02:03:02Z");
         assert_eq!(date_hhmm_utc(t), "2026-01-05 02:03 UTC");
         assert_eq!(month_day(date!(2026 - 01 - 05)), "Jan 5");
-        assert_eq!(month_day_hhmm(t), "Jan 5 02:03");
         assert_eq!(month_day_year_hhmm(t), "Jan 5, 2026 02:03");
-        assert_eq!(hhmm(t), "02:03");
         // The offset moves the day too.
         assert_eq!(
             rfc3339_z(datetime!(2026-11-20 00:30 +01:00)),

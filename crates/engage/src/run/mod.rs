@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use engagement_api::client::{Client, ClientConfig, ClientError};
-use engagement_api::{AuthKind, Endpoint, Metric, Window};
+use engagement_api::{Endpoint, Metric, Window};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -48,7 +48,7 @@ use crate::lock::{LockError, WriterLock};
 use crate::report::{self, ReportError, Summary};
 use crate::route::Routes;
 use crate::series::Granularity;
-use crate::store::{IngestCounts, MetaKey, Store, StoreError};
+use crate::store::{MetaKey, Store, StoreError};
 use batcher::{Batcher, IngestSignal};
 use fetching::FetchEnd;
 use watermark::Watermark;
@@ -499,11 +499,6 @@ fn tuning(name: &str) -> Option<u64> {
     std::env::var(name).ok()?.parse().ok()
 }
 
-/// The default metrics of an endpoint for an authentication kind: everything allowed.
-pub fn default_metrics(endpoint: Endpoint, auth: AuthKind) -> Vec<Metric> {
-    endpoint.allowed_metrics(auth)
-}
-
 /// A recorded run, opened for `engage status` and `engage report`.
 pub struct OpenRun {
     /// The store, read-only use.
@@ -581,9 +576,4 @@ pub fn open_run(db: &Path) -> Result<OpenRun, RunError> {
         endpoint,
         metrics,
     })
-}
-
-/// Counters of a finished ingest, for tests and status.
-pub fn ingest_counts(store: &Store) -> Result<IngestCounts, StoreError> {
-    Ok(store.ingest_state()?.1)
 }

@@ -13,7 +13,7 @@ use engage::outcome::Status;
 use engage::route::Routes;
 use engage::run::{run, Progress, RunError, RunSpec};
 use engage::store::Store;
-use engage_sim::{metrics, SimConfig, SimHandle};
+use engage_sim::{metrics, SimConfig, SimHandle, DEMO};
 use engagement_api::auth::{BearerToken, Credentials, UserCredentials};
 use engagement_api::client::ClientConfig;
 use engagement_api::{AuthKind, Endpoint, Metric};
@@ -43,10 +43,10 @@ fn ids(n: usize, salt: u64) -> Vec<u64> {
 
 fn demo_user() -> Credentials {
     Credentials::User(UserCredentials {
-        consumer_key: "demo-consumer-key".into(),
-        consumer_secret: "demo-consumer-secret".into(),
-        access_token: "demo-access-token".into(),
-        access_token_secret: "demo-access-token-secret".into(),
+        consumer_key: DEMO.consumer_key.into(),
+        consumer_secret: DEMO.consumer_secret.into(),
+        access_token: DEMO.access_token.into(),
+        access_token_secret: DEMO.access_token_secret.into(),
     })
 }
 
@@ -296,7 +296,7 @@ mod outcomes {
             &c,
             &s.url(),
             "run.db",
-            Credentials::Bearer(BearerToken("demo-bearer-token".into())),
+            Credentials::Bearer(BearerToken(DEMO.bearer_token.into())),
         );
         assert_eq!(
             sp.metrics,
@@ -781,8 +781,8 @@ mod accounts {
 
     fn account(name: &str) -> UserCredentials {
         UserCredentials {
-            consumer_key: "demo-consumer-key".into(),
-            consumer_secret: "demo-consumer-secret".into(),
+            consumer_key: DEMO.consumer_key.into(),
+            consumer_secret: DEMO.consumer_secret.into(),
             access_token: format!("{name}-token"),
             access_token_secret: format!("{name}-secret"),
         }
@@ -810,7 +810,7 @@ mod accounts {
                 .iter()
                 .map(|n| (n.to_string(), Credentials::User(account(n))))
                 .collect(),
-            bearer: bearer.then(|| Credentials::Bearer(BearerToken("demo-bearer-token".into()))),
+            bearer: bearer.then(|| Credentials::Bearer(BearerToken(DEMO.bearer_token.into()))),
             bearer_only: false,
         }
     }
