@@ -9,7 +9,9 @@
 //! - no connection at all (refused, DNS, TLS, connect timeout): back off and retry without using an
 //!   attempt; such failures in a row open the breaker ([`crate::health`]), which holds every batch
 //!   during an outage and probes until the API answers, or stops the run as interrupted after the limit;
-//! - 403 `Forbidden to access tweets: <ids>`: those IDs end `forbidden`, the rest is sent again;
+//! - 403 `Forbidden to access tweets: <ids>`: those IDs end `forbidden`, the rest is sent again; a 403
+//!   that names no ID and not metrics (a body that is not JSON, or JSON without that text) refuses
+//!   every ID of the request alike, with the body's first line as the note (not retried);
 //! - 400 `Tweet ID(s) are unavailable` (protected Tweets): the batch is split in halves until the
 //!   protected IDs stand alone, so only they end `unavailable`;
 //! - anything that would fail every batch the same way (401, 404, 406, other 400s, 403 about metrics)
@@ -298,7 +300,18 @@ impl Fetcher {
                     tracing::debug!(attempt, error = %err, ids = batch.len(), "retrying batch");
                     self.sleep(self.retry.delay(attempt)).await?;
                 }
-                Outcome::Fatal(Fatal::Forbidden { ids, errors }) if !ids.is_empty() => {
+                Outcome::Fatal(Fatal::Forbidden { ids, errors, named }) if !ids.is_empty() => {
+                    // A 403 that named no ID refused the whole request: its own words are the note.
+                    let why = if named {
+                        "forbidden to access this Tweet with these credentials".to_string()
+                    } else {
+                        Fatal::Forbidden {
+                            ids: Vec::new(),
+                            errors: errors.clone(),
+                            named,
+                        }
+                        .to_string()
+                    };
                     let listed: std::collections::HashSet<u64> = ids.into_iter().collect();
                     let note = errors.join("; ");
                     let (forbidden, rest): (Vec<u64>, Vec<u64>) =
@@ -320,13 +333,7 @@ impl Fetcher {
                     return Ok((
                         forbidden
                             .into_iter()
-                            .map(|id| {
-                                IdOutcome::final_status(
-                                    id,
-                                    Status::Forbidden,
-                                    "forbidden to access this Tweet with these credentials",
-                                )
-                            })
+                            .map(|id| IdOutcome::final_status(id, Status::Forbidden, &why))
                             .collect(),
                         Vec::new(),
                     ));

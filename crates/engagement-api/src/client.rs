@@ -388,13 +388,16 @@ pub enum Fatal {
         /// The body's messages.
         errors: Vec<String>,
     },
-    /// 403: the token may not read these Tweets (listed in `ids`) or these metrics (`ids` empty).
+    /// 403: the token may not read these Tweets (`ids`) or these metrics (`ids` empty).
     #[error("forbidden (HTTP 403){}", summary(.errors))]
     Forbidden {
-        /// The Tweet IDs the messages name.
+        /// The Tweet IDs refused: those the messages name, or every ID of the request when the body
+        /// names none and does not speak of metrics (see [`classify`]).
         ids: Vec<u64>,
-        /// The body's messages.
+        /// The body's messages (or the first line of a body that is not JSON).
         errors: Vec<String>,
+        /// Whether the body named the IDs (`Forbidden to access tweets: <ids>`).
+        named: bool,
     },
     /// 404: wrong base URL or path.
     #[error("not found (HTTP 404): check the base URL")]
@@ -446,6 +449,41 @@ fn one_line(s: &str) -> String {
     out
 }
 
+/// The most characters of a non-JSON body's first line kept in a message.
+const BODY_LINE: usize = 200;
+
+/// The first non-blank line of a body that is not JSON, trimmed and cut to [`BODY_LINE`]
+/// characters; `None` for an empty body. A line that could carry a credential (an echoed header) is
+/// replaced by a note saying it was left out: one that mentions `oauth_`, `bearer`,
+/// `authorization`, `token=`, `secret` or `signature` (any case), or holds a run of 32 or more
+/// characters of the kind tokens and signatures are made of (letters, digits, `+/=%_-.`).
+fn body_line(body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let lower = line.to_ascii_lowercase();
+    let suspicious = [
+        "oauth_",
+        "bearer",
+        "authorization",
+        "token=",
+        "secret",
+        "signature",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
+        || line
+            .split(|c: char| !(c.is_ascii_alphanumeric() || "+/=%_-.".contains(c)))
+            .any(|run| run.len() >= 32);
+    if suspicious {
+        return Some("(the body's first line was left out: it may hold a credential)".into());
+    }
+    let mut out: String = line.chars().take(BODY_LINE).collect();
+    if line.chars().count() > BODY_LINE {
+        out.push('…');
+    }
+    Some(out)
+}
+
 /// Maps a status and a complete body to an outcome.
 fn classify(status: u16, body: &[u8], req: &EngagementRequest) -> Outcome {
     if status == 200 {
@@ -455,14 +493,22 @@ fn classify(status: u16, body: &[u8], req: &EngagementRequest) -> Outcome {
             Err(e) => Outcome::Retryable(Retryable::Undecodable(one_line(&e.to_string()))),
         };
     }
-    let errors = parse_error_body(body);
-    // A 400 or 403 means what its errors say (protected Tweets, which IDs are forbidden); without a
-    // readable body it cannot be acted on, and a broken body is a transport fault, so try again.
-    if matches!(status, 400 | 403) && errors.is_empty() {
+    let parsed = parse_error_body(body);
+    // A 400 means what its errors say (protected Tweets or a bad request); without a readable body
+    // it cannot be acted on, and a broken body is a transport fault, so try again.
+    if status == 400 && parsed.is_empty() {
         return Outcome::Retryable(Retryable::Undecodable(format!(
-            "HTTP {status} with an unreadable errors body"
+            "HTTP 400 with an unreadable errors body{}",
+            summary(&body_line(body).into_iter().collect::<Vec<_>>())
         )));
     }
+    // A 4xx body that is not JSON (a proxy's page, a plain-text reason) still says what happened;
+    // a 5xx page says no more than its status.
+    let errors = if parsed.is_empty() && (400..500).contains(&status) {
+        body_line(body).into_iter().collect()
+    } else {
+        parsed
+    };
     match status {
         400 => {
             let protected = errors.iter().any(|e| {
@@ -472,10 +518,24 @@ fn classify(status: u16, body: &[u8], req: &EngagementRequest) -> Outcome {
             Outcome::Fatal(Fatal::BadRequest { errors, protected })
         }
         401 => Outcome::Fatal(Fatal::Unauthorized { errors }),
-        403 => Outcome::Fatal(Fatal::Forbidden {
-            ids: forbidden_ids(&errors),
-            errors,
-        }),
+        403 => {
+            // The API lists the refused Tweets; a 403 that lists none refuses the request as a whole,
+            // so every ID in it is refused. The one 403 that would fail every request alike is about
+            // metrics (`Forbidden to access metrics: ..`): only a body that says "metric" is taken
+            // that way (no ID, the run stops). Any other unlisted 403 (a proxy's page, an empty body)
+            // is not retried: a retry would get the same answer.
+            let ids = forbidden_ids(&errors);
+            let named = !ids.is_empty();
+            let about_metrics = errors
+                .iter()
+                .any(|e| e.to_ascii_lowercase().contains("metric"));
+            let ids = if named || about_metrics {
+                ids
+            } else {
+                req.tweet_ids.clone()
+            };
+            Outcome::Fatal(Fatal::Forbidden { ids, errors, named })
+        }
         404 => Outcome::Fatal(Fatal::NotFound),
         406 => Outcome::Fatal(Fatal::NotAcceptable { errors }),
         429 => Outcome::Retryable(Retryable::RateLimited { errors }),
@@ -850,7 +910,7 @@ mod tests {
             r#"{"errors": ["Forbidden to access tweets for author id 99: 1790000000000000001, 1790000000000000002"]}"#,
         ))
         .await;
-        let Outcome::Fatal(Fatal::Forbidden { ids, errors }) = &reply.outcome else {
+        let Outcome::Fatal(Fatal::Forbidden { ids, errors, .. }) = &reply.outcome else {
             panic!("{:?}", reply.outcome)
         };
         assert_eq!(ids, &vec![1790000000000000001, 1790000000000000002]);
@@ -1312,7 +1372,8 @@ mod tests {
         assert_eq!(
             Fatal::Forbidden {
                 ids: vec![1],
-                errors: vec!["Forbidden to access tweets: 1".into()]
+                errors: vec!["Forbidden to access tweets: 1".into()],
+                named: true,
             }
             .to_string(),
             "forbidden (HTTP 403): Forbidden to access tweets: 1"
@@ -1321,6 +1382,88 @@ mod tests {
             Fatal::Unauthorized { errors: vec![] }.to_string(),
             "unauthorized"
         );
+    }
+
+    fn plain(status: u16, body: &str) -> Canned {
+        Canned {
+            status,
+            headers: vec![("content-type", "text/html".into())],
+            body: body.as_bytes().to_vec(),
+            ..Canned::default()
+        }
+    }
+
+    /// A 4xx body that is not JSON keeps its first non-blank line (trimmed, cut) in the message.
+    #[tokio::test]
+    async fn a_non_json_4xx_body_keeps_its_first_line() {
+        let body = "\n  <h1>Access denied by edge proxy</h1>  \n<p>ref 42</p>\n";
+        let (reply, _) = send_to(plain(401, body)).await;
+        assert_eq!(
+            reply.outcome.to_string(),
+            "unauthorized: <h1>Access denied by edge proxy</h1>"
+        );
+        let (reply, _) = send_to(plain(418, body)).await;
+        assert_eq!(
+            reply.outcome.to_string(),
+            "unexpected HTTP 418: <h1>Access denied by edge proxy</h1>"
+        );
+        let (reply, _) = send_to(plain(403, body)).await;
+        assert!(
+            reply
+                .outcome
+                .to_string()
+                .ends_with(": <h1>Access denied by edge proxy</h1>"),
+            "{}",
+            reply.outcome
+        );
+        let long = "x ".repeat(400);
+        let (reply, _) = send_to(plain(401, &long)).await;
+        let Outcome::Fatal(Fatal::Unauthorized { errors }) = &reply.outcome else {
+            panic!("{:?}", reply.outcome)
+        };
+        assert!(errors[0].chars().count() <= BODY_LINE + 1, "{errors:?}");
+    }
+
+    /// A line that could hold a credential is never kept: the message says a line was left out.
+    #[tokio::test]
+    async fn a_body_line_that_could_hold_a_credential_is_left_out() {
+        for line in [
+            "Invalid header: OAuth oauth_consumer_key=\"ck-secret\", oauth_signature=\"x\"",
+            "Authorization: Bearer AAAAbearer-secret-token-value",
+            "bad bearer token",
+            "token AAAAAAAAAAAAAAAAAAAAAMLheAAAAAAA0%2BuSeid%2BULvsea4JtiGRiSDSJSI rejected",
+        ] {
+            let (reply, _) = send_to(plain(401, line)).await;
+            let t = reply.outcome.to_string();
+            assert!(
+                !t.contains("secret") && !t.contains("AAAAAAAA") && !t.contains("oauth_"),
+                "{t}"
+            );
+            assert!(t.contains("left out"), "{t}");
+        }
+    }
+
+    /// A 403 that does not list Tweet IDs (not JSON, or JSON without the text) is forbidden for
+    /// every ID of the request, not retried; one about metrics still names no ID (the run stops).
+    #[tokio::test]
+    async fn a_403_without_listed_ids_is_forbidden_for_every_id_of_the_request() {
+        let all = vec![1790000000000000001, 1790000000000000002];
+        for c in [
+            plain(403, "<html><body>Forbidden</body></html>"),
+            plain(403, ""),
+            canned(403, r#"{"title": "Forbidden", "detail": "not allowed"}"#),
+        ] {
+            let (reply, _) = send_to(c).await;
+            let Outcome::Fatal(Fatal::Forbidden { ids, named, .. }) = &reply.outcome else {
+                panic!("{:?}", reply.outcome)
+            };
+            assert_eq!((ids, *named), (&all, false));
+        }
+        let (reply, _) = send_to(plain(403, "Forbidden to access metrics: impressions")).await;
+        assert!(matches!(
+            &reply.outcome,
+            Outcome::Fatal(Fatal::Forbidden { ids, .. }) if ids.is_empty()
+        ));
     }
 
     #[tokio::test]

@@ -444,6 +444,82 @@ mod retries {
         );
     }
 
+    /// A server that answers every request with a 403 whose body is an HTML page (a proxy's
+    /// refusal): it reads each request whole, so closing after the answer is a clean end.
+    async fn html_403_server() -> (String, Arc<std::sync::atomic::AtomicU64>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let hits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = hits.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let n = sock.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        if buf.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let body = "<html><head><title>403 Forbidden</title></head>\n<body>denied</body></html>";
+                    let answer = format!(
+                        "HTTP/1.1 403 Forbidden\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = sock.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        (url, hits)
+    }
+
+    /// A 403 that is not JSON names no ID: every ID of the request ends `forbidden` with the page's
+    /// first line, at once (one request per batch, no retry), and nothing ends `failed`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_non_json_403_ends_the_requests_ids_forbidden_not_failed() {
+        let (url, hits) = html_403_server().await;
+        let unique = ids(300, 7);
+        let c = case(&unique.iter().map(|i| i.to_string()).collect::<Vec<_>>());
+        let mut sp = spec(&c, &url, "run.db", demo_user());
+        sp.retry.max_attempts = 3;
+        let out = go(sp).await.unwrap();
+        let st = &out.summary.status;
+        assert_eq!((st.forbidden, st.failed), (300, 0), "{st:?}");
+        assert_eq!(
+            hits.load(std::sync::atomic::Ordering::Relaxed),
+            2,
+            "two batches, no retry"
+        );
+        let outcomes = std::fs::read_to_string(c.dir.join("run.db.out/outcomes.csv")).unwrap();
+        assert_eq!(
+            outcomes
+                .lines()
+                .filter(|l| l.contains(
+                    ",forbidden,forbidden (HTTP 403): <html><head><title>403 Forbidden</title></head>"
+                ))
+                .count(),
+            300,
+            "{outcomes}"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_401_aborts_the_run_and_leaves_ids_pending() {
         let s = sim(SimConfig::default()).await;
