@@ -6,6 +6,7 @@
 mod config;
 mod defaults;
 mod demo;
+mod failures;
 mod progress;
 
 use std::path::PathBuf;
@@ -145,6 +146,7 @@ pub async fn run_job(spec: engage::run::RunSpec) -> u8 {
         }
     };
     let display = progress::Display::start(progress.clone());
+    let db = spec.db.clone();
     let result = run::run(spec, progress.clone(), cancel).await;
     display.finish();
     match result {
@@ -174,10 +176,14 @@ pub async fn run_job(spec: engage::run::RunSpec) -> u8 {
                 exit::INTERRUPTED
             } else if c.failed > 0 || !damaged.is_empty() {
                 if c.failed > 0 {
-                    eprintln!(
-                        "{} IDs failed after all retries (see outcomes.csv)",
-                        c.failed
-                    );
+                    // The kinds as the store records them; without the store, the count alone.
+                    match failures::Failures::from_store(&db) {
+                        Ok(f) => eprintln!("{}", f.line()),
+                        Err(e) => eprintln!(
+                            "{} IDs failed (see outcomes.csv; their kinds could not be read: {e})",
+                            c.failed
+                        ),
+                    }
                 }
                 for d in damaged {
                     eprintln!("{}", damaged_line(d));

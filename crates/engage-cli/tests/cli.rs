@@ -666,10 +666,12 @@ mod exit_codes {
             run_cmd(&sim.url, &input, &d.path().join("run.db"), &out).args(["--max-attempts", "2"]),
             exit::FAILED_IDS,
         );
+        // The summary says how they failed, as the store records it.
+        let err = text(&o.stderr);
         assert!(
-            text(&o.stderr).contains("outcomes.csv"),
-            "{}",
-            text(&o.stderr)
+            err.contains("30 IDs failed: 30 after 2 attempts (server error (HTTP 50")
+                && err.contains("(see outcomes.csv)"),
+            "{err}"
         );
         let n = counts(&read_json(&out.join("top.json")));
         assert_eq!((n["failed"], n["ok"]), (30, 0), "{n:?}");
