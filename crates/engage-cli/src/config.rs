@@ -495,6 +495,16 @@ struct Layered<T> {
     given: bool,
 }
 
+impl<T: Copy + PartialEq + From<u8>> Layered<T> {
+    /// The value, refused when it is 0, naming the flag or the file and key it came from.
+    fn at_least_one(&self) -> Result<T> {
+        if self.value == T::from(0) {
+            bail!("{} must be at least 1", self.from);
+        }
+        Ok(self.value)
+    }
+}
+
 /// The flags (or config file keys), with their values, that set the part of the `/historical`
 /// period `e` is about.
 fn period_flags(args: &RunArgs, e: &WindowError, days: &Layered<u32>) -> String {
@@ -603,10 +613,7 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
             out
         }
     };
-    let top = layer(args.top, "--top", file.top, "top", &path, d.top);
-    if top.value == 0 {
-        bail!("{} must be at least 1", top.from);
-    }
+    let top = layer(args.top, "--top", file.top, "top", &path, d.top).at_least_one()?;
     let (period, period_spec) = match endpoint {
         Endpoint::Historical => {
             let now = time::OffsetDateTime::now_utc();
@@ -681,11 +688,8 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
         "window_secs",
         &path,
         d.window_secs,
-    );
-    if window_secs.value == 0 {
-        bail!("{} must be at least 1", window_secs.from);
-    }
-    let window_secs = window_secs.value;
+    )
+    .at_least_one()?;
     let rate = args.rate.or(file.rate);
     if rate == Some(0) {
         bail!("--rate must be at least 1");
@@ -697,10 +701,8 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
         "max_attempts",
         &path,
         d.max_attempts,
-    );
-    if max_attempts.value == 0 {
-        bail!("{} must be at least 1", max_attempts.from);
-    }
+    )
+    .at_least_one()?;
     let timeout = args
         .request_timeout_secs
         .or(file.request_timeout_secs)
@@ -710,7 +712,7 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
         .or(file.outage_limit_secs)
         .unwrap_or(d.outage_limit_secs);
     let mut retry = RetryPolicy {
-        max_attempts: max_attempts.value,
+        max_attempts,
         // The backoff's shape is the library's, not a setting.
         ..RetryPolicy::default()
     };
@@ -730,7 +732,7 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
         metrics,
         routes,
         default_account: args.account.clone(),
-        top_n: top.value,
+        top_n: top,
         concurrency,
         rate: rate.map(|n| (n, Duration::from_secs(window_secs))),
         client: client_config(base_url, timeout, args.allow_insecure_http),

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use engagement_api::Endpoint;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -91,11 +90,6 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    /// The batch size of an endpoint.
-    pub fn batch_size(endpoint: Endpoint) -> usize {
-        endpoint.max_ids()
-    }
-
     /// Reads and sends batches until every pending ID is handed out, the fetch stage is gone, or the
     /// run stops. Runs on a blocking thread.
     pub fn run(self, out: mpsc::Sender<Batch>, stop: CancellationToken) -> Result<(), StoreError> {

@@ -397,7 +397,7 @@ async fn pipeline(
     });
     let batcher = Batcher {
         cursor: Store::open_cursor(&spec.db)?,
-        batch_size: Batcher::batch_size(spec.endpoint),
+        batch_size: spec.endpoint.max_ids(),
         routes: Arc::new(spec.routes.clone()),
         ingest: signal.clone(),
         // A fresh store's ingest only adds IDs above those it has added: the cursor can follow it.
