@@ -271,6 +271,42 @@ fn report_cmd(db: PathBuf, out: Option<PathBuf>) -> u8 {
                     "complete:  {}",
                     if summary.complete() { "yes" } else { "no" }
                 );
+                let not_served: Vec<String> = summary
+                    .metrics
+                    .iter()
+                    .zip(&summary.withheld)
+                    .filter(|(_, w)| w.iter().any(|n| *n > 0))
+                    .map(|(m, w)| {
+                        let why: Vec<String> = engage::report::WITHHELD_REASONS
+                            .iter()
+                            .zip(w)
+                            .filter(|(_, n)| **n > 0)
+                            .map(|(r, n)| format!("{n} {r}"))
+                            .collect();
+                        format!("{m} ({})", why.join(", "))
+                    })
+                    .collect();
+                if !not_served.is_empty() {
+                    println!("not served: {}", not_served.join("; "));
+                }
+                if !summary.messages.is_empty() {
+                    println!("messages that came with the answers:");
+                    println!("  {:>9}  {:>9}  {:<6}  message", "responses", "IDs", "from");
+                    for m in &summary.messages {
+                        // The server's words, without anything that could drive the terminal.
+                        let text: String = m
+                            .text
+                            .chars()
+                            .map(|c| if c.is_control() { ' ' } else { c })
+                            .collect();
+                        println!(
+                            "  {:>9}  {:>9}  {:<6}  {text}",
+                            m.responses,
+                            m.ids,
+                            m.source.as_str()
+                        );
+                    }
+                }
             }
         }
         Ok(())

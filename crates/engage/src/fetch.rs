@@ -34,12 +34,31 @@ use tokio_util::sync::CancellationToken;
 
 use crate::gate::{Admit, Gate, WallClock};
 use crate::health::{Halt, Health, Signal};
-use crate::outcome::{IdOutcome, Settled, Status};
+use crate::outcome::{AgeRule, IdOutcome, Message, MessageSource, NotServed, Settled, Status};
 use crate::route::{Route, Routes};
 use crate::series::{bucket, Granularity};
 
-/// Hourly sums of one response: (metric index, hour start as Unix seconds, value).
-pub type Hourly = Vec<(usize, i64, u64)>;
+/// What one request settled: an outcome per ID it ended, and for a 200 its hourly sums
+/// (metric index, hour start as Unix seconds, value) and the messages that came with it.
+#[derive(Debug, Default)]
+struct Answer {
+    outcomes: Vec<IdOutcome>,
+    hourly: Vec<(usize, i64, u64)>,
+    messages: Vec<Message>,
+}
+
+impl Answer {
+    /// Every ID of `ids` ends with `status` for the same reason.
+    fn all(ids: &[u64], status: Status, note: &str) -> Answer {
+        Answer {
+            outcomes: ids
+                .iter()
+                .map(|&id| IdOutcome::final_status(id, status, note))
+                .collect(),
+            ..Answer::default()
+        }
+    }
+}
 
 /// The grouping every job asks for: one value per Tweet and metric.
 pub const BY_TWEET: &str = "by_tweet";
@@ -177,7 +196,11 @@ impl Fetcher {
             let mut queue = std::mem::take(&mut live);
             while let Some((batch, route)) = queue.pop() {
                 match self.fetch_one(w, &batch, route, &mut queue).await {
-                    Ok((outcomes, hourly)) => {
+                    Ok(Answer {
+                        outcomes,
+                        hourly,
+                        messages,
+                    }) => {
                         let ok: Vec<u64> = outcomes
                             .iter()
                             .filter(|o| o.status == Status::Ok)
@@ -193,6 +216,7 @@ impl Fetcher {
                             hourly,
                             via: Some(self.routes.via(route).to_string()),
                             origin,
+                            messages,
                         };
                         if !settled.outcomes.is_empty() && sink.send(settled).await.is_err() {
                             return BatchEnd::Interrupted;
@@ -215,17 +239,13 @@ impl Fetcher {
         batch: &[u64],
         route: Route,
         queue: &mut Vec<(Vec<u64>, Route)>,
-    ) -> Result<(Vec<IdOutcome>, Hourly), BatchEnd> {
+    ) -> Result<Answer, BatchEnd> {
         let Some(credentials) = self.routes.credentials(route) else {
             let note = format!(
                 "no configured account owns it; /{} needs the owner's user context",
                 self.job.endpoint
             );
-            let outcomes = batch
-                .iter()
-                .map(|&id| IdOutcome::final_status(id, Status::Forbidden, &note))
-                .collect();
-            return Ok((outcomes, Vec::new()));
+            return Ok(Answer::all(batch, Status::Forbidden, &note));
         };
         let mut attempt = 0u32;
         // Failures to connect in a row of this batch while the breaker was closed: its backoff only.
@@ -288,13 +308,7 @@ impl Fetcher {
                     attempt += 1;
                     if attempt >= self.retry.max_attempts {
                         let note = format!("failed after {attempt} attempts: {err}");
-                        return Ok((
-                            batch
-                                .iter()
-                                .map(|&id| IdOutcome::final_status(id, Status::Failed, &note))
-                                .collect(),
-                            Vec::new(),
-                        ));
+                        return Ok(Answer::all(batch, Status::Failed, &note));
                     }
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(attempt, error = %err, ids = batch.len(), "retrying batch");
@@ -328,34 +342,21 @@ impl Fetcher {
                     if let Some(next) = self.routes.after_forbidden(route) {
                         // Public metrics of a Tweet we do not own: the bearer token can serve them.
                         queue.push((forbidden, next));
-                        return Ok((Vec::new(), Vec::new()));
+                        return Ok(Answer::default());
                     }
-                    return Ok((
-                        forbidden
-                            .into_iter()
-                            .map(|id| IdOutcome::final_status(id, Status::Forbidden, &why))
-                            .collect(),
-                        Vec::new(),
-                    ));
+                    return Ok(Answer::all(&forbidden, Status::Forbidden, &why));
                 }
                 Outcome::Fatal(Fatal::BadRequest {
                     protected: true, ..
                 }) => {
                     if batch.len() == 1 {
-                        return Ok((
-                            vec![IdOutcome::final_status(
-                                batch[0],
-                                Status::Unavailable,
-                                "protected",
-                            )],
-                            Vec::new(),
-                        ));
+                        return Ok(Answer::all(batch, Status::Unavailable, "protected"));
                     }
                     self.stats.splits.fetch_add(1, Ordering::Relaxed);
                     let (a, b) = batch.split_at(batch.len() / 2);
                     queue.push((b.to_vec(), route));
                     queue.push((a.to_vec(), route));
-                    return Ok((Vec::new(), Vec::new()));
+                    return Ok(Answer::default());
                 }
                 Outcome::Fatal(fatal) => {
                     return Err(BatchEnd::Abort(Abort {
@@ -401,8 +402,16 @@ impl Fetcher {
         b.build()
     }
 
-    /// Turns a 200 into one outcome per requested ID (plus, for time series, the hourly sums).
-    fn outcomes(&self, batch: &[u64], resp: &EngagementResponse) -> (Vec<IdOutcome>, Hourly) {
+    /// Turns a 200 into one outcome per requested ID, the hourly sums (time series) and the
+    /// messages that came with it.
+    ///
+    /// The partial-result lists are read as the documentation says: `unavailable_tweet_ids` end
+    /// `unavailable`; a Tweet in `unsupported_for_impressions_engagements_tweet_ids` (90 days) or
+    /// `unsupported_for_video_views_tweet_ids` (1800 days) is `ok` with those metrics not served,
+    /// whatever the grouping says for them (the documented answer still lists `"video_views": "0"`,
+    /// a zero that is not a count). Metrics the answer carries that the run did not ask for are
+    /// not kept, and a message says so.
+    fn outcomes(&self, batch: &[u64], resp: &EngagementResponse) -> Answer {
         // Batches are cut from IDs in ascending order, so an ID's place is a binary search; the
         // cells of one Tweet come together, so most lookups are the previous one again.
         let sorted = batch.is_sorted();
@@ -411,16 +420,19 @@ impl Fetcher {
         } else {
             batch.iter().enumerate().map(|(i, id)| (*id, i)).collect()
         };
+        let find = |id: u64| -> Option<usize> {
+            if sorted {
+                batch.binary_search(&id).ok()
+            } else {
+                index.get(&id).copied()
+            }
+        };
         let mut last: Option<(u64, usize)> = None;
         let mut place = |id: u64| -> Option<usize> {
             match last {
                 Some((l, i)) if l == id => Some(i),
                 _ => {
-                    let i = if sorted {
-                        batch.binary_search(&id).ok()
-                    } else {
-                        index.get(&id).copied()
-                    }?;
+                    let i = find(id)?;
                     last = Some((id, i));
                     Some(i)
                 }
@@ -434,6 +446,8 @@ impl Fetcher {
             positions[*m as usize] = Some(k);
         }
         let metric_pos = |m: Metric| positions[m as usize];
+        // Per metric not asked for: the Tweets it came with.
+        let mut unrequested: Vec<(Metric, Vec<u64>)> = Vec::new();
         let name = if self.job.series.is_some() {
             SERIES
         } else {
@@ -444,7 +458,11 @@ impl Fetcher {
                 let (Some(id), Some(m)) = (cell.tweet_id, cell.metric) else {
                     continue;
                 };
-                let (Some(i), Some(k)) = (place(id), metric_pos(m)) else {
+                let Some(i) = place(id) else {
+                    continue;
+                };
+                let Some(k) = metric_pos(m) else {
+                    note_unrequested(&mut unrequested, m, id);
                     continue;
                 };
                 let row = values[i].get_or_insert_with(|| vec![None; n]);
@@ -464,29 +482,84 @@ impl Fetcher {
                 }
             }
         }
+        // The age rules that apply to each ID, for the metrics this run asked for.
+        let mut rules = vec![NotServed::NONE; batch.len()];
+        for (rule, list) in [
+            (
+                AgeRule::Days90,
+                &resp.unsupported_for_impressions_engagements_tweet_ids,
+            ),
+            (
+                AgeRule::Days1800,
+                &resp.unsupported_for_video_views_tweet_ids,
+            ),
+        ] {
+            if !self.job.metrics.iter().any(|m| rule.covers(*m)) {
+                continue;
+            }
+            for i in list.iter().filter_map(|&id| find(id)) {
+                rules[i] = rules[i].with(rule);
+            }
+        }
         let unavailable: std::collections::HashSet<u64> =
             resp.unavailable_tweet_ids.iter().copied().collect();
+        let metrics = &self.job.metrics;
         let outcomes = batch
             .iter()
             .zip(values)
             .zip(series)
-            .map(|((&id, v), series)| match v {
+            .zip(rules)
+            .map(|(((&id, v), mut series), not_served)| match v {
                 _ if unavailable.contains(&id) => {
                     IdOutcome::final_status(id, Status::Unavailable, "deleted or no longer public")
                 }
-                Some(values) => IdOutcome {
+                // A Tweet too old for every metric asked may have no cell at all.
+                None if !not_served.is_empty() => IdOutcome {
                     id,
                     status: Status::Ok,
-                    values,
+                    values: vec![None; n],
                     note: None,
-                    series,
+                    series: Vec::new(),
+                    not_served,
                 },
+                Some(mut values) => {
+                    if !not_served.is_empty() {
+                        for (k, m) in metrics.iter().enumerate() {
+                            if not_served.rule_for(*m).is_some() {
+                                values[k] = None;
+                            }
+                        }
+                        series.retain(|(k, _, _)| not_served.rule_for(metrics[*k]).is_none());
+                    }
+                    IdOutcome {
+                        id,
+                        status: Status::Ok,
+                        values,
+                        note: None,
+                        series,
+                        not_served,
+                    }
+                }
                 None => {
                     IdOutcome::final_status(id, Status::Failed, "absent from a successful response")
                 }
             })
             .collect();
-        (outcomes, hourly)
+        let mut messages = api_messages(batch, resp, find);
+        for (m, ids) in unrequested {
+            messages.push(Message {
+                text: format!(
+                    "the API returned {m}, which this run did not ask for; not kept (add it to --metrics to keep it)"
+                ),
+                source: MessageSource::Engage,
+                ids,
+            });
+        }
+        Answer {
+            outcomes,
+            hourly,
+            messages,
+        }
     }
 
     async fn admit(&self) -> Result<(), BatchEnd> {
@@ -517,6 +590,71 @@ impl Fetcher {
             _ = self.stop.cancelled() => Err(BatchEnd::Interrupted),
         }
     }
+}
+
+/// Adds `id` to the Tweets that came with the unrequested metric `m` (cells of one Tweet come
+/// together, so a repeat is the last one pushed).
+fn note_unrequested(unrequested: &mut Vec<(Metric, Vec<u64>)>, m: Metric, id: u64) {
+    let at = match unrequested.iter().position(|(x, _)| *x == m) {
+        Some(at) => at,
+        None => {
+            unrequested.push((m, Vec::new()));
+            unrequested.len() - 1
+        }
+    };
+    let ids = &mut unrequested[at].1;
+    if ids.last() != Some(&id) && !ids.contains(&id) {
+        ids.push(id);
+    }
+}
+
+/// The `errors` strings of a 200, each once, with the IDs of the request it is about: the list it
+/// goes with for the documented messages (unavailable, 90 days, video views), else the request's
+/// IDs its text names, else every ID of the request.
+fn api_messages(
+    batch: &[u64],
+    resp: &EngagementResponse,
+    find: impl Fn(u64) -> Option<usize>,
+) -> Vec<Message> {
+    let mut out: Vec<Message> = Vec::new();
+    for text in &resp.errors {
+        if out.iter().any(|m| &m.text == text) {
+            continue;
+        }
+        let lower = text.to_ascii_lowercase();
+        let list = if lower.contains("unavailable") {
+            Some(&resp.unavailable_tweet_ids)
+        } else if lower.contains("impressions") && lower.contains("90 days") {
+            Some(&resp.unsupported_for_impressions_engagements_tweet_ids)
+        } else if lower.contains("video") {
+            Some(&resp.unsupported_for_video_views_tweet_ids)
+        } else {
+            None
+        };
+        let mut ids: Vec<u64> = match list {
+            Some(list) if !list.is_empty() => list
+                .iter()
+                .copied()
+                .filter(|id| find(*id).is_some())
+                .collect(),
+            _ => text
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(engagement_api::request::parse_id)
+                .filter(|id| find(*id).is_some())
+                .collect(),
+        };
+        if ids.is_empty() {
+            ids = batch.to_vec();
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        out.push(Message {
+            text: text.clone(),
+            source: MessageSource::Api,
+            ids,
+        });
+    }
+    out
 }
 
 #[cfg(test)]
@@ -552,6 +690,69 @@ mod tests {
             clock: WallClock::new(),
             stop,
         }
+    }
+
+    /// The documentation's partial answers, read as it says: a Tweet in an unsupported list is
+    /// `ok` with those metrics not served (the documented `"video_views": "0"` is not kept as a
+    /// count), a Tweet too old for every metric asked is `ok` without values, an unrequested metric
+    /// is not kept but said, and each `errors` string is kept with the IDs it is about.
+    #[test]
+    fn partial_answers_keep_what_was_not_served_and_every_message() {
+        use engagement_api::request::Grouping;
+        let mut f = idle_fetcher(Arc::new(Gate::new()), CancellationToken::new());
+        f.job.metrics = vec![
+            Metric::Impressions,
+            Metric::Engagements,
+            Metric::Favorites,
+            Metric::VideoViews,
+        ];
+        let body = br#"{
+          "errors": ["Impressions & engagements for tweets older than 90 days (2026-09-02 - 2026-12-01) are not supported",
+                     "1 Tweet ID(s) are unavailable",
+                     "Some numbers are being recomputed"],
+          "unsupported_for_impressions_engagements_tweet_ids": ["20", "30", "40"],
+          "unsupported_for_video_views_tweet_ids": ["30"],
+          "unavailable_tweet_ids": ["50"],
+          "by_tweet": {
+            "10": {"impressions": "5310", "engagements": 233, "favorites": "57", "video_views": "9", "quote_tweets": "4"},
+            "20": {"favorites": "18", "video_views": "12", "quote_tweets": "1"},
+            "30": {"favorites": 6, "video_views": "0"}
+          }
+        }"#;
+        let groupings = [Grouping {
+            name: BY_TWEET.into(),
+            group_by: vec![GroupBy::TweetId, GroupBy::EngagementType],
+        }];
+        let resp = engagement_api::response::parse_response(body, &groupings).unwrap();
+        let a = f.outcomes(&[10, 20, 30, 40, 50], &resp);
+        let by_id = |id: u64| a.outcomes.iter().find(|o| o.id == id).unwrap();
+        assert_eq!(by_id(10).values, vec![Some(5310), Some(233), Some(57), Some(9)]);
+        assert!(by_id(10).not_served.is_empty());
+        assert_eq!(by_id(20).values, vec![None, None, Some(18), Some(12)]);
+        assert_eq!(by_id(20).not_served, NotServed::NONE.with(AgeRule::Days90));
+        assert_eq!(by_id(30).values, vec![None, None, Some(6), None], "the documented video_views 0 is not a count");
+        assert!(by_id(30).not_served.has(AgeRule::Days90) && by_id(30).not_served.has(AgeRule::Days1800));
+        assert_eq!((by_id(40).status, by_id(40).values.clone()), (Status::Ok, vec![None; 4]));
+        assert_eq!(by_id(50).status, Status::Unavailable);
+        let said: Vec<(&str, MessageSource, Vec<u64>)> = a
+            .messages
+            .iter()
+            .map(|m| (m.text.as_str(), m.source, m.ids.clone()))
+            .collect();
+        assert_eq!(
+            said,
+            vec![
+                ("Impressions & engagements for tweets older than 90 days (2026-09-02 - 2026-12-01) are not supported", MessageSource::Api, vec![20, 30, 40]),
+                ("1 Tweet ID(s) are unavailable", MessageSource::Api, vec![50]),
+                ("Some numbers are being recomputed", MessageSource::Api, vec![10, 20, 30, 40, 50]),
+                ("the API returned quote_tweets, which this run did not ask for; not kept (add it to --metrics to keep it)", MessageSource::Engage, vec![10, 20]),
+            ]
+        );
+        // Without the lists, a Tweet with no cell is still what it was: absent from the answer.
+        let plain = engagement_api::response::parse_response(br#"{"by_tweet": {"10": {"favorites": "1"}}}"#, &groupings).unwrap();
+        let b = f.outcomes(&[10, 40], &plain);
+        assert_eq!(b.outcomes[1].status, Status::Failed);
+        assert!(b.messages.is_empty());
     }
 
     /// A gate closed until a reset half a minute away holds every batch exactly that long (plus the

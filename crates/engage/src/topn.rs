@@ -118,12 +118,28 @@ impl TopN {
 /// Top-N lists and grand totals for a fixed set of metrics.
 ///
 /// Metrics are addressed by index; the caller owns the index-to-name
-/// mapping.
+/// mapping. A value the API did not serve (`None`) is neither counted in
+/// its metric's total nor ranked: each total says over how many Tweets it
+/// is taken ([`Aggregator::served`]).
 #[derive(Debug, Clone)]
 pub struct Aggregator {
     tops: Vec<TopN>,
     totals: Vec<u64>,
+    served: Vec<u64>,
     tweets: u64,
+}
+
+/// What an [`Aggregator`] holds, to be saved and rebuilt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parts {
+    /// Each metric's total.
+    pub totals: Vec<u64>,
+    /// Each metric's number of Tweets with a value.
+    pub served: Vec<u64>,
+    /// Tweets added.
+    pub tweets: u64,
+    /// Each metric's best, best first.
+    pub tops: Vec<Vec<(u64, u64)>>,
 }
 
 impl Aggregator {
@@ -132,6 +148,7 @@ impl Aggregator {
         Aggregator {
             tops: (0..metric_count).map(|_| TopN::new(n)).collect(),
             totals: vec![0; metric_count],
+            served: vec![0; metric_count],
             tweets: 0,
         }
     }
@@ -141,24 +158,26 @@ impl Aggregator {
         self.totals.len()
     }
 
-    /// Adds one Tweet's values; `values[i]` is metric `i`.
+    /// Adds one Tweet's values; `values[i]` is metric `i`, `None` where it has none.
     ///
     /// # Panics
     ///
     /// If `values.len()` differs from the metric count: silently dropping
     /// or misattributing metrics would corrupt a report.
-    pub fn add(&mut self, tweet_id: u64, values: &[u64]) {
+    pub fn add(&mut self, tweet_id: u64, values: &[Option<u64>]) {
         assert_eq!(
             values.len(),
             self.totals.len(),
             "Aggregator::add: expected one value per metric"
         );
         self.tweets += 1;
-        for ((top, total), &value) in self.tops.iter_mut().zip(&mut self.totals).zip(values) {
+        for (i, value) in values.iter().enumerate() {
+            let Some(value) = *value else { continue };
             // Saturating: a pinned maximum is a visibly absurd total, while
             // a wrapped one would look plausible and be wrong.
-            *total = total.checked_add(value).unwrap_or(u64::MAX);
-            top.push(tweet_id, value);
+            self.totals[i] = self.totals[i].checked_add(value).unwrap_or(u64::MAX);
+            self.served[i] += 1;
+            self.tops[i].push(tweet_id, value);
         }
     }
 
@@ -180,49 +199,50 @@ impl Aggregator {
         &self.tops[i]
     }
 
-    /// Sum of each metric over every Tweet added, saturating at `u64::MAX`.
+    /// Sum of each metric over the Tweets that have it, saturating at `u64::MAX`.
     pub fn totals(&self) -> &[u64] {
         &self.totals
+    }
+
+    /// How many Tweets each metric's total is over.
+    pub fn served(&self) -> &[u64] {
+        &self.served
     }
 
     /// How many Tweets have been added.
     pub fn tweets(&self) -> u64 {
         self.tweets
     }
-    /// What it holds, to be saved: (totals, Tweets added, each metric's best, best first).
-    #[allow(clippy::type_complexity)]
-    pub fn parts(&self) -> (Vec<u64>, u64, Vec<Vec<(u64, u64)>>) {
-        (
-            self.totals.clone(),
-            self.tweets,
-            (0..self.tops.len()).map(|i| self.top(i)).collect(),
-        )
+
+    /// What it holds, to be saved.
+    pub fn parts(&self) -> Parts {
+        Parts {
+            totals: self.totals.clone(),
+            served: self.served.clone(),
+            tweets: self.tweets,
+            tops: (0..self.tops.len()).map(|i| self.top(i)).collect(),
+        }
     }
 
-    /// Rebuilds an aggregator from [`Aggregator::parts`]: the same lists, totals and count.
+    /// Rebuilds an aggregator from [`Aggregator::parts`]: the same lists, totals and counts.
     ///
     /// # Panics
     ///
-    /// If the totals and the lists are not one per metric.
-    pub fn from_parts(
-        n: usize,
-        totals: Vec<u64>,
-        tweets: u64,
-        tops: &[Vec<(u64, u64)>],
-    ) -> Aggregator {
-        assert_eq!(
-            totals.len(),
-            tops.len(),
+    /// If the totals, the counts and the lists are not one per metric.
+    pub fn from_parts(n: usize, parts: &Parts) -> Aggregator {
+        assert!(
+            parts.totals.len() == parts.tops.len() && parts.served.len() == parts.tops.len(),
             "Aggregator::from_parts: one list per metric"
         );
-        let mut agg = Aggregator::new(n, totals.len());
-        for (top, entries) in agg.tops.iter_mut().zip(tops) {
+        let mut agg = Aggregator::new(n, parts.totals.len());
+        for (top, entries) in agg.tops.iter_mut().zip(&parts.tops) {
             for &(id, v) in entries {
                 top.push(id, v);
             }
         }
-        agg.totals = totals;
-        agg.tweets = tweets;
+        agg.totals = parts.totals.clone();
+        agg.served = parts.served.clone();
+        agg.tweets = parts.tweets;
         agg
     }
 
@@ -241,6 +261,7 @@ impl Aggregator {
         self.tweets += other.tweets;
         for (i, (total, o)) in self.totals.iter_mut().zip(&other.totals).enumerate() {
             *total = total.checked_add(*o).unwrap_or(u64::MAX);
+            self.served[i] += other.served[i];
             for (id, v) in other.tops[i].sorted() {
                 self.tops[i].push(id, v);
             }
@@ -334,9 +355,9 @@ mod tests {
     #[test]
     fn aggregator_tracks_each_metric_and_totals() {
         let mut agg = Aggregator::new(2, 3);
-        agg.add(1, &[5, 0, 1]);
-        agg.add(2, &[3, 4, 1]);
-        agg.add(3, &[9, 4, 0]);
+        agg.add(1, &[Some(5), Some(0), Some(1)]);
+        agg.add(2, &[Some(3), Some(4), Some(1)]);
+        agg.add(3, &[Some(9), Some(4), Some(0)]);
         assert_eq!(agg.metric_count(), 3);
         assert_eq!(agg.tweets(), 3);
         assert_eq!(agg.totals(), &[17, 8, 2]);
@@ -344,14 +365,28 @@ mod tests {
         assert_eq!(agg.top(1), vec![(2, 4), (3, 4)]);
         assert_eq!(agg.top(2), vec![(1, 1), (2, 1)]);
         assert_eq!(agg.topn(0).len(), 2);
+        assert_eq!(agg.served(), &[3, 3, 3]);
+    }
+
+    #[test]
+    fn a_value_not_served_is_neither_counted_nor_ranked() {
+        let mut agg = Aggregator::new(3, 2);
+        agg.add(1, &[Some(5), None]);
+        agg.add(2, &[None, Some(0)]);
+        agg.add(3, &[Some(2), Some(7)]);
+        assert_eq!(agg.tweets(), 3);
+        assert_eq!(agg.totals(), &[7, 7]);
+        assert_eq!(agg.served(), &[2, 2]);
+        assert_eq!(agg.top(0), vec![(1, 5), (3, 2)]);
+        assert_eq!(agg.top(1), vec![(3, 7)]);
     }
 
     #[test]
     fn aggregator_totals_saturate() {
         let mut agg = Aggregator::new(1, 1);
-        agg.add(1, &[u64::MAX - 1]);
-        agg.add(2, &[5]);
-        agg.add(3, &[5]);
+        agg.add(1, &[Some(u64::MAX - 1)]);
+        agg.add(2, &[Some(5)]);
+        agg.add(3, &[Some(5)]);
         assert_eq!(agg.totals(), &[u64::MAX]);
         assert_eq!(agg.top(0), vec![(1, u64::MAX - 1)]);
     }
@@ -367,7 +402,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "one value per metric")]
     fn aggregator_rejects_wrong_arity() {
-        Aggregator::new(1, 2).add(1, &[1]);
+        Aggregator::new(1, 2).add(1, &[Some(1)]);
     }
 
     fn unique_entries() -> impl Strategy<Value = Vec<(u64, u64)>> {
@@ -396,7 +431,7 @@ mod tests {
 
         #[test]
         fn merged_halves_equal_one_pass(
-            rows in prop::collection::btree_map(any::<u64>(), (0u64..4, any::<u64>()), 0..100),
+            rows in prop::collection::btree_map(any::<u64>(), (prop::option::of(0u64..4), prop::option::of(any::<u64>())), 0..100),
             n in 0usize..10,
             cut in any::<u64>(),
         ) {
@@ -407,12 +442,12 @@ mod tests {
                 if id < cut { low.add(id, &[a, b]) } else { high.add(id, &[a, b]) }
             }
             low.merge(&high);
-            let (totals, tweets, tops) = low.parts();
-            let low = Aggregator::from_parts(n, totals, tweets, &tops);
+            let low = Aggregator::from_parts(n, &low.parts());
             prop_assert_eq!(low.top(0), whole.top(0));
             prop_assert_eq!(low.top(1), whole.top(1));
             prop_assert_eq!(low.totals(), whole.totals());
             prop_assert_eq!(low.tweets(), whole.tweets());
+            prop_assert_eq!(low.served(), whole.served());
         }
 
         #[test]
@@ -422,7 +457,7 @@ mod tests {
         ) {
             let mut agg = Aggregator::new(n, 2);
             for (&id, &(a, b)) in &rows {
-                agg.add(id, &[a, b]);
+                agg.add(id, &[Some(a), Some(b)]);
             }
             let m0: Vec<(u64, u64)> = rows.iter().map(|(&id, &(a, _))| (id, a)).collect();
             let m1: Vec<(u64, u64)> = rows.iter().map(|(&id, &(_, b))| (id, b)).collect();

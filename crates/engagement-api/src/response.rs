@@ -134,8 +134,9 @@ pub enum ParseError {
 /// Parses a 200 body as the answer to a request with these groupings.
 ///
 /// A requested grouping missing from the body is an error, except when the body lists unavailable
-/// Tweets: if every requested Tweet was unavailable there is nothing to group, and this parser
-/// cannot tell that case from a partly unavailable one, so the grouping is then taken as empty.
+/// or unsupported Tweets: if every requested Tweet was unavailable (or too old for every metric
+/// asked) there is nothing to group, and this parser cannot tell that case from a partial one, so
+/// the grouping is then taken as empty.
 pub fn parse_response(
     body: &[u8],
     groupings: &[Grouping],
@@ -177,7 +178,13 @@ pub fn parse_response(
         return Err(failure.unwrap_or_else(|| ParseError::Json(e.to_string())));
     }
     if let Some(i) = seen.iter().position(|s| !s) {
-        if out.unavailable_tweet_ids.is_empty() {
+        // A Tweet too old for every metric asked has nothing to group either.
+        let explained = !out.unavailable_tweet_ids.is_empty()
+            || !out
+                .unsupported_for_impressions_engagements_tweet_ids
+                .is_empty()
+            || !out.unsupported_for_video_views_tweet_ids.is_empty();
+        if !explained {
             return Err(ParseError::MissingGrouping(groupings[i].name.clone()));
         }
     }

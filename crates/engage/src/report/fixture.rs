@@ -42,6 +42,7 @@ pub(super) fn store_with(
                 values: vec![Some(id % 1000), (id % 3 == 0).then_some(id % 17)],
                 note: None,
                 series: vec![],
+                not_served: crate::outcome::NotServed::NONE,
             },
         })
         .collect::<Vec<_>>();
@@ -55,6 +56,7 @@ pub(super) fn store_with(
             hourly: vec![],
             via: Some(via[i % via.len()].into()),
             origin: c[0].id,
+            messages: Vec::new(),
         })
         .collect();
     s.record(&METRICS, &commits, None).unwrap();

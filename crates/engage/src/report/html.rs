@@ -99,6 +99,7 @@ pub fn render(
     }
     outcomes(&mut out, summary);
     totals_table(&mut out, summary, series);
+    messages(&mut out, summary);
     for (i, metric) in summary.metrics.iter().enumerate() {
         metric_section(&mut out, summary, i, metric.as_str(), series, &days);
     }
@@ -276,12 +277,31 @@ fn outcomes(out: &mut String, s: &Summary) {
 }
 
 fn totals_table(out: &mut String, s: &Summary, series: Option<&TimeSeries>) {
-    out.push_str(
+    // Over every fetched Tweet, unless the API withheld some values: then each total says how
+    // many Tweets it is over, and one sentence says why.
+    let over = s.any_not_served();
+    w!(
+        out,
         "<section class=\"card\" id=\"totals\"><div class=\"card-head\"><h2>Totals</h2>\
-         <span class=\"aside\">over every fetched Tweet</span></div>\n\
-         <table class=\"totals\"><thead><tr><th>Metric</th><th class=\"num\">Total</th>\
-         <th>Top Tweet</th><th class=\"num\">Its value</th>",
+         <span class=\"aside\">{}</span></div>\n",
+        if over {
+            "over the Tweets each metric was served for"
+        } else {
+            "over every fetched Tweet"
+        }
     );
+    if let Some(line) = s.not_served_sentence() {
+        w!(
+            out,
+            "<p class=\"note\" id=\"not-served\">{}</p>\n",
+            escape(&line)
+        );
+    }
+    out.push_str("<table class=\"totals\"><thead><tr><th>Metric</th><th class=\"num\">Total</th>");
+    if over {
+        out.push_str("<th class=\"num\">Over Tweets</th>");
+    }
+    out.push_str("<th>Top Tweet</th><th class=\"num\">Its value</th>");
     if series.is_some() {
         out.push_str("<th>Per hour</th>");
     }
@@ -294,6 +314,13 @@ fn totals_table(out: &mut String, s: &Summary, series: Option<&TimeSeries>) {
             "<tr><td><a href=\"#m-{name}\">{name}</a></td><td class=\"num\">{}</td>",
             num(total)
         );
+        if over {
+            w!(
+                out,
+                "<td class=\"num\">{}</td>",
+                num(s.served.get(i).copied().unwrap_or(0))
+            );
+        }
         match s.top.get(i).and_then(|t| t.first()) {
             Some((id, v)) => w!(
                 out,
@@ -309,6 +336,30 @@ fn totals_table(out: &mut String, s: &Summary, series: Option<&TimeSeries>) {
             out.push_str("</td>");
         }
         out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody></table></section>\n");
+}
+
+/// The messages that came with the answers, word for word, with how often and for how many IDs.
+fn messages(out: &mut String, s: &Summary) {
+    if s.messages.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<section class=\"card\" id=\"messages\"><div class=\"card-head\"><h2>Messages</h2>\
+         <span class=\"aside\">that came with the answers; outcomes.csv names the IDs</span></div>\n\
+         <table class=\"totals messages\"><thead><tr><th>Message</th><th>From</th>\
+         <th class=\"num\">Responses</th><th class=\"num\">IDs</th></tr></thead><tbody>\n",
+    );
+    for m in &s.messages {
+        w!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
+            escape(&m.text),
+            m.source.as_str(),
+            num(m.responses),
+            num(m.ids)
+        );
     }
     out.push_str("</tbody></table></section>\n");
 }
@@ -549,6 +600,9 @@ mod tests {
                 .map(|i| 1_234_567 * (i + 1))
                 .collect(),
             top,
+            served: vec![12_000; metrics.len()],
+            withheld: vec![[0; 3]; metrics.len()],
+            messages: Vec::new(),
             accounts_used: vec!["brand".into()],
             ingest_done: true,
         }

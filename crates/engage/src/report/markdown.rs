@@ -32,9 +32,30 @@ impl Summary {
                 self.accounts_used.join(", ")
             ));
         }
-        s.push_str("## Totals\n\n| metric | total |\n|---|---:|\n");
+        if let Some(line) = self.not_served_sentence() {
+            s.push_str(&line);
+            s.push_str("\n\n");
+        }
+        s.push_str("## Totals\n\n| metric | total | over Tweets |\n|---|---:|---:|\n");
         for (i, m) in self.metrics.iter().enumerate() {
-            s.push_str(&format!("| {} | {} |\n", m, self.totals[i]));
+            s.push_str(&format!(
+                "| {} | {} | {} |\n",
+                m, self.totals[i], self.served[i]
+            ));
+        }
+        if !self.messages.is_empty() {
+            s.push_str(
+                "\n## Messages that came with the answers\n\n| message | from | responses | IDs |\n|---|---|---:|---:|\n",
+            );
+            for m in &self.messages {
+                s.push_str(&format!(
+                    "| {} | {} | {} | {} |\n",
+                    m.text.replace('|', "\\|"),
+                    m.source.as_str(),
+                    m.responses,
+                    m.ids
+                ));
+            }
         }
         for (i, m) in self.metrics.iter().enumerate() {
             s.push_str(&format!("\n## {m}\n\n"));

@@ -45,7 +45,7 @@ mod summary;
 mod fixture;
 
 pub use files::ReportError;
-pub use scan::{Scan, ScanCheckpoint, SPLIT_AT};
+pub use scan::{Scan, ScanCheckpoint, Withheld, SPLIT_AT, WITHHELD_REASONS};
 pub use series::format_bucket;
 pub use summary::{tweet_url, Summary};
 
@@ -97,8 +97,15 @@ pub fn finish_reports(
     let (tweets, outcomes, mut pass) = scan.close()?;
     let pending = unique.saturating_sub(pass.status.unique());
     pass.status.pending = pending;
-    let summary =
-        Summary::from_aggregator(store, endpoint, &metrics, top_n, &pass.agg, pass.status)?;
+    let summary = Summary::from_aggregator(
+        store,
+        endpoint,
+        &metrics,
+        top_n,
+        &pass.agg,
+        pass.withheld,
+        pass.status,
+    )?;
     let mut staging = Staging::new(&dir);
     write_all(&mut staging, &summary, store, series, tweets, &outcomes)?;
     let written = staging.publish()?;

@@ -12,9 +12,9 @@ use engagement_api::digits::push_u64;
 use engagement_api::Metric;
 
 use super::files::{create, csv_err, io, staging_name, ReportError};
-use crate::outcome::Status;
-use crate::store::{StatusCounts, Store};
-use crate::topn::Aggregator;
+use crate::outcome::{AgeRule, NotServed, Status};
+use crate::store::{OutcomeRow, StatusCounts, Store};
+use crate::topn::{Aggregator, Parts};
 
 /// Outcomes from which the last part of a pass is scanned in two halves (below, one thread is faster).
 pub const SPLIT_AT: u64 = 100_000;
@@ -25,11 +25,34 @@ pub(super) struct Pass {
     pub(super) agg: Aggregator,
     /// Outcome counts (`pending` is left at zero: pending IDs have no outcome row).
     pub(super) status: StatusCounts,
+    /// Per metric, the `ok` Tweets without a value, by why: [`Withheld`].
+    pub(super) withheld: Vec<Withheld>,
+}
+
+/// Why `ok` Tweets have no value for a metric: counts by the 90-day rule, the 1800-day rule, and
+/// "not returned" (the answer had no value and named no rule).
+pub type Withheld = [u64; 3];
+
+/// The names of [`Withheld`]'s places, as top.json and the reports give them.
+pub const WITHHELD_REASONS: [&str; 3] = ["90-day", "1800-day", "not returned"];
+
+/// The place in [`Withheld`] for a value missing under these rules.
+pub(crate) fn withheld_reason(rules: NotServed, metric: Metric) -> usize {
+    match rules.rule_for(metric) {
+        Some(AgeRule::Days90) => 0,
+        Some(AgeRule::Days1800) => 1,
+        None => 2,
+    }
 }
 
 impl Pass {
     fn merge(&mut self, other: &Pass) {
         self.agg.merge(&other.agg);
+        for (a, b) in self.withheld.iter_mut().zip(&other.withheld) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
         self.status.ok += other.status.ok;
         self.status.unavailable += other.status.unavailable;
         self.status.forbidden += other.status.forbidden;
@@ -61,6 +84,13 @@ pub struct ScanCheckpoint {
     pub tweets: u64,
     /// Per metric, best first.
     pub tops: Vec<Vec<(u64, u64)>>,
+    /// Per metric, the Tweets each total is over (absent in checkpoints of an older engage, which
+    /// are then not resumed).
+    #[serde(default)]
+    pub served: Vec<u64>,
+    /// Per metric, the `ok` Tweets without a value, by why.
+    #[serde(default)]
+    pub withheld: Vec<Withheld>,
 }
 
 /// A pass over the outcomes in ID order, written as it goes into `tweets.csv` and `outcomes.csv`
@@ -106,14 +136,14 @@ impl Scan {
             header.push(',');
             header.push_str(m.as_str());
         }
-        header.push('\n');
+        header.push_str(",not_served\n");
         p.tweets
             .1
             .write_all(header.as_bytes())
             .map_err(io(&p.tweets.0))?;
         p.outcomes
             .1
-            .write_record(["tweet_id", "outcome", "note"])
+            .write_record(["tweet_id", "outcome", "note", "messages"])
             .map_err(csv_err(&p.outcomes.0))?;
         Ok(p)
     }
@@ -150,6 +180,7 @@ impl Scan {
             pass: Pass {
                 agg: Aggregator::new(top_n, metrics.len()),
                 status: StatusCounts::default(),
+                withheld: vec![[0; 3]; metrics.len()],
             },
             upto: from,
             tweets: (tweets.clone(), create(&tweets)?),
@@ -197,7 +228,7 @@ impl Scan {
             .sync_data()
             .map_err(io(&self.outcomes.0))?;
         let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).map_err(io(p));
-        let (totals, tweets, tops) = self.pass.agg.parts();
+        let parts = self.pass.agg.parts();
         let s = self.pass.status;
         Ok(ScanCheckpoint {
             dir: self.dir.to_string_lossy().into_owned(),
@@ -211,9 +242,11 @@ impl Scan {
             tweets_len: len(&self.tweets.0)?,
             outcomes_len: len(&self.outcomes.0)?,
             counts: [s.ok, s.unavailable, s.forbidden, s.failed],
-            totals,
-            tweets,
-            tops,
+            totals: parts.totals,
+            tweets: parts.tweets,
+            tops: parts.tops,
+            served: parts.served,
+            withheld: self.pass.withheld.clone(),
         })
     }
 
@@ -232,7 +265,9 @@ impl Scan {
                 .map(String::as_str)
                 .eq(metrics.iter().map(|m| m.as_str()))
             && c.totals.len() == metrics.len()
-            && c.tops.len() == metrics.len();
+            && c.tops.len() == metrics.len()
+            && c.served.len() == metrics.len()
+            && c.withheld.len() == metrics.len();
         if !same {
             return None;
         }
@@ -256,7 +291,16 @@ impl Scan {
             metrics: metrics.to_vec(),
             top_n,
             pass: Pass {
-                agg: Aggregator::from_parts(top_n, c.totals.clone(), c.tweets, &c.tops),
+                agg: Aggregator::from_parts(
+                    top_n,
+                    &Parts {
+                        totals: c.totals.clone(),
+                        served: c.served.clone(),
+                        tweets: c.tweets,
+                        tops: c.tops.clone(),
+                    },
+                ),
+                withheld: c.withheld.clone(),
                 status: StatusCounts {
                     pending: 0,
                     ok,
@@ -276,11 +320,11 @@ impl Scan {
         if to.is_some_and(|t| t <= self.upto) {
             return Ok(());
         }
-        let mut row = vec![0u64; self.metrics.len()];
-        // Numbers only, so no quoting: written directly, one buffer, no allocation per row (this
-        // file has a row per Tweet and is rewritten by every resume).
         let mut line = String::new();
         let (mut failure, mut other_failure) = (None, None);
+        // The messages' texts: few, and read afresh each step (a step may have brought new ones).
+        let texts = store.message_texts()?;
+        let text = |mid: &i64| texts.get(mid).map(String::as_str).unwrap_or("");
         let Scan {
             pass,
             tweets,
@@ -288,39 +332,62 @@ impl Scan {
             metrics,
             ..
         } = self;
-        store.for_each_outcome(self.upto, to, metrics, |id, status, note, values| {
-            match status {
+        store.for_each_outcome(self.upto, to, metrics, |row: &OutcomeRow<'_>| {
+            let id = row.id;
+            match row.status {
                 Status::Ok => pass.status.ok += 1,
                 Status::Unavailable => pass.status.unavailable += 1,
                 Status::Forbidden => pass.status.forbidden += 1,
                 Status::Failed | Status::Pending => pass.status.failed += 1,
             }
-            if status != Status::Ok {
-                if other_failure.is_none() {
-                    other_failure = outcomes
-                        .1
-                        .write_record([&id.to_string(), status.as_str(), note.unwrap_or("")])
-                        .err();
-                }
-                return;
+            // outcomes.csv: every ID not `ok`, and every `ok` one a message is about.
+            if (row.status != Status::Ok || !row.messages.is_empty()) && other_failure.is_none() {
+                let messages: Vec<&str> = row.messages.iter().map(text).collect();
+                other_failure = outcomes
+                    .1
+                    .write_record([
+                        &id.to_string(),
+                        row.status.as_str(),
+                        row.note.unwrap_or(""),
+                        &messages.join(" | "),
+                    ])
+                    .err();
             }
-            if failure.is_some() {
+            if row.status != Status::Ok || failure.is_some() {
                 return;
             }
             line.clear();
             push_u64(&mut line, id);
-            for v in values {
+            let mut missing = false;
+            for v in row.values {
                 line.push(',');
-                if let Some(x) = v {
-                    push_u64(&mut line, *x);
+                match v {
+                    Some(x) => push_u64(&mut line, *x),
+                    None => missing = true,
+                }
+            }
+            line.push(',');
+            if missing {
+                // Why each blank is blank: `metric:reason`, `;`-separated.
+                let mut first = true;
+                for (k, m) in metrics.iter().enumerate() {
+                    if row.values[k].is_some() {
+                        continue;
+                    }
+                    let why = withheld_reason(row.not_served, *m);
+                    pass.withheld[k][why] += 1;
+                    if !first {
+                        line.push(';');
+                    }
+                    first = false;
+                    line.push_str(m.as_str());
+                    line.push(':');
+                    line.push_str(WITHHELD_REASONS[why]);
                 }
             }
             line.push('\n');
             failure = tweets.1.write_all(line.as_bytes()).err();
-            for (r, v) in row.iter_mut().zip(values) {
-                *r = v.unwrap_or(0);
-            }
-            pass.agg.add(id, &row);
+            pass.agg.add(id, row.values);
         })?;
         if let Some(e) = failure {
             return Err(io(&self.tweets.0)(e));

@@ -4,7 +4,9 @@
 use engagement_api::{Endpoint, Metric};
 use serde_json::{json, Map, Value};
 
-use crate::store::{IngestCounts, RejectRow, StatusCounts, Store, StoreError};
+use super::scan::{withheld_reason, Withheld, WITHHELD_REASONS};
+use crate::outcome::Status;
+use crate::store::{IngestCounts, MessageRow, RejectRow, StatusCounts, Store, StoreError};
 use crate::topn::Aggregator;
 
 /// Everything a report shows.
@@ -20,8 +22,14 @@ pub struct Summary {
     pub ingest: IngestCounts,
     /// Outcome counters.
     pub status: StatusCounts,
-    /// Grand totals per metric (run order).
+    /// Grand totals per metric (run order), over the Tweets that have a value.
     pub totals: Vec<u64>,
+    /// Per metric, how many Tweets its total is over (the `ok` Tweets with a value).
+    pub served: Vec<u64>,
+    /// Per metric, the `ok` Tweets without a value, by why ([`WITHHELD_REASONS`]).
+    pub withheld: Vec<Withheld>,
+    /// The messages that came with the answers (most IDs first).
+    pub messages: Vec<MessageRow>,
     /// Top-N per metric (run order): (tweet id, value).
     pub top: Vec<Vec<(u64, u64)>>,
     /// Owner accounts whose user context was used for an answered request (contracts bill per
@@ -43,12 +51,17 @@ impl Summary {
         top_n: usize,
     ) -> Result<Summary, StoreError> {
         let mut agg = Aggregator::new(top_n, metrics.len());
-        let mut row = vec![0u64; metrics.len()];
-        store.for_each_ok(metrics, |id, values| {
-            for (r, v) in row.iter_mut().zip(values) {
-                *r = v.unwrap_or(0);
+        let mut withheld = vec![[0; 3]; metrics.len()];
+        store.for_each_outcome(0, None, metrics, |row| {
+            if row.status != Status::Ok {
+                return;
             }
-            agg.add(id, &row);
+            for (k, m) in metrics.iter().enumerate() {
+                if row.values[k].is_none() {
+                    withheld[k][withheld_reason(row.not_served, *m)] += 1;
+                }
+            }
+            agg.add(row.id, row.values);
         })?;
         Summary::from_aggregator(
             store,
@@ -56,6 +69,7 @@ impl Summary {
             metrics,
             top_n,
             &agg,
+            withheld,
             store.status_counts()?,
         )
     }
@@ -67,6 +81,7 @@ impl Summary {
         metrics: &[Metric],
         top_n: usize,
         agg: &Aggregator,
+        withheld: Vec<Withheld>,
         status: StatusCounts,
     ) -> Result<Summary, StoreError> {
         let (ingest_done, ingest) = store.ingest_state()?;
@@ -77,6 +92,9 @@ impl Summary {
             ingest,
             status,
             totals: agg.totals().to_vec(),
+            served: agg.served().to_vec(),
+            withheld,
+            messages: store.messages()?,
             top: (0..metrics.len()).map(|i| agg.top(i)).collect(),
             accounts_used: store.accounts_used()?,
             damaged_inputs: store.damaged_inputs()?,
@@ -122,6 +140,52 @@ impl Summary {
         )
     }
 
+    /// Whether some `ok` Tweet lacks a value for some metric.
+    pub fn any_not_served(&self) -> bool {
+        self.withheld.iter().flatten().any(|n| *n > 0)
+    }
+
+    /// One sentence on the values the API did not serve, when there are any: which metrics, for
+    /// how many Tweets, and why; such values are blank, not counted and never ranked.
+    pub fn not_served_sentence(&self) -> Option<String> {
+        const WHY: [&str; 3] = [
+            "older than 90 days",
+            "older than 1800 days",
+            "for which the answer had no value",
+        ];
+        let mut parts = Vec::new();
+        for (r, why) in WHY.iter().enumerate() {
+            // Metrics with the same count under the same reason are named together.
+            let mut groups: Vec<(u64, Vec<&str>)> = Vec::new();
+            for (k, m) in self.metrics.iter().enumerate() {
+                let n = self.withheld[k][r];
+                if n == 0 {
+                    continue;
+                }
+                match groups.iter_mut().find(|(c, _)| *c == n) {
+                    Some((_, names)) => names.push(m.as_str()),
+                    None => groups.push((n, vec![m.as_str()])),
+                }
+            }
+            for (n, names) in groups {
+                let names = match names.split_last() {
+                    Some((last, [])) => last.to_string(),
+                    Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+                    None => continue,
+                };
+                let tweets = if n == 1 { "Tweet" } else { "Tweets" };
+                parts.push(format!("{names} for {n} {tweets} {why}"));
+            }
+        }
+        if parts.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "Not served by the API: {}. Those values are blank, not counted in the totals (each total says how many Tweets it is over) and never ranked.",
+            parts.join("; ")
+        ))
+    }
+
     /// A few lines for the terminal: the counts, and per metric its total and best Tweet. Its length
     /// does not grow with N (the tables are in the files).
     pub fn overview(&self) -> String {
@@ -143,19 +207,39 @@ impl Summary {
             .chain(["metric".len()])
             .max()
             .unwrap_or(0);
+        // The Tweets each total is over, when that is not every `ok` Tweet.
+        let over = self.any_not_served();
         s.push_str(&format!(
-            "\n{:width$}  {:>15}  best Tweet\n",
-            "metric", "total"
+            "\n{:width$}  {:>15}{}  best Tweet\n",
+            "metric",
+            "total",
+            if over { "  over Tweets" } else { "" }
         ));
         for (i, m) in self.metrics.iter().enumerate() {
             let best = match self.top[i].first() {
                 Some((id, v)) => format!("{id} ({v})"),
                 None => "-".to_string(),
             };
+            let tweets = if over {
+                format!("  {:>11}", self.served[i])
+            } else {
+                String::new()
+            };
             s.push_str(&format!(
-                "{:width$}  {:>15}  {best}\n",
+                "{:width$}  {:>15}{tweets}  {best}\n",
                 m.as_str(),
                 self.totals[i]
+            ));
+        }
+        if let Some(line) = self.not_served_sentence() {
+            s.push('\n');
+            s.push_str(&line);
+            s.push('\n');
+        }
+        if !self.messages.is_empty() {
+            s.push_str(&format!(
+                "\n{} message(s) came with the answers (engage status --db … lists them; top.json `messages`).\n",
+                self.messages.len()
             ));
         }
         s
@@ -164,9 +248,26 @@ impl Summary {
     /// The `top.json` value.
     pub fn to_json(&self) -> Value {
         let mut totals = Map::new();
+        let mut served = Map::new();
+        let mut not_served = Map::new();
+        let mut reasons = Map::new();
         let mut top = Map::new();
         for (i, m) in self.metrics.iter().enumerate() {
             totals.insert(m.as_str().into(), json!(self.totals[i]));
+            served.insert(m.as_str().into(), json!(self.served[i]));
+            let withheld = self.withheld[i];
+            not_served.insert(m.as_str().into(), json!(withheld.iter().sum::<u64>()));
+            reasons.insert(
+                m.as_str().into(),
+                Value::Object(
+                    WITHHELD_REASONS
+                        .iter()
+                        .zip(withheld)
+                        .filter(|(_, n)| *n > 0)
+                        .map(|(why, n)| (why.to_string(), json!(n)))
+                        .collect(),
+                ),
+            );
             top.insert(
                 m.as_str().into(),
                 Value::Array(
@@ -194,6 +295,19 @@ impl Summary {
                 "damaged_inputs": self.damaged_inputs.len(),
             },
             "totals": totals,
+            "served": served,
+            "not_served": not_served,
+            "not_served_by_reason": reasons,
+            "messages": self
+                .messages
+                .iter()
+                .map(|m| json!({
+                    "text": m.text,
+                    "from": m.source.as_str(),
+                    "responses": m.responses,
+                    "ids": m.ids,
+                }))
+                .collect::<Vec<_>>(),
             "top": top,
         })
     }

@@ -128,6 +128,7 @@ mod tests {
             values: vec![],
             note: None,
             series: vec![],
+            not_served: crate::outcome::NotServed::NONE,
         };
         let first_window = Settled {
             window: 0,

@@ -173,6 +173,7 @@ mod tests {
                 values: vec![Some(4)],
                 note: None,
                 series: vec![],
+                not_served: crate::outcome::NotServed::NONE,
             }],
             via: Some("bearer".into()),
             origin: 1,

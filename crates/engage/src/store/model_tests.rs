@@ -408,6 +408,7 @@ fn apply(store: &mut Store, model: &mut Model, op: &Op) {
                             values: values.to_vec(),
                             note: None,
                             series: series.clone(),
+                            not_served: crate::outcome::NotServed::NONE,
                         },
                         Answer::Unavailable => IdOutcome::final_status(
                             id,
@@ -429,6 +430,7 @@ fn apply(store: &mut Store, model: &mut Model, op: &Op) {
                     hourly: r.hourly.clone(),
                     via: r.via.map(str::to_string),
                     origin: picked.first().map_or(0, |p| p.0),
+                    messages: Vec::new(),
                 };
                 expected += model.record(&commit);
                 commits.push(commit);
@@ -459,11 +461,13 @@ fn apply(store: &mut Store, model: &mut Model, op: &Op) {
                         values: vec![Some(id % 7), (id % 3 != 0).then_some(id)],
                         note: None,
                         series: Vec::new(),
+                        not_served: crate::outcome::NotServed::NONE,
                     })
                     .collect(),
                 hourly: vec![(0, 3600, 1)],
                 via: Some("bearer".into()),
                 origin: picked[0],
+                messages: Vec::new(),
             };
             let expected = model.record(&commit);
             assert_eq!(store.record(&METRICS, &[commit], None).unwrap(), expected);
@@ -498,8 +502,13 @@ fn apply(store: &mut Store, model: &mut Model, op: &Op) {
         Op::Outcomes { from, to } => {
             let mut seen = Vec::new();
             store
-                .for_each_outcome(*from, *to, &METRICS, |id, s, n, v| {
-                    seen.push((id, s, n.map(str::to_string), v.to_vec()))
+                .for_each_outcome(*from, *to, &METRICS, |r| {
+                    seen.push((
+                        r.id,
+                        r.status,
+                        r.note.map(str::to_string),
+                        r.values.to_vec(),
+                    ))
                 })
                 .unwrap();
             assert_eq!(seen, model.outcomes(*from, *to), "for_each_outcome");

@@ -7,7 +7,7 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 
 use super::marker::{marker_path, marker_seq, stored_seq, wal_path, Marker};
-use super::schema::{create_schema, migrate_v1, APPLICATION_ID, SCHEMA_VERSION};
+use super::schema::{create_schema, migrate_v1, migrate_v2, APPLICATION_ID, SCHEMA_VERSION};
 use super::{Store, StoreError};
 
 /// How a connection is used.
@@ -165,18 +165,24 @@ impl Store {
                     return Err(not_store(format!("damaged ({check})")));
                 }
             }
-            if version == 1 && mode != Mode::Cursor {
-                migrate_v1(&conn).map_err(|e| {
-                    if busy(&e) {
-                        StoreError::Busy {
-                            path: path.to_path_buf(),
+            if version < SCHEMA_VERSION && mode != Mode::Cursor {
+                let upgrade = |from: i64| {
+                    let step = if from == 1 { migrate_v1 } else { migrate_v2 };
+                    step(&conn).map_err(|e| {
+                        if busy(&e) {
+                            StoreError::Busy {
+                                path: path.to_path_buf(),
+                            }
+                        } else {
+                            not_store(format!(
+                                "cannot upgrade its schema {from} to {SCHEMA_VERSION} ({e})"
+                            ))
                         }
-                    } else {
-                        not_store(format!(
-                            "cannot upgrade its schema 1 to {SCHEMA_VERSION} ({e})"
-                        ))
-                    }
-                })?;
+                    })
+                };
+                for from in version.max(1)..SCHEMA_VERSION {
+                    upgrade(from)?;
+                }
             }
         }
         if !existed {

@@ -5,7 +5,39 @@ use rusqlite::{params, OptionalExtension};
 
 use super::meta::MetaKey;
 use super::{IngestCounts, RejectRow, StatusCounts, Store, StoreError};
-use crate::outcome::Status;
+use crate::outcome::{MessageSource, NotServed, Status};
+
+/// One final outcome, as the report walks see it.
+#[derive(Debug, Clone, Copy)]
+pub struct OutcomeRow<'a> {
+    /// The Tweet.
+    pub id: u64,
+    /// Its final status.
+    pub status: Status,
+    /// Why, for anything but `ok`.
+    pub note: Option<&'a str>,
+    /// Its values, in the order of the metrics asked for (`None` where absent or not served).
+    pub values: &'a [Option<u64>],
+    /// The age rules that withheld some of its metrics.
+    pub not_served: NotServed,
+    /// The messages about it, by [`MessageRow::mid`].
+    pub messages: &'a [i64],
+}
+
+/// A message kept from the answers, with its counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRow {
+    /// Its number (what [`OutcomeRow::messages`] holds).
+    pub mid: i64,
+    /// The text, word for word.
+    pub text: String,
+    /// The API's (`errors` of a 200) or engage's own.
+    pub source: MessageSource,
+    /// Responses that brought it.
+    pub responses: u64,
+    /// IDs it is about.
+    pub ids: u64,
+}
 
 impl Store {
     /// Where the last ingest chunk ended, and whether ingest finished.
@@ -247,13 +279,14 @@ impl Store {
     }
 
     /// Calls `f` for every final outcome with `from <= id < to` (no upper bound when `to` is `None`),
-    /// in ID order: (id, status, note, values for `metrics`, `None` where absent).
+    /// in ID order, with its values for `metrics` (`None` where absent), the age rules that withheld
+    /// some, and the messages about it (see [`Store::messages`]).
     pub fn for_each_outcome(
         &self,
         from: u64,
         to: Option<u64>,
         metrics: &[Metric],
-        mut f: impl FnMut(u64, Status, Option<&str>, &[Option<u64>]),
+        mut f: impl FnMut(&OutcomeRow<'_>),
     ) -> Result<(), StoreError> {
         let cols: String = metrics
             .iter()
@@ -261,27 +294,72 @@ impl Store {
             .collect();
         let bound = if to.is_some() { " AND id < ?2" } else { "" };
         let sql = format!(
-            "SELECT id, status, note{cols} FROM outcomes WHERE id >= ?1{bound} ORDER BY id"
+            "SELECT id, status, note, not_served{cols} FROM outcomes WHERE id >= ?1{bound} ORDER BY id"
         );
         let err = |e| self.err(e);
         let mut stmt = self.conn.prepare(&sql).map_err(err)?;
-        let mut rows = match to {
-            Some(to) => stmt.query(params![from as i64, to as i64]),
-            None => stmt.query(params![from as i64]),
-        }
-        .map_err(err)?;
+        let mut link_stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT id, mid FROM id_messages WHERE id >= ?1{bound} ORDER BY id, mid"
+            ))
+            .map_err(err)?;
+        let (mut rows, mut links) = match to {
+            Some(to) => (
+                stmt.query(params![from as i64, to as i64]).map_err(err)?,
+                link_stmt
+                    .query(params![from as i64, to as i64])
+                    .map_err(err)?,
+            ),
+            None => (
+                stmt.query(params![from as i64]).map_err(err)?,
+                link_stmt.query(params![from as i64]).map_err(err)?,
+            ),
+        };
+        // The links walk alongside the outcomes (both in ID order): a merge, not a lookup per row.
+        let read_link = |links: &mut rusqlite::Rows<'_>| -> Result<Option<(u64, i64)>, StoreError> {
+            Ok(match links.next().map_err(err)? {
+                Some(r) => Some((
+                    r.get::<_, i64>(0).map_err(err)? as u64,
+                    r.get::<_, i64>(1).map_err(err)?,
+                )),
+                None => None,
+            })
+        };
+        let mut next_link = read_link(&mut links)?;
         let mut values = vec![None; metrics.len()];
+        let mut mids: Vec<i64> = Vec::new();
         while let Some(row) = rows.next().map_err(err)? {
-            let id = row.get::<_, i64>(0).map_err(err)?;
+            let id = row.get::<_, i64>(0).map_err(err)? as u64;
             let status = Status::stored(row.get_ref(1).map_err(err)?.as_str().unwrap_or(""));
             let note = row.get_ref(2).map_err(err)?.as_str_or_null().ok().flatten();
+            let not_served = NotServed::from_stored(
+                row.get_ref(3).map_err(err)?.as_str_or_null().ok().flatten(),
+            );
             for (i, v) in values.iter_mut().enumerate() {
-                *v = match row.get_ref(i + 3).map_err(err)? {
+                *v = match row.get_ref(i + 4).map_err(err)? {
                     rusqlite::types::ValueRef::Integer(x) => Some(x as u64),
                     _ => None,
                 };
             }
-            f(id as u64, status, note, &values);
+            mids.clear();
+            while let Some((lid, mid)) = next_link {
+                if lid > id {
+                    break;
+                }
+                if lid == id {
+                    mids.push(mid);
+                }
+                next_link = read_link(&mut links)?;
+            }
+            f(&OutcomeRow {
+                id,
+                status,
+                note,
+                values: &values,
+                not_served,
+                messages: &mids,
+            });
         }
         Ok(())
     }
@@ -292,11 +370,51 @@ impl Store {
         metrics: &[Metric],
         mut f: impl FnMut(u64, &[Option<u64>]),
     ) -> Result<(), StoreError> {
-        self.for_each_outcome(0, None, metrics, |id, status, _, values| {
-            if status == Status::Ok {
-                f(id, values)
+        self.for_each_outcome(0, None, metrics, |row| {
+            if row.status == Status::Ok {
+                f(row.id, row.values)
             }
         })
+    }
+
+    /// The texts of the messages kept, by number: what the report walks need (without the counts,
+    /// which read every link).
+    pub fn message_texts(&self) -> Result<std::collections::HashMap<i64, String>, StoreError> {
+        let err = |e| self.err(e);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT mid, text FROM messages")
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(err)?;
+        rows.map(|r| r.map_err(err)).collect()
+    }
+
+    /// The messages kept from 200 answers (and engage's notes about answers), most IDs first: each
+    /// with how many responses brought it and how many IDs it is about.
+    pub fn messages(&self) -> Result<Vec<MessageRow>, StoreError> {
+        let err = |e| self.err(e);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT m.mid, m.text, m.source, m.responses, \
+                 (SELECT count(*) FROM id_messages l WHERE l.mid = m.mid) AS ids \
+                 FROM messages m ORDER BY ids DESC, m.responses DESC, m.text",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(MessageRow {
+                    mid: r.get(0)?,
+                    text: r.get(1)?,
+                    source: MessageSource::parse(&r.get::<_, String>(2)?),
+                    responses: r.get::<_, i64>(3)? as u64,
+                    ids: r.get::<_, i64>(4)? as u64,
+                })
+            })
+            .map_err(err)?;
+        rows.map(|r| r.map_err(err)).collect()
     }
 
     /// Calls `f` for every ID that did not end `ok`, pending ones included: (id, status, note), in

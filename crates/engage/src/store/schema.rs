@@ -1,10 +1,10 @@
-//! The schema: created whole in one transaction, and upgraded from schema 1.
+//! The schema: created whole in one transaction, and upgraded from schemas 1 and 2.
 
 use engagement_api::Metric;
 use rusqlite::Connection;
 
 /// Bumped whenever the schema changes; a store from a newer version is refused.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 /// Marks our files apart from other SQLite databases (`PRAGMA application_id`, "ENGA").
 pub const APPLICATION_ID: i32 = 0x454e_4741;
 
@@ -29,10 +29,12 @@ CREATE TABLE hourly_totals (
     value INTEGER NOT NULL,
     PRIMARY KEY (metric, hour)
 ) WITHOUT ROWID;
+{v3}
 PRAGMA application_id = {APPLICATION_ID};
 PRAGMA user_version = {SCHEMA_VERSION};
 COMMIT;",
-        tables = v2_tables()
+        tables = v2_tables(),
+        v3 = v3_changes()
     );
     conn.execute_batch(&ddl)
 }
@@ -101,6 +103,46 @@ DROP TABLE tweets_v1;
 PRAGMA user_version = 2;
 COMMIT;",
         tables = v2_tables()
+    ))
+}
+
+/// What schema 3 adds over schema 2: the metrics the API did not serve for an `ok` Tweet (its age
+/// rules), and the messages that came with 200 answers and the IDs each is about.
+fn v3_changes() -> String {
+    let view_cols: String = Metric::ALL
+        .iter()
+        .map(|m| format!(", o.{m}", m = m.as_str()))
+        .collect();
+    format!(
+        "ALTER TABLE outcomes ADD COLUMN not_served TEXT;
+ALTER TABLE partial ADD COLUMN not_served TEXT;
+CREATE TABLE messages (
+    mid INTEGER PRIMARY KEY,
+    text TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    responses INTEGER NOT NULL
+);
+CREATE TABLE id_messages (
+    id INTEGER NOT NULL,
+    mid INTEGER NOT NULL,
+    PRIMARY KEY (id, mid)
+) WITHOUT ROWID;
+DROP VIEW tweets;
+CREATE VIEW tweets AS
+    SELECT i.id, coalesce(o.status, 'pending') AS status, i.account, o.note, o.via, i.windows_done,
+        o.not_served{view_cols}
+    FROM ids i LEFT JOIN outcomes o ON o.id = i.id;"
+    )
+}
+
+/// Schema 2 to 3 in one transaction: two columns added (no row is rewritten), two tables, the view.
+pub(super) fn migrate_v2(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE;
+{v3}
+PRAGMA user_version = 3;
+COMMIT;",
+        v3 = v3_changes()
     ))
 }
 
@@ -183,10 +225,12 @@ mod tests {
                         values: vec![Some(5), Some(2)],
                         note: None,
                         series: vec![],
+                        not_served: crate::outcome::NotServed::NONE,
                     }],
                     hourly: vec![],
                     via: Some("bearer".into()),
                     origin: 2,
+                    messages: Vec::new(),
                 }],
                 None,
             )

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use super::marker::{commit, Marker};
 use super::meta::{set_meta, MetaKey};
 use super::{IngestCounts, RejectRow, Store, StoreError};
-use crate::outcome::{IdOutcome, Settled, Status};
+use crate::outcome::{IdOutcome, Message, NotServed, Settled, Status};
 
 /// IDs (or rejected lines) per ingest transaction.
 pub const INGEST_BLOCK: usize = 8_192;
@@ -86,11 +86,12 @@ impl Store {
                 .map(|m| format!(", {}", m.as_str()))
                 .collect();
             let marks = ", ?".repeat(metrics.len());
-            let ok_row = format!("(?, 'ok', ?{marks})");
-            let ok_one =
-                format!("INSERT OR IGNORE INTO outcomes (id, status, via{cols}) VALUES {ok_row}");
+            let ok_row = format!("(?, 'ok', ?, ?{marks})");
+            let ok_one = format!(
+                "INSERT OR IGNORE INTO outcomes (id, status, via, not_served{cols}) VALUES {ok_row}"
+            );
             let ok_many = format!(
-                "INSERT OR IGNORE INTO outcomes (id, status, via{cols}) VALUES {}",
+                "INSERT OR IGNORE INTO outcomes (id, status, via, not_served{cols}) VALUES {}",
                 vec![ok_row.as_str(); OK_ROWS].join(", ")
             );
             let mut other = tx
@@ -117,10 +118,13 @@ impl Store {
             for c in commits {
                 let windows = c.windows.max(1);
                 let via = c.via.as_deref();
+                // Whether any outcome of the response applied: its messages count only then.
+                let mut settled_any = false;
                 for o in c.outcomes.iter().filter(|o| o.status != Status::Ok) {
-                    other
+                    settled_any |= other
                         .execute(params![o.id as i64, o.status.as_str(), o.note])
-                        .map_err(e)?;
+                        .map_err(e)?
+                        > 0;
                 }
                 let oks: Vec<&IdOutcome> = c
                     .outcomes
@@ -133,21 +137,25 @@ impl Store {
                     // The common case (`/totals`): the whole response in multi-row inserts.
                     let mut values: Vec<Option<i64>> = Vec::with_capacity(OK_ROWS * metrics.len());
                     let mut ids: Vec<i64> = Vec::with_capacity(OK_ROWS);
+                    let mut rules: Vec<Option<&str>> = Vec::with_capacity(OK_ROWS);
                     for group in oks.chunks(OK_ROWS) {
                         ids.clear();
                         values.clear();
+                        rules.clear();
                         for o in group {
                             ids.push(o.id as i64);
+                            rules.push(o.not_served.to_stored());
                             values.extend(
                                 (0..metrics.len())
                                     .map(|i| clamp(o.values.get(i).copied().flatten())),
                             );
                         }
                         let mut args: Vec<&dyn rusqlite::ToSql> =
-                            Vec::with_capacity(group.len() * (2 + metrics.len()));
+                            Vec::with_capacity(group.len() * (3 + metrics.len()));
                         for (k, id) in ids.iter().enumerate() {
                             args.push(id);
                             args.push(&via);
+                            args.push(&rules[k]);
                             for v in &values[k * metrics.len()..(k + 1) * metrics.len()] {
                                 args.push(v);
                             }
@@ -162,7 +170,7 @@ impl Store {
                             stmt.execute(args.as_slice()).map_err(e)? as u64
                         } else {
                             let mut n = 0;
-                            for row in args.chunks(2 + metrics.len()) {
+                            for row in args.chunks(3 + metrics.len()) {
                                 n += stmt.execute(row).map_err(e)? as u64;
                             }
                             n
@@ -178,14 +186,15 @@ impl Store {
                         let changed = if windows == 1 {
                             let mut stmt = tx.prepare_cached(&ok_one).map_err(e)?;
                             let id = o.id as i64;
-                            let mut args: Vec<&dyn rusqlite::ToSql> = vec![&id, &via];
+                            let rule = o.not_served.to_stored();
+                            let mut args: Vec<&dyn rusqlite::ToSql> = vec![&id, &via, &rule];
                             args.extend(values.iter().map(|v| v as &dyn rusqlite::ToSql));
                             let n = stmt.execute(args.as_slice()).map_err(e)?;
                             finals += n as u64;
                             n > 0
                         } else {
                             let last = c.window + 1 >= windows;
-                            let done = add_window(&tx, metrics, o.id, c.window, last, via, &values)
+                            let done = add_window(&tx, metrics, o, (c.window, last), via, &values)
                                 .map_err(e)?;
                             finals += u64::from(done && last);
                             done
@@ -213,6 +222,11 @@ impl Store {
                         accounts.execute([v]).map_err(e)?;
                     }
                     _ => {}
+                }
+                if applied || settled_any {
+                    for m in &c.messages {
+                        keep_message(&tx, m).map_err(e)?;
+                    }
                 }
                 for &(k, hour, value) in c.hourly.iter().filter(|_| applied) {
                     hourly
@@ -253,17 +267,17 @@ impl Store {
 }
 
 /// Adds one window's values of an `ok` ID of a multi-window run, and returns whether they applied
-/// (the ID was at that window and not final). The last window moves the sums into `outcomes`.
+/// (the ID was at that window and not final). The last window moves the sums into `outcomes`; the
+/// age rules of every window are kept together (a rule found in any window holds for the Tweet).
 fn add_window(
     conn: &Connection,
     metrics: &[Metric],
-    id: u64,
-    window: usize,
-    last: bool,
+    o: &IdOutcome,
+    (window, last): (usize, bool),
     via: Option<&str>,
     values: &[Option<i64>],
 ) -> rusqlite::Result<bool> {
-    let id = id as i64;
+    let id = o.id as i64;
     let moved = conn
         .prepare_cached(
             "UPDATE ids SET windows_done = ?2 + 1 WHERE id = ?1 AND windows_done = ?2 \
@@ -277,40 +291,99 @@ fn add_window(
         .iter()
         .map(|m| format!(", {}", m.as_str()))
         .collect();
-    let before: Option<Vec<Option<i64>>> = conn
-        .prepare_cached(&format!("SELECT 1{cols} FROM partial WHERE id = ?1"))?
-        .query_row([id], |r| (1..=metrics.len()).map(|i| r.get(i)).collect())
+    type Before = (Option<String>, Vec<Option<i64>>);
+    let before: Option<Before> = conn
+        .prepare_cached(&format!(
+            "SELECT not_served{cols} FROM partial WHERE id = ?1"
+        ))?
+        .query_row([id], |r| {
+            Ok((
+                r.get(0)?,
+                (1..=metrics.len())
+                    .map(|i| r.get(i))
+                    .collect::<rusqlite::Result<_>>()?,
+            ))
+        })
         .optional()?;
+    let rules = o.not_served.union(NotServed::from_stored(
+        before.as_ref().and_then(|b| b.0.as_deref()),
+    ));
     let sums: Vec<Option<i64>> = values
         .iter()
         .enumerate()
-        .map(
-            |(i, now)| match (before.as_ref().and_then(|b| b[i]), *now) {
+        .map(|(i, now)| {
+            if rules.rule_for(metrics[i]).is_some() {
+                return None;
+            }
+            match (before.as_ref().and_then(|b| b.1[i]), *now) {
                 (sum, None) => sum,
                 (None, now) => now,
                 (Some(sum), Some(now)) => Some(sum.saturating_add(now)),
-            },
-        )
+            }
+        })
         .collect();
+    let rule = rules.to_stored();
     let marks = ", ?".repeat(metrics.len());
     let mut args: Vec<&dyn rusqlite::ToSql> = vec![&id];
     if last {
         args.push(&via);
+        args.push(&rule);
         args.extend(sums.iter().map(|v| v as &dyn rusqlite::ToSql));
         conn.prepare_cached(&format!(
-            "INSERT INTO outcomes (id, status, via{cols}) VALUES (?, 'ok', ?{marks})"
+            "INSERT INTO outcomes (id, status, via, not_served{cols}) VALUES (?, 'ok', ?, ?{marks})"
         ))?
         .execute(args.as_slice())?;
         conn.prepare_cached("DELETE FROM partial WHERE id = ?1")?
             .execute([id])?;
     } else {
+        args.push(&rule);
         args.extend(sums.iter().map(|v| v as &dyn rusqlite::ToSql));
         conn.prepare_cached(&format!(
-            "INSERT OR REPLACE INTO partial (id{cols}) VALUES (?{marks})"
+            "INSERT OR REPLACE INTO partial (id, not_served{cols}) VALUES (?, ?{marks})"
         ))?
         .execute(args.as_slice())?;
     }
     Ok(true)
+}
+
+/// Distinct message texts kept one by one; past this, further new texts are counted under
+/// [`OTHER_MESSAGES`] (an API that put a count or an ID in every message would otherwise grow the
+/// table without bound).
+pub const MAX_MESSAGES: i64 = 1_000;
+/// The text further distinct messages are counted under.
+pub const OTHER_MESSAGES: &str = "(further distinct messages, not kept one by one)";
+
+/// Counts one response's message and links it to the IDs it is about.
+fn keep_message(conn: &Connection, m: &Message) -> rusqlite::Result<()> {
+    let known: Option<i64> = conn
+        .prepare_cached("SELECT mid FROM messages WHERE text = ?1")?
+        .query_row([&m.text], |r| r.get(0))
+        .optional()?;
+    let text = match known {
+        Some(_) => m.text.as_str(),
+        None => {
+            let held: i64 = conn
+                .prepare_cached("SELECT count(*) FROM messages")?
+                .query_row([], |r| r.get(0))?;
+            if held >= MAX_MESSAGES {
+                OTHER_MESSAGES
+            } else {
+                m.text.as_str()
+            }
+        }
+    };
+    let mid: i64 = conn
+        .prepare_cached(
+            "INSERT INTO messages (text, source, responses) VALUES (?1, ?2, 1) \
+             ON CONFLICT (text) DO UPDATE SET responses = responses + 1 RETURNING mid",
+        )?
+        .query_row(params![text, m.source.as_str()], |r| r.get(0))?;
+    let mut link =
+        conn.prepare_cached("INSERT OR IGNORE INTO id_messages (id, mid) VALUES (?1, ?2)")?;
+    for &id in &m.ids {
+        link.execute(params![id as i64, mid])?;
+    }
+    Ok(())
 }
 
 /// One ingest chunk: IDs, rejects and counters, committed together with the position reached.
@@ -456,6 +529,7 @@ mod tests {
             hourly: vec![(0, 3600, 4)],
             via: Some("demo".to_string()),
             origin: 3,
+            messages: Vec::new(),
         };
         let ok3 = |v| IdOutcome {
             id: 3,
@@ -463,6 +537,7 @@ mod tests {
             values: vec![Some(v), None],
             note: None,
             series: vec![(0, 0, v)],
+            not_served: crate::outcome::NotServed::NONE,
         };
         // Window 0 of 2: accumulates, stays pending; applying it twice changes nothing.
         let finals = s

@@ -129,6 +129,9 @@ fn made_up_report() -> (Summary, TimeSeries) {
             forbidden: 398,
             failed: 38,
         },
+        served: vec![44_873; totals.len()],
+        withheld: vec![[0; 3]; totals.len()],
+        messages: Vec::new(),
         totals,
         top,
         accounts_used: vec!["brand".into(), "support".into()],
@@ -277,6 +280,23 @@ fn report_loads_in_headless_chromium() {
         metrics: keep.iter().map(|i| summary.metrics[*i]).collect(),
         totals: keep.iter().map(|i| summary.totals[*i]).collect(),
         top: keep.iter().map(|i| summary.top[*i].clone()).collect(),
+        // Values the API withheld, and messages that came with the answers: the sentence, the
+        // "Over Tweets" column and the messages table must lay out like the rest.
+        served: keep
+            .iter()
+            .map(|i| summary.status.ok - 120 * u64::from(summary.metrics[*i] == Metric::VideoViews))
+            .collect(),
+        withheld: keep
+            .iter()
+            .map(|i| if summary.metrics[*i] == Metric::VideoViews { [0, 120, 0] } else { [0; 3] })
+            .collect(),
+        messages: vec![engage::store::MessageRow {
+            mid: 1,
+            text: "Impressions & engagements for tweets older than 90 days (2026-08-22T00:00:00Z - 2026-11-20T00:00:00Z) are not supported; a long message that has to wrap inside its cell without widening the page".into(),
+            source: engage::outcome::MessageSource::Api,
+            responses: 41,
+            ids: 3_977,
+        }],
         ..summary.clone()
     };
     let html = render(&totals_only, None, GENERATED);
