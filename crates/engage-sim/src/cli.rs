@@ -82,6 +82,10 @@ pub struct SimArgs {
     /// Probability of an uncompressed body although gzip was asked.
     #[arg(long, value_name = "P")]
     pub no_gzip: Option<f64>,
+    /// Probability that a 200 body takes the documentation's variant shapes (bare-number counts,
+    /// an unrequested metric, an extra errors string).
+    #[arg(long, value_name = "P")]
+    pub doc_shapes: Option<f64>,
     /// Delay every answer by this many milliseconds (plus up to 20 % jitter).
     #[arg(long, value_name = "MS")]
     pub latency_ms: Option<u64>,
@@ -148,6 +152,7 @@ impl SimArgs {
         set(&mut c.faults.reset, &self.reset);
         set(&mut c.faults.malformed, &self.malformed);
         set(&mut c.faults.no_gzip, &self.no_gzip);
+        set(&mut c.faults.doc_shapes, &self.doc_shapes);
         set(&mut c.faults.latency_ms, &self.latency_ms);
         set(&mut c.hour_without_day, &self.hour_without_day);
         c.validate()?;
@@ -206,7 +211,7 @@ fn summary(c: &SimConfig) -> String {
     format!(
         "seed {}, now {now}\naccounts: {} (account i owns IDs with id % {} == i)\nbearer tokens: {}\n\
          rate limit: {rate}; require gzip: {}\ndeleted {}, protected {}; faults: 5xx {}, 429 {}, hang {}, \
-         reset {}, malformed {}, no-gzip {}, latency {} ms\nhour without day: {:?}",
+         reset {}, malformed {}, no-gzip {}, doc-shapes {}, latency {} ms\nhour without day: {:?}",
         c.seed,
         accounts.join(", "),
         c.accounts.len(),
@@ -220,6 +225,7 @@ fn summary(c: &SimConfig) -> String {
         f.reset,
         f.malformed,
         f.no_gzip,
+        f.doc_shapes,
         f.latency_ms,
         c.hour_without_day
     )
@@ -254,6 +260,8 @@ mod tests {
             "--no-require-gzip",
             "--fail-5xx",
             "0.5",
+            "--doc-shapes",
+            "0.25",
             "--hour-without-day",
             "by_day",
             "--account",
@@ -266,6 +274,7 @@ mod tests {
         assert_eq!(c.rate_limit, Some(3));
         assert!(!c.require_gzip);
         assert_eq!(c.faults.fail_5xx, 0.5);
+        assert_eq!(c.faults.doc_shapes, 0.25);
         assert_eq!(c.hour_without_day, HourWithoutDay::ByDay);
         assert_eq!(c.accounts.len(), 2);
         assert_eq!(c.bearer_tokens, SimConfig::default().bearer_tokens);
@@ -276,6 +285,7 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         assert!(parse(&["--hang", "2"]).to_config().is_err());
+        assert!(parse(&["--doc-shapes", "1.5"]).to_config().is_err());
         assert!(Cli::try_parse_from(["sim", "--account", "nosecret:x"]).is_err());
         assert!(Cli::try_parse_from(["sim", "--now", "yesterday"]).is_err());
     }

@@ -115,6 +115,9 @@ pub struct FaultConfig {
     pub malformed: f64,
     /// Send plain JSON without `Content-Encoding` although gzip was asked.
     pub no_gzip: f64,
+    /// Give a 200 body the documentation's variant shapes: some counts as bare JSON numbers, one
+    /// metric the request did not name, and an extra `errors` string.
+    pub doc_shapes: f64,
     /// Delay every response by this many milliseconds plus up to 20 % jitter.
     pub latency_ms: u64,
 }
@@ -203,6 +206,7 @@ impl SimConfig {
             ("faults.reset", self.faults.reset),
             ("faults.malformed", self.faults.malformed),
             ("faults.no_gzip", self.faults.no_gzip),
+            ("faults.doc_shapes", self.faults.doc_shapes),
         ];
         for (key, p) in probabilities {
             if !(0.0..=1.0).contains(&p) {
@@ -305,6 +309,9 @@ mod tests {
         assert!(c.validate().is_err());
         let c: SimConfig = toml::from_str("hour_without_day = \"by_day\"").unwrap();
         assert_eq!(c.hour_without_day, HourWithoutDay::ByDay);
+        let c: SimConfig = toml::from_str("[faults]\ndoc_shapes = 1.5").unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("faults.doc_shapes"), "{err}");
     }
 
     #[test]

@@ -19,6 +19,11 @@ const TAG_RESET: u64 = 0xF5;
 const TAG_MALFORMED: u64 = 0xF6;
 const TAG_NO_GZIP: u64 = 0xF7;
 const TAG_JITTER: u64 = 0xF8;
+const TAG_DOC_SHAPES: u64 = 0xF9;
+
+/// The `errors` string a `doc_shapes` answer adds after the documented ones. None of the API's
+/// published texts, so a client must keep a message it does not know.
+pub const DOC_SHAPES_ERROR: &str = "Some data may be delayed (simulated)";
 
 /// A fault that replaces the answer before any processing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +54,8 @@ pub struct FaultPlan {
     pub failure: Option<Failure>,
     /// Damage the body (reset first, then malformed, then no-gzip when several fire).
     pub body: Option<BodyFault>,
+    /// Give a 200 body the documentation's variant shapes (independent of the other faults).
+    pub doc_shapes: bool,
     /// Delay before answering.
     pub delay: Duration,
 }
@@ -114,6 +121,7 @@ impl Faults {
         FaultPlan {
             failure,
             body,
+            doc_shapes: roll(TAG_DOC_SHAPES, c.doc_shapes),
             delay,
         }
     }
@@ -129,11 +137,13 @@ mod tests {
         for _ in 0..100 {
             let p = none.plan();
             assert_eq!((p.failure, p.body, p.delay), (None, None, Duration::ZERO));
+            assert!(!p.doc_shapes);
         }
         let all = Faults::new(
             FaultConfig {
                 fail_5xx: 1.0,
                 malformed: 1.0,
+                doc_shapes: 1.0,
                 latency_ms: 10,
                 ..FaultConfig::default()
             },
@@ -147,6 +157,7 @@ mod tests {
                 other => panic!("{other:?}"),
             };
             assert_eq!(p.body, Some(BodyFault::Malformed));
+            assert!(p.doc_shapes, "doc_shapes combines with any other fault");
             assert!(p.delay >= Duration::from_millis(10) && p.delay <= Duration::from_millis(12));
         }
         assert_eq!(statuses.into_iter().collect::<Vec<_>>(), [500, 502, 503]);
@@ -168,5 +179,18 @@ mod tests {
             })
             .count();
         assert!((850..1150).contains(&hangs), "{hangs}");
+
+        let cfg = FaultConfig {
+            doc_shapes: 0.5,
+            ..FaultConfig::default()
+        };
+        let (a, b) = (Faults::new(cfg.clone(), 9), Faults::new(cfg, 9));
+        let shaped: Vec<bool> = (0..4000).map(|_| a.plan().doc_shapes).collect();
+        assert_eq!(
+            shaped,
+            (0..4000).map(|_| b.plan().doc_shapes).collect::<Vec<_>>()
+        );
+        let n = shaped.iter().filter(|&&s| s).count();
+        assert!((1800..2200).contains(&n), "{n}");
     }
 }

@@ -9,14 +9,20 @@
 //! the same cube, a day equals the sum of its hours and a type total equals the sum over Tweets
 //! exactly. The JSON is written straight into a `String` (no `serde_json::Value` tree): a 250-ID
 //! `/totals` answer is a few allocations.
+//!
+//! The `doc_shapes` fault reuses the same walk: the unrequested metric is one more column of the cube
+//! (written only in groupings with a `tweet.id` level), and the bare-number leaves are the same
+//! sums written without quotes, so the requested numbers cannot differ from the plain answer.
 
 use engagement_api::digits::push_u64;
 use engagement_api::request::EngagementRequest;
 use engagement_api::window::format_time;
 use engagement_api::{Endpoint, GroupBy, Metric};
+use std::borrow::Cow;
 use time::{Duration, OffsetDateTime};
 
 use crate::config::HourWithoutDay;
+use crate::faults::DOC_SHAPES_ERROR;
 use crate::metrics::{
     created_at_ms, to_ms, TweetModel, IMPRESSIONS_MAX_AGE, LEGACY_METRICS_FROM, VIDEO_VIEWS_MAX_AGE,
 };
@@ -52,16 +58,47 @@ pub struct Answer<'a> {
     pub seed: u64,
     /// How `engagement.hour` nests without `engagement.day`.
     pub hour_without_day: HourWithoutDay,
+    /// The `doc_shapes` fault fired: bare-number counts, one unrequested metric, an extra error.
+    pub doc_shapes: bool,
+}
+
+/// The metric a `doc_shapes` answer adds: the first in table order that the endpoint serves for
+/// these credentials and the request did not name, preferring one without an age rule so the
+/// unsupported lists stay those of the requested metrics whenever possible.
+fn unrequested_metric(req: &EngagementRequest) -> Option<Metric> {
+    let candidates: Vec<Metric> = req
+        .endpoint
+        .allowed_metrics(req.auth)
+        .into_iter()
+        .filter(|m| !req.metrics.contains(m))
+        .collect();
+    let aged = |m: &Metric| {
+        matches!(
+            m,
+            Metric::Impressions | Metric::Engagements | Metric::VideoViews
+        )
+    };
+    candidates
+        .iter()
+        .copied()
+        .find(|m| !aged(m))
+        .or_else(|| candidates.first().copied())
 }
 
 /// The 200 body.
 pub fn success_body(a: &Answer<'_>) -> String {
     let req = a.request;
     let now_ms = to_ms(a.now);
-    let cube = Cube::build(a, now_ms);
+    // The age rules apply to the unrequested metric as to any other: it is a metric the API chose
+    // to send, so its unsupported IDs are listed too.
+    let metrics: Cow<'_, [Metric]> = match unrequested_metric(req).filter(|_| a.doc_shapes) {
+        Some(extra) => req.metrics.iter().copied().chain([extra]).collect(),
+        None => Cow::Borrowed(&req.metrics[..]),
+    };
+    let cube = Cube::build(a, now_ms, metrics);
 
     let unsupported_ie: Vec<u64> = if req.endpoint == Endpoint::Totals
-        && req
+        && cube
             .metrics
             .iter()
             .any(|m| matches!(m, Metric::Impressions | Metric::Engagements))
@@ -74,7 +111,7 @@ pub fn success_body(a: &Answer<'_>) -> String {
     } else {
         Vec::new()
     };
-    let unsupported_video: Vec<u64> = if req.metrics.contains(&Metric::VideoViews) {
+    let unsupported_video: Vec<u64> = if cube.metrics.contains(&Metric::VideoViews) {
         a.returned
             .iter()
             .copied()
@@ -97,6 +134,9 @@ pub fn success_body(a: &Answer<'_>) -> String {
             format_time(a.now - IMPRESSIONS_MAX_AGE),
             format_time(a.now)
         ));
+    }
+    if a.doc_shapes {
+        errors.push(DOC_SHAPES_ERROR.to_string());
     }
 
     // Roughly 30 bytes per Tweet and metric is the common [tweet.id, engagement.type] shape, so a
@@ -143,7 +183,11 @@ pub fn success_body(a: &Answer<'_>) -> String {
     for g in &req.groupings {
         key(&mut out, &g.name);
         let levels = effective_levels(&g.group_by, a.hour_without_day);
-        cube.write_level(&mut out, &levels, Sel::all(cube.hours));
+        let sel = Sel {
+            extra: levels.contains(&GroupBy::TweetId),
+            ..Sel::all(cube.hours)
+        };
+        cube.write_level(&mut out, &levels, sel);
     }
     out.push('}');
     out
@@ -181,6 +225,8 @@ struct Sel {
     hours: Hours,
     /// A day level is above, so hour keys are that day's hours.
     in_day: bool,
+    /// The grouping is per Tweet, so it lists the `doc_shapes` metric too.
+    extra: bool,
 }
 
 impl Sel {
@@ -190,6 +236,7 @@ impl Sel {
             metric: None,
             hours: Hours::Range(0, hours),
             in_day: false,
+            extra: false,
         }
     }
 }
@@ -198,7 +245,13 @@ impl Sel {
 struct Cube<'a> {
     ids: &'a [u64],
     tweets: usize,
-    metrics: &'a [Metric],
+    /// The requested metrics, then the `doc_shapes` one if any.
+    metrics: Cow<'a, [Metric]>,
+    /// How many of `metrics` were requested; summed groupings use only these.
+    requested: usize,
+    /// Write the counts of odd-positioned Tweets (and of odd-positioned metrics where no Tweet is
+    /// selected) as bare JSON numbers, as two published examples do.
+    numbers: bool,
     /// Number of buckets (1 for `/totals`).
     hours: usize,
     /// `cum[((t * metrics) + m) * (hours + 1) + i]`.
@@ -212,9 +265,8 @@ struct Cube<'a> {
 }
 
 impl<'a> Cube<'a> {
-    fn build(a: &Answer<'a>, now_ms: i64) -> Cube<'a> {
+    fn build(a: &Answer<'a>, now_ms: i64, metrics: Cow<'a, [Metric]>) -> Cube<'a> {
         let req = a.request;
-        let metrics = &req.metrics[..];
         let (hours, boundaries, start_secs) = match req.window {
             Some(w) => {
                 let start_ms = to_ms(w.start);
@@ -277,6 +329,8 @@ impl<'a> Cube<'a> {
             ids: a.returned,
             tweets: a.returned.len(),
             metrics,
+            requested: req.metrics.len(),
+            numbers: a.doc_shapes,
             hours,
             cum,
             excluded,
@@ -295,7 +349,12 @@ impl<'a> Cube<'a> {
 
     fn write_level(&self, out: &mut String, levels: &[GroupBy], sel: Sel) {
         let Some((level, rest)) = levels.split_first() else {
-            push_count(out, self.leaf(&sel));
+            let v = self.leaf(&sel);
+            if self.numbers && sel.tweet.or(sel.metric).is_some_and(|i| i % 2 == 1) {
+                push_u64(out, v);
+            } else {
+                push_count(out, v);
+            }
             return;
         };
         out.push('{');
@@ -327,7 +386,12 @@ impl<'a> Cube<'a> {
                 }
             }
             GroupBy::EngagementType => {
-                for (m, metric) in self.metrics.iter().enumerate() {
+                let shown = if sel.extra {
+                    self.metrics.len()
+                } else {
+                    self.requested
+                };
+                for (m, metric) in self.metrics[..shown].iter().enumerate() {
                     if sel.tweet.is_some_and(|t| self.excluded(t, m)) {
                         continue;
                     }
@@ -418,7 +482,7 @@ impl<'a> Cube<'a> {
     fn leaf(&self, sel: &Sel) -> u64 {
         let m_range = match sel.metric {
             Some(m) => m..m + 1,
-            None => 0..self.metrics.len(),
+            None => 0..self.requested,
         };
         let t_range = match sel.tweet {
             Some(t) => t..t + 1,

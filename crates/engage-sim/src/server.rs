@@ -4,8 +4,9 @@
 //! `docs/simulator.md`, because clients classify failures by the first one they hit:
 //! rate limit → method → injected failure (5xx / 429 / hang) → 406 without gzip → authentication →
 //! JSON → [`validate`] (every request rule, shared with the client) → ownership (403) →
-//! protected Tweets (400) → 200, with deleted Tweets reported in the body. Latency and body faults
-//! (reset, malformed, no-gzip) apply to whatever answer comes out of that chain.
+//! protected Tweets (400) → 200, with deleted Tweets reported in the body (in the documentation's
+//! variant shapes when `doc_shapes` fires). Latency and body faults (reset, malformed, no-gzip) apply
+//! to whatever answer comes out of that chain.
 //!
 //! The hot path takes no global lock except the rate limiter's (a few instructions) and the
 //! nonce-cache shard of OAuth requests; counters are atomics.
@@ -218,6 +219,7 @@ async fn handle(
             &body,
             rate,
             plan.failure,
+            plan.doc_shapes,
             gzip,
             real_now as i64,
         )
@@ -227,6 +229,7 @@ async fn handle(
         status = reply.status.as_u16(),
         failure = ?plan.failure,
         body_fault = ?plan.body,
+        doc_shapes = plan.doc_shapes,
         "answer"
     );
     if !plan.delay.is_zero() {
@@ -246,6 +249,7 @@ impl Sim {
         body: &[u8],
         rate: Option<RateStatus>,
         failure: Option<Failure>,
+        doc_shapes: bool,
         gzip: bool,
         real_now: i64,
     ) -> Reply {
@@ -361,6 +365,7 @@ impl Sim {
             now,
             seed,
             hour_without_day: self.config.hour_without_day,
+            doc_shapes,
         });
         Reply {
             status: StatusCode::OK,

@@ -1174,6 +1174,285 @@ mod faults {
     }
 }
 
+/// The `faults.doc_shapes` fault: the documentation's variant 200 shapes, with the requested numbers
+/// unchanged.
+mod doc_shapes {
+    use super::*;
+
+    fn with(doc_shapes: f64) -> SimConfig {
+        SimConfig {
+            faults: FaultConfig {
+                doc_shapes,
+                ..FaultConfig::default()
+            },
+            ..config()
+        }
+    }
+
+    /// Every count leaf turned into a string, so a fault body compares with the plain one.
+    fn as_strings(v: &Value) -> Value {
+        match v {
+            Value::Number(n) => Value::String(n.to_string()),
+            Value::Object(o) => o
+                .iter()
+                .map(|(k, v)| (k.clone(), as_strings(v)))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+            other => other.clone(),
+        }
+    }
+
+    /// (string leaves, number leaves) under a grouping.
+    fn leaf_kinds(v: &Value) -> (usize, usize) {
+        match v {
+            Value::String(_) => (1, 0),
+            Value::Number(_) => (0, 1),
+            Value::Object(o) => o
+                .values()
+                .map(leaf_kinds)
+                .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1)),
+            other => panic!("unexpected leaf {other}"),
+        }
+    }
+
+    /// A count leaf, string or bare number.
+    fn num(v: &Value) -> u64 {
+        match v {
+            Value::String(s) => s.parse().expect("base-10 integer"),
+            Value::Number(n) => n.as_u64().expect("unsigned integer"),
+            other => panic!("{other} is not a count"),
+        }
+    }
+
+    fn without_key(v: &Value, key: &str) -> Value {
+        match v {
+            Value::Object(o) => o
+                .iter()
+                .filter(|(k, _)| k.as_str() != key)
+                .map(|(k, v)| (k.clone(), without_key(v, key)))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+            other => other.clone(),
+        }
+    }
+
+    /// Asks the same request of a plain simulator and of one with the fault always on, checks the
+    /// three variant shapes, and that taking them away gives the plain body exactly. Returns
+    /// (plain, faulted, the unrequested metric).
+    async fn compare(
+        e: Endpoint,
+        auth: Auth<'_>,
+        b: &Value,
+        per_tweet: &str,
+    ) -> (Value, Value, Metric) {
+        let plain = start(with(0.0)).await.post(e, auth, b).await;
+        let faulted = start(with(1.0)).await.post(e, auth, b).await;
+        assert_eq!(plain.status, 200, "{}", plain.text);
+        assert_eq!(faulted.status, 200, "{}", faulted.text);
+        let requested: Vec<String> = b["engagement_types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap().to_string())
+            .collect();
+        let groupings: Vec<&str> = b["groupings"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+
+        // At 0 nothing changes: only string counts, only requested metrics, documented errors.
+        for g in &groupings {
+            assert_eq!(
+                leaf_kinds(&plain.json[g]).1,
+                0,
+                "{g} has numbers: {}",
+                plain.text
+            );
+        }
+        for t in plain.json[per_tweet].as_object().unwrap().values() {
+            assert!(t.as_object().unwrap().keys().all(|k| requested.contains(k)));
+        }
+        let plain_errors = plain.json["errors"].as_array().cloned().unwrap_or_default();
+        assert!(!plain.text.contains(engage_sim::faults::DOC_SHAPES_ERROR));
+
+        // (1) numbers and strings mixed, in every grouping (per-Tweet and summed ones).
+        for g in &groupings {
+            let (strings, numbers) = leaf_kinds(&faulted.json[g]);
+            assert!(
+                strings > 0 && numbers > 0,
+                "{g}: {strings} strings, {numbers} numbers"
+            );
+        }
+        // (2) one unrequested metric, served by the endpoint for these credentials, for every Tweet.
+        let tweets = faulted.json[per_tweet].as_object().unwrap();
+        let extra: Vec<String> = tweets
+            .values()
+            .flat_map(|t| t.as_object().unwrap().keys().cloned())
+            .filter(|k| !requested.contains(k))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(extra.len(), 1, "{extra:?}");
+        let extra: Metric = extra[0].parse().expect("a metric name");
+        let kind = if matches!(auth, Auth::Bearer) {
+            AuthKind::Bearer
+        } else {
+            AuthKind::User
+        };
+        assert!(e.allowed_metrics(kind).contains(&extra), "{extra} on /{e}");
+        assert!(tweets.values().all(|t| !t[extra.as_str()].is_null()));
+        // (3) one extra errors string after the documented ones.
+        let mut want = plain_errors.clone();
+        want.push(json!(engage_sim::faults::DOC_SHAPES_ERROR));
+        assert_eq!(faulted.json["errors"], Value::Array(want));
+
+        // Without the variant shapes, the body is the plain one, exactly.
+        let mut stripped = as_strings(&without_key(&faulted.json, extra.as_str()));
+        if plain_errors.is_empty() {
+            stripped.as_object_mut().unwrap().remove("errors");
+        } else {
+            stripped["errors"] = Value::Array(plain_errors);
+        }
+        assert_eq!(stripped, plain.json);
+        (plain.json, faulted.json, extra)
+    }
+
+    #[tokio::test]
+    async fn totals_bearer_gets_numbers_a_public_extra_metric_and_an_extra_error() {
+        let mut ids = ids_at(Duration::days(1), 6);
+        ids.push(ids_at(Duration::days(2000), 1)[0]);
+        let b = body(
+            &ids,
+            &[Metric::Favorites, Metric::Retweets, Metric::VideoViews],
+            &[
+                BY_TWEET,
+                ("overall", &["engagement.type"]),
+                ("by_type_tweet", &["engagement.type", "tweet.id"]),
+            ],
+        );
+        let (plain, faulted, extra) = compare(Endpoint::Totals, Auth::Bearer, &b, "by_tweet").await;
+        // The first public metric in table order that was not asked and has no age rule.
+        assert_eq!(extra, Metric::Replies);
+        for &id in &ids {
+            let want = metrics::cumulative(SEED, id, extra, NOW);
+            assert_eq!(num(&faulted["by_tweet"][id.to_string()]["replies"]), want);
+            assert_eq!(
+                num(&faulted["by_type_tweet"]["replies"][id.to_string()]),
+                want
+            );
+        }
+        assert!(
+            faulted["overall"]["replies"].is_null(),
+            "summed groupings keep the asked metrics"
+        );
+        // Every other Tweet's counts are bare numbers: the 2nd Tweet's, not the 1st's.
+        assert!(faulted["by_tweet"][ids[0].to_string()]["favorites"].is_string());
+        assert!(faulted["by_tweet"][ids[1].to_string()]["favorites"].is_number());
+        // The 1800-day shape holds under the fault: listed, and still "0" in the grouping.
+        let ancient = ids[6].to_string();
+        for v in [&plain, &faulted] {
+            assert_eq!(v["unsupported_for_video_views_tweet_ids"], json!([ancient]));
+            assert_eq!(v["by_tweet"][&ancient]["video_views"], "0");
+        }
+    }
+
+    #[tokio::test]
+    async fn totals_user_context_keeps_the_90_day_shape() {
+        let recent = ids_at(Duration::days(10), 1)[0];
+        let old = ids_at(Duration::days(100), 1)[0];
+        let ancient = ids_at(Duration::days(2000), 1)[0];
+        let ids = [recent, old, ancient];
+        let b = body(
+            &ids,
+            &[Metric::Impressions, Metric::Favorites, Metric::VideoViews],
+            &[BY_TWEET, BY_TYPE],
+        );
+        let (plain, faulted, extra) =
+            compare(Endpoint::Totals, Auth::User(0), &b, "by_tweet").await;
+        assert_eq!(extra, Metric::Retweets);
+        let s = |id: u64| id.to_string();
+        for v in [&plain, &faulted] {
+            assert_eq!(
+                v["unsupported_for_impressions_engagements_tweet_ids"],
+                json!([s(old), s(ancient)])
+            );
+            assert_eq!(
+                v["unsupported_for_video_views_tweet_ids"],
+                json!([s(ancient)])
+            );
+            assert!(v["errors"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("Impressions & engagements for tweets older than 90 days ("));
+            assert!(v["by_tweet"][s(old)]["impressions"].is_null());
+            assert_eq!(num(&v["by_tweet"][s(ancient)]["video_views"]), 0);
+        }
+        for id in ids {
+            assert_eq!(
+                num(&faulted["by_tweet"][s(id)]["retweets"]),
+                metrics::cumulative(SEED, id, Metric::Retweets, NOW)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn hr28_extra_metric_is_a_real_series() {
+        let ids = ids_at(Duration::hours(40), 3);
+        let b = body(
+            &ids,
+            &[Metric::Impressions, Metric::UrlClicks],
+            &[
+                ("daily", &["tweet.id", "engagement.type", "engagement.day"]),
+                ("per_day", &["engagement.type", "engagement.day"]),
+            ],
+        );
+        let (_, faulted, extra) = compare(Endpoint::Hr28, Auth::User(0), &b, "daily").await;
+        assert_eq!(extra, Metric::Favorites);
+        let start = parse_time("start", faulted["start"].as_str().unwrap()).unwrap();
+        for id in ids {
+            let days = faulted["daily"][id.to_string()]["favorites"]
+                .as_object()
+                .unwrap();
+            assert_eq!(days.len(), 2);
+            let sum: u64 = days.values().map(num).sum();
+            assert_eq!(sum, metrics::count(SEED, id, Metric::Favorites, start, NOW));
+        }
+    }
+
+    #[tokio::test]
+    async fn error_answers_are_untouched_and_every_request_is_counted() {
+        let sim = start(with(1.0)).await;
+        let b = body(
+            &ids_at(Duration::days(1), 4),
+            &[Metric::Favorites],
+            &[BY_TWEET],
+        );
+        for _ in 0..2 {
+            let r = sim.post(Endpoint::Totals, Auth::Bearer, &b).await;
+            assert_eq!(r.status, 200);
+            assert_eq!(r.errors(), [engage_sim::faults::DOC_SHAPES_ERROR]);
+        }
+        let r = sim
+            .post(Endpoint::Totals, Auth::Header("Bearer wrong"), &b)
+            .await;
+        assert_eq!(r.status, 401);
+        assert_eq!(r.errors().len(), 1);
+        assert!(!r.text.contains(engage_sim::faults::DOC_SHAPES_ERROR));
+        let counted: Value = sim
+            .client
+            .get(format!("{}/sim/requests", sim.handle.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(counted, json!({"requests": 3}));
+    }
+}
+
 mod routing {
     use super::*;
 
