@@ -1920,7 +1920,10 @@ mod failpoints {
             &mut run_cmd(&sim.url, &input, &copy, &d.path().join("copy-out")),
             exit::OK,
         );
-        assert_eq!(results_of(&d.path().join("copy-out"), "top.json"), reference);
+        assert_eq!(
+            results_of(&d.path().join("copy-out"), "top.json"),
+            reference
+        );
         assert_complete(&copy, &c);
 
         let before = std::fs::read(&nowal).unwrap();
@@ -2665,5 +2668,264 @@ mod snapshots {
             stdout = stdout.replace(&dir.display().to_string(), "[TMP]");
         }
         insta::assert_snapshot!("status", stdout);
+    }
+}
+
+/// Partial results as the API documents them, against the simulator: Tweets older than 90 days
+/// (impressions and engagements not served) and older than 1800 days (video views not served)
+/// mixed with recent ones, with and without the documentation's variant shapes (counts as bare
+/// numbers, a metric not asked for, an extra `errors` string).
+mod partial_results {
+    use super::*;
+
+    /// IDs created around `days` days before [`NOW`].
+    fn aged(n: usize, days: u64, rng: &mut StdRng) -> Vec<u64> {
+        let at = now_ms() - days * 24 * 3600 * 1000;
+        (0..n)
+            .map(|_| {
+                let ms = at - rng.random_range(0..10 * 24 * 3600 * 1000);
+                ((ms - TWEPOCH_MS) << 22) | rng.random_range(0..1u64 << 22)
+            })
+            .collect()
+    }
+
+    /// tweets.csv as (id -> (values by column, not_served)).
+    fn tweets(out: &Path) -> (Vec<String>, BTreeMap<u64, (Vec<Option<u64>>, String)>) {
+        let text = std::fs::read_to_string(out.join("tweets.csv")).unwrap();
+        let mut lines = text.lines();
+        let header: Vec<String> = lines
+            .next()
+            .unwrap()
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        assert_eq!(header.last().map(String::as_str), Some("not_served"));
+        let rows = lines
+            .map(|l| {
+                let cells: Vec<&str> = l.split(',').collect();
+                assert_eq!(cells.len(), header.len(), "{l}");
+                let values = cells[1..cells.len() - 1]
+                    .iter()
+                    .map(|c| (!c.is_empty()).then(|| c.parse().unwrap()))
+                    .collect();
+                (
+                    cells[0].parse().unwrap(),
+                    (values, cells[cells.len() - 1].to_string()),
+                )
+            })
+            .collect();
+        (header, rows)
+    }
+
+    #[test]
+    fn values_the_api_does_not_serve_are_blank_counted_apart_and_never_ranked() {
+        let d = tempfile::tempdir().unwrap();
+        let mut rng = StdRng::seed_from_u64(12);
+        let recent = snowflakes(300, &mut rng);
+        let past_90 = aged(100, 900, &mut rng); // 2024: too old for impressions, engagements
+        let past_1800 = aged(100, 2_600, &mut rng); // 2019: too old for video views as well
+        let mut lines: Vec<String> = recent
+            .iter()
+            .chain(&past_90)
+            .chain(&past_1800)
+            .map(u64::to_string)
+            .collect();
+        lines.shuffle(&mut rng);
+        let input = d.path().join("mixed.txt");
+        std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+        let metrics = "impressions,engagements,favorites,video_views";
+
+        let mut runs = Vec::new();
+        for (name, extra) in [("plain", &[][..]), ("shapes", &["--doc-shapes", "1.0"][..])] {
+            let sim = Sim::start(7, extra);
+            let (db, out) = (
+                d.path().join(format!("{name}.db")),
+                d.path().join(format!("{name}-out")),
+            );
+            expect_code(
+                run_cmd(&sim.url, &input, &db, &out).args(["--metrics", metrics]),
+                exit::OK,
+            );
+            runs.push((db, out));
+        }
+        let (db, out) = &runs[0];
+        let (header, rows) = tweets(out);
+        assert_eq!(
+            header[1..5],
+            ["impressions", "engagements", "favorites", "video_views"]
+        );
+        let ok = |ids: &[u64]| ids.iter().filter(|id| rows.contains_key(id)).count() as u64;
+        let (n_recent, n_90, n_1800) = (ok(&recent), ok(&past_90), ok(&past_1800));
+        assert!(
+            n_recent > 250 && n_90 > 80 && n_1800 > 80,
+            "{n_recent} {n_90} {n_1800}"
+        );
+        for id in &recent {
+            if let Some((v, why)) = rows.get(id) {
+                assert!(
+                    v.iter().all(Option::is_some) && why.is_empty(),
+                    "{id}: {v:?} {why}"
+                );
+            }
+        }
+        for id in &past_90 {
+            if let Some((v, why)) = rows.get(id) {
+                assert_eq!((v[0], v[1]), (None, None), "{id}");
+                assert!(v[2].is_some() && v[3].is_some(), "{id}: {v:?}");
+                assert_eq!(why, "impressions:90-day;engagements:90-day");
+            }
+        }
+        for id in &past_1800 {
+            if let Some((v, why)) = rows.get(id) {
+                assert_eq!(
+                    (v[0], v[1], v[3]),
+                    (None, None, None),
+                    "{id}: the documented video_views 0 is not a count"
+                );
+                assert!(v[2].is_some(), "{id}");
+                assert_eq!(
+                    why,
+                    "impressions:90-day;engagements:90-day;video_views:1800-day"
+                );
+            }
+        }
+
+        // The totals are over the Tweets served, and say how many; top.json's counts add up.
+        let top = read_json(&out.join("top.json"));
+        let served = |m: &str| top["served"][m].as_u64().unwrap();
+        let not_served = |m: &str| top["not_served"][m].as_u64().unwrap();
+        assert_eq!(served("impressions"), n_recent);
+        assert_eq!(served("video_views"), n_recent + n_90);
+        assert_eq!(served("favorites"), n_recent + n_90 + n_1800);
+        assert_eq!(not_served("impressions"), n_90 + n_1800);
+        assert_eq!(not_served("video_views"), n_1800);
+        assert_eq!(
+            top["not_served_by_reason"]["video_views"]["1800-day"],
+            n_1800
+        );
+        assert_eq!(
+            top["not_served_by_reason"]["engagements"]["90-day"],
+            n_90 + n_1800
+        );
+        for (k, m) in ["impressions", "engagements", "favorites", "video_views"]
+            .iter()
+            .enumerate()
+        {
+            assert_eq!(
+                served(m) + not_served(m),
+                top["counts"]["ok"].as_u64().unwrap(),
+                "{m}"
+            );
+            let sum: u64 = rows.values().filter_map(|(v, _)| v[k]).sum();
+            assert_eq!(top["totals"][m].as_u64().unwrap(), sum, "{m}");
+            // Never ranked: every ranked Tweet has a value in tweets.csv, and it is that value.
+            for e in top["top"][m].as_array().unwrap() {
+                let id: u64 = e["tweet_id"].as_str().unwrap().parse().unwrap();
+                assert_eq!(rows[&id].0[k], e["value"].as_u64(), "{m} ranks {id}");
+            }
+        }
+        // The API's message about the 90-day rule, with the IDs it came with.
+        let messages = top["messages"].as_array().unwrap();
+        let old = messages
+            .iter()
+            .find(|m| {
+                m["text"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Impressions & engagements for tweets older than 90 days")
+            })
+            .unwrap_or_else(|| panic!("{messages:?}"));
+        assert_eq!(
+            (old["from"].as_str(), old["ids"].as_u64()),
+            (Some("api"), Some(n_90 + n_1800))
+        );
+        let outcomes = std::fs::read_to_string(out.join("outcomes.csv")).unwrap();
+        let flagged = outcomes
+            .lines()
+            .filter(|l| l.contains(",ok,") && l.contains("older than 90 days"))
+            .count() as u64;
+        assert_eq!(
+            flagged,
+            n_90 + n_1800,
+            "outcomes.csv names the IDs the message is about"
+        );
+        let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+        assert!(
+            html.contains(&format!("Not served by the API: impressions and engagements for {} Tweets older than 90 days; video_views for {n_1800} Tweets older than 1800 days.", n_90 + n_1800)),
+            "the report's sentence"
+        );
+        let status = expect_code(engage().arg("status").arg("--db").arg(db), exit::OK);
+        let said = text(&status.stdout);
+        assert!(said.contains("not served: impressions ("), "{said}");
+        assert!(
+            said.contains("messages that came with the answers:")
+                && said.contains("Impressions & engagements"),
+            "{said}"
+        );
+
+        // The documentation's other shapes change no number: tweets.csv is the same, the extra
+        // message and the metric not asked for are said.
+        let (_, shaped) = tweets(&runs[1].1);
+        assert_eq!(shaped, rows);
+        let top2 = read_json(&runs[1].1.join("top.json"));
+        for key in ["totals", "served", "not_served", "top", "counts"] {
+            assert_eq!(top2[key], top[key], "{key}");
+        }
+        let texts: Vec<(&str, &str)> = top2["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["from"].as_str().unwrap(), m["text"].as_str().unwrap()))
+            .collect();
+        assert!(
+            texts.contains(&("api", engage_sim::faults::DOC_SHAPES_ERROR)),
+            "{texts:?}"
+        );
+        assert!(
+            texts.iter().any(|(from, t)| *from == "engage"
+                && t.starts_with("the API returned retweets, which this run did not ask for")),
+            "{texts:?}"
+        );
+    }
+
+    /// A store written by the previous schema (2) is upgraded in place: nothing lost, and a resume
+    /// goes on writing the new columns.
+    #[test]
+    fn a_schema_2_store_is_upgraded_and_resumed() {
+        let d = tempfile::tempdir().unwrap();
+        let sim = Sim::start(3, &[]);
+        let c = collection(31, 400, 0, &[]);
+        let input = d.path().join("ids.txt");
+        c.write(&input);
+        let (db, out) = (d.path().join("run.db"), d.path().join("out"));
+        expect_code(&mut run_cmd(&sim.url, &input, &db, &out), exit::OK);
+        let reference = results_of(&out, "top.json");
+        // Back to schema 2 as it was: no new columns or tables, and half the outcomes forgotten.
+        {
+            let conn = Connection::open(&db).unwrap();
+            conn.execute_batch(
+                "DROP VIEW tweets; DROP TABLE messages; DROP TABLE id_messages;
+                 ALTER TABLE outcomes DROP COLUMN not_served; ALTER TABLE partial DROP COLUMN not_served;
+                 CREATE VIEW tweets AS SELECT i.id, coalesce(o.status, 'pending') AS status FROM ids i LEFT JOIN outcomes o ON o.id = i.id;
+                 DELETE FROM outcomes WHERE id % 2 = 0; DELETE FROM meta WHERE key IN ('done_below', 'report_pass');
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        }
+        expect_code(&mut run_cmd(&sim.url, &input, &db, &out), exit::OK);
+        assert_eq!(results_of(&out, "top.json"), reference);
+        let conn = Connection::open(&db).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 3);
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM tweets WHERE not_served IS NULL AND status = 'ok'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(n > 0);
     }
 }

@@ -726,13 +726,26 @@ mod tests {
         let resp = engagement_api::response::parse_response(body, &groupings).unwrap();
         let a = f.outcomes(&[10, 20, 30, 40, 50], &resp);
         let by_id = |id: u64| a.outcomes.iter().find(|o| o.id == id).unwrap();
-        assert_eq!(by_id(10).values, vec![Some(5310), Some(233), Some(57), Some(9)]);
+        assert_eq!(
+            by_id(10).values,
+            vec![Some(5310), Some(233), Some(57), Some(9)]
+        );
         assert!(by_id(10).not_served.is_empty());
         assert_eq!(by_id(20).values, vec![None, None, Some(18), Some(12)]);
         assert_eq!(by_id(20).not_served, NotServed::NONE.with(AgeRule::Days90));
-        assert_eq!(by_id(30).values, vec![None, None, Some(6), None], "the documented video_views 0 is not a count");
-        assert!(by_id(30).not_served.has(AgeRule::Days90) && by_id(30).not_served.has(AgeRule::Days1800));
-        assert_eq!((by_id(40).status, by_id(40).values.clone()), (Status::Ok, vec![None; 4]));
+        assert_eq!(
+            by_id(30).values,
+            vec![None, None, Some(6), None],
+            "the documented video_views 0 is not a count"
+        );
+        assert!(
+            by_id(30).not_served.has(AgeRule::Days90)
+                && by_id(30).not_served.has(AgeRule::Days1800)
+        );
+        assert_eq!(
+            (by_id(40).status, by_id(40).values.clone()),
+            (Status::Ok, vec![None; 4])
+        );
         assert_eq!(by_id(50).status, Status::Unavailable);
         let said: Vec<(&str, MessageSource, Vec<u64>)> = a
             .messages
@@ -749,7 +762,11 @@ mod tests {
             ]
         );
         // Without the lists, a Tweet with no cell is still what it was: absent from the answer.
-        let plain = engagement_api::response::parse_response(br#"{"by_tweet": {"10": {"favorites": "1"}}}"#, &groupings).unwrap();
+        let plain = engagement_api::response::parse_response(
+            br#"{"by_tweet": {"10": {"favorites": "1"}}}"#,
+            &groupings,
+        )
+        .unwrap();
         let b = f.outcomes(&[10, 40], &plain);
         assert_eq!(b.outcomes[1].status, Status::Failed);
         assert!(b.messages.is_empty());
