@@ -59,7 +59,7 @@ fn ascending_rows() -> Rows {
 fn heaps(rows: &Rows) -> Aggregator {
     let mut agg = Aggregator::new(N, METRICS);
     for (id, values) in rows {
-        agg.add(*id, values);
+        agg.add(*id, &values.map(Some));
     }
     agg
 }

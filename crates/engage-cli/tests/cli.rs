@@ -2689,8 +2689,11 @@ mod partial_results {
             .collect()
     }
 
-    /// tweets.csv as (id -> (values by column, not_served)).
-    fn tweets(out: &Path) -> (Vec<String>, BTreeMap<u64, (Vec<Option<u64>>, String)>) {
+    /// tweets.csv rows: id -> (values by column, not_served).
+    type Rows = BTreeMap<u64, (Vec<Option<u64>>, String)>;
+
+    /// tweets.csv: the header and the rows.
+    fn tweets(out: &Path) -> (Vec<String>, Rows) {
         let text = std::fs::read_to_string(out.join("tweets.csv")).unwrap();
         let mut lines = text.lines();
         let header: Vec<String> = lines

@@ -175,7 +175,7 @@ impl Aggregator {
             let Some(value) = *value else { continue };
             // Saturating: a pinned maximum is a visibly absurd total, while
             // a wrapped one would look plausible and be wrong.
-            self.totals[i] = self.totals[i].checked_add(value).unwrap_or(u64::MAX);
+            self.totals[i] = self.totals[i].saturating_add(value);
             self.served[i] += 1;
             self.tops[i].push(tweet_id, value);
         }
