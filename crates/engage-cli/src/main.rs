@@ -295,7 +295,7 @@ fn report_cmd(db: PathBuf, out: Option<PathBuf>) -> u8 {
                     for m in &summary.messages {
                         // The server's words, without anything that could drive the terminal.
                         let text: String = m
-                            .text
+                            .shown()
                             .chars()
                             .map(|c| if c.is_control() { ' ' } else { c })
                             .collect();

@@ -355,7 +355,7 @@ fn messages(out: &mut String, s: &Summary) {
         w!(
             out,
             "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
-            escape(&m.text),
+            escape(&m.shown()),
             m.source.as_str(),
             num(m.responses),
             num(m.ids)

@@ -50,7 +50,7 @@ impl Summary {
             for m in &self.messages {
                 s.push_str(&format!(
                     "| {} | {} | {} | {} |\n",
-                    m.text.replace('|', "\\|"),
+                    m.shown().replace('|', "\\|"),
                     m.source.as_str(),
                     m.responses,
                     m.ids

@@ -238,7 +238,7 @@ impl Summary {
         }
         if !self.messages.is_empty() {
             s.push_str(&format!(
-                "\n{} message(s) came with the answers (engage status --db … lists them; top.json `messages`).\n",
+                "\n{} distinct message(s) came with the answers: listed by `engage status`, in top.json (`messages`) and report.html.\n",
                 self.messages.len()
             ));
         }
@@ -303,6 +303,7 @@ impl Summary {
                 .iter()
                 .map(|m| json!({
                     "text": m.text,
+                    "varies": m.varies,
                     "from": m.source.as_str(),
                     "responses": m.responses,
                     "ids": m.ids,

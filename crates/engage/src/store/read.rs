@@ -24,6 +24,17 @@ pub struct OutcomeRow<'a> {
     pub messages: &'a [i64],
 }
 
+impl MessageRow {
+    /// The text as shown: with "(numbers vary)" when its texts differed in their numbers.
+    pub fn shown(&self) -> String {
+        if self.varies {
+            format!("{} (numbers vary)", self.text)
+        } else {
+            self.text.clone()
+        }
+    }
+}
+
 /// A message kept from the answers, with its counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageRow {
@@ -35,6 +46,8 @@ pub struct MessageRow {
     pub source: MessageSource,
     /// Responses that brought it.
     pub responses: u64,
+    /// Its texts differed in their numbers (counts, times): `text` is the least of them.
+    pub varies: bool,
     /// IDs it is about.
     pub ids: u64,
 }
@@ -383,7 +396,9 @@ impl Store {
         let err = |e| self.err(e);
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT mid, text FROM messages")
+            .prepare_cached(
+                "SELECT mid, CASE WHEN varies THEN text || ' (numbers vary)' ELSE text END FROM messages",
+            )
             .map_err(err)?;
         let rows = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -398,7 +413,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT m.mid, m.text, m.source, m.responses, \
+                "SELECT m.mid, m.text, m.source, m.responses, m.varies, \
                  (SELECT count(*) FROM id_messages l WHERE l.mid = m.mid) AS ids \
                  FROM messages m ORDER BY ids DESC, m.responses DESC, m.text",
             )
@@ -410,7 +425,8 @@ impl Store {
                     text: r.get(1)?,
                     source: MessageSource::parse(&r.get::<_, String>(2)?),
                     responses: r.get::<_, i64>(3)? as u64,
-                    ids: r.get::<_, i64>(4)? as u64,
+                    varies: r.get(4)?,
+                    ids: r.get::<_, i64>(5)? as u64,
                 })
             })
             .map_err(err)?;

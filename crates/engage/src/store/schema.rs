@@ -118,9 +118,11 @@ fn v3_changes() -> String {
 ALTER TABLE partial ADD COLUMN not_served TEXT;
 CREATE TABLE messages (
     mid INTEGER PRIMARY KEY,
-    text TEXT NOT NULL UNIQUE,
+    shape TEXT NOT NULL UNIQUE,
+    text TEXT NOT NULL,
     source TEXT NOT NULL,
-    responses INTEGER NOT NULL
+    responses INTEGER NOT NULL,
+    varies INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE id_messages (
     id INTEGER NOT NULL,

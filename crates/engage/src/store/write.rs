@@ -346,44 +346,76 @@ fn add_window(
     Ok(true)
 }
 
-/// Distinct message texts kept one by one; past this, further new texts are counted under
-/// [`OTHER_MESSAGES`] (an API that put a count or an ID in every message would otherwise grow the
-/// table without bound).
+/// Distinct messages kept one by one; past this, further new ones are counted under
+/// [`OTHER_MESSAGES`].
 pub const MAX_MESSAGES: i64 = 1_000;
 /// The text further distinct messages are counted under.
 pub const OTHER_MESSAGES: &str = "(further distinct messages, not kept one by one)";
 
+/// A message's shape: its text with every run of digits as `#`. Texts of one shape are one message
+/// (the API's texts carry counts and times: "2 Tweet ID(s) are unavailable", "… older than 90 days
+/// (2026-09-02T17:38:38Z - …)"), kept under the least of its texts and marked as varying.
+fn shape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut digits = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            if !digits {
+                out.push('#');
+            }
+            digits = true;
+        } else {
+            out.push(c);
+            digits = false;
+        }
+    }
+    out
+}
+
 /// Counts one response's message and links it to the IDs it is about.
 fn keep_message(conn: &Connection, m: &Message) -> rusqlite::Result<()> {
+    let mut key = shape(&m.text);
     let known: Option<i64> = conn
-        .prepare_cached("SELECT mid FROM messages WHERE text = ?1")?
-        .query_row([&m.text], |r| r.get(0))
+        .prepare_cached("SELECT mid FROM messages WHERE shape = ?1")?
+        .query_row([&key], |r| r.get(0))
         .optional()?;
-    let text = match known {
-        Some(_) => m.text.as_str(),
-        None => {
-            let held: i64 = conn
-                .prepare_cached("SELECT count(*) FROM messages")?
-                .query_row([], |r| r.get(0))?;
-            if held >= MAX_MESSAGES {
-                OTHER_MESSAGES
-            } else {
-                m.text.as_str()
-            }
+    let mut text = m.text.as_str();
+    if known.is_none() {
+        let held: i64 = conn
+            .prepare_cached("SELECT count(*) FROM messages")?
+            .query_row([], |r| r.get(0))?;
+        if held >= MAX_MESSAGES {
+            key = OTHER_MESSAGES.to_string();
+            text = OTHER_MESSAGES;
         }
-    };
+    }
     let mid: i64 = conn
         .prepare_cached(
-            "INSERT INTO messages (text, source, responses) VALUES (?1, ?2, 1) \
-             ON CONFLICT (text) DO UPDATE SET responses = responses + 1 RETURNING mid",
+            "INSERT INTO messages (shape, text, source, responses) VALUES (?1, ?2, ?3, 1) \
+             ON CONFLICT (shape) DO UPDATE SET responses = responses + 1, \
+             varies = varies OR text <> excluded.text, text = min(text, excluded.text) RETURNING mid",
         )?
-        .query_row(params![text, m.source.as_str()], |r| r.get(0))?;
+        .query_row(params![key, text, m.source.as_str()], |r| r.get(0))?;
     let mut link =
         conn.prepare_cached("INSERT OR IGNORE INTO id_messages (id, mid) VALUES (?1, ?2)")?;
     for &id in &m.ids {
         link.execute(params![id as i64, mid])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[test]
+fn texts_that_differ_in_numbers_only_are_one_message() {
+    assert_eq!(
+        shape("12 Tweet ID(s) are unavailable"),
+        "# Tweet ID(s) are unavailable"
+    );
+    assert_eq!(
+        shape("older than 90 days (2026-09-02T17:38:38Z - x)"),
+        "older than # days (#-#-#T#:#:#Z - x)"
+    );
+    assert_eq!(shape("no digits"), "no digits");
 }
 
 /// One ingest chunk: IDs, rejects and counters, committed together with the position reached.

@@ -295,6 +295,7 @@ fn report_loads_in_headless_chromium() {
             text: "Impressions & engagements for tweets older than 90 days (2026-08-22T00:00:00Z - 2026-11-20T00:00:00Z) are not supported; a long message that has to wrap inside its cell without widening the page".into(),
             source: engage::outcome::MessageSource::Api,
             responses: 41,
+            varies: true,
             ids: 3_977,
         }],
         ..summary.clone()
