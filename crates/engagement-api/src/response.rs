@@ -973,6 +973,31 @@ mod tests {
         assert!(r.groupings.iter().all(|g| g.cells.is_empty()));
     }
 
+    /// A request whose every Tweet is too old for every metric asked has nothing to group: the
+    /// unsupported lists explain the missing grouping, as `unavailable_tweet_ids` does.
+    #[test]
+    fn a_grouping_missing_for_unsupported_tweets_is_empty() {
+        let g = [Grouping {
+            name: "by_tweet".into(),
+            group_by: vec![GroupBy::TweetId, GroupBy::EngagementType],
+        }];
+        let r = parse_response(
+            br#"{"errors": ["Impressions & engagements for tweets older than 90 days (x) are not supported"],
+                 "unsupported_for_impressions_engagements_tweet_ids": ["20"]}"#,
+            &g,
+        )
+        .unwrap();
+        assert!(r.groupings[0].cells.is_empty());
+        assert_eq!(
+            r.unsupported_for_impressions_engagements_tweet_ids,
+            vec![20]
+        );
+        assert_eq!(
+            parse_response(br#"{"errors": ["something"]}"#, &g),
+            Err(ParseError::MissingGrouping("by_tweet".into()))
+        );
+    }
+
     #[test]
     fn root_fields() {
         let gs = [g("a", &[EngagementType])];

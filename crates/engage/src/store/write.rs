@@ -523,6 +523,78 @@ mod tests {
     use super::super::tmp;
     use super::*;
 
+    /// A rule found in any window holds for the Tweet: the metric it covers ends NULL with the rule
+    /// kept, whatever another window said; a message counts once per response that applied, and
+    /// never for a response applied twice.
+    #[test]
+    fn not_served_rules_and_messages_survive_windows_and_repeats() {
+        use crate::outcome::{AgeRule, MessageSource, NotServed};
+        let (_d, p) = tmp();
+        let mut s = Store::open(&p).unwrap();
+        let tx = s.ingest_tx().unwrap();
+        for id in [1, 2] {
+            tx.insert_id(id, None).unwrap();
+        }
+        tx.commit(None).unwrap();
+        let metrics = [Metric::Favorites, Metric::VideoViews];
+        let ok = |id, video: Option<u64>, not_served| IdOutcome {
+            id,
+            status: Status::Ok,
+            values: vec![Some(10), video],
+            note: None,
+            series: vec![],
+            not_served,
+        };
+        let old = NotServed::NONE.with(AgeRule::Days1800);
+        let commit = |window, outcomes, text: &str| Settled {
+            window,
+            windows: 2,
+            outcomes,
+            hourly: vec![],
+            via: Some("bearer".into()),
+            origin: 1,
+            messages: vec![Message {
+                text: text.into(),
+                source: MessageSource::Api,
+                ids: vec![2],
+            }],
+        };
+        let w0 = commit(
+            0,
+            vec![ok(1, Some(4), NotServed::NONE), ok(2, None, old)],
+            "video 1 of 2",
+        );
+        s.record(&metrics, &[w0.clone(), w0], None).unwrap();
+        let w1 = commit(
+            1,
+            vec![
+                ok(1, Some(3), NotServed::NONE),
+                ok(2, Some(9), NotServed::NONE),
+            ],
+            "video 2 of 2",
+        );
+        s.record(&metrics, &[w1.clone()], None).unwrap();
+        s.record(&metrics, &[w1], None).unwrap();
+        let mut rows = Vec::new();
+        s.for_each_outcome(0, None, &metrics, |r| {
+            rows.push((r.id, r.values.to_vec(), r.not_served, r.messages.len()))
+        })
+        .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (1, vec![Some(20), Some(7)], NotServed::NONE, 0),
+                (2, vec![Some(20), None], old, 1),
+            ]
+        );
+        let m = s.messages().unwrap();
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!(
+            (m[0].text.as_str(), m[0].responses, m[0].ids, m[0].varies),
+            ("video 1 of 2", 2, 1, true)
+        );
+    }
+
     #[test]
     fn ingest_dedups_and_records_outcomes() {
         let (_d, p) = tmp();
