@@ -573,7 +573,7 @@ mod tests {
             ],
             "video 2 of 2",
         );
-        s.record(&metrics, &[w1.clone()], None).unwrap();
+        s.record(&metrics, std::slice::from_ref(&w1), None).unwrap();
         s.record(&metrics, &[w1], None).unwrap();
         let mut rows = Vec::new();
         s.for_each_outcome(0, None, &metrics, |r| {
