@@ -228,7 +228,7 @@ pub async fn run(args: DemoArgs) -> u8 {
         accept_rejects: false,
     };
     let started = std::time::Instant::now();
-    let code = crate::run_job(spec).await;
+    let code = crate::run_job(spec, None).await;
     eprintln!(
         "demo finished in {:.1} s; store {}, reports in {}",
         started.elapsed().as_secs_f64(),

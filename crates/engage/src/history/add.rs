@@ -1,0 +1,384 @@
+//! `engage history add`: one finished run store into the history, in one write transaction.
+//!
+//! A `/totals` run becomes a snapshot at its "as of" time: for every Tweet in it or in the
+//! snapshot before it, the row of what changed since that snapshot. A run added between two held
+//! snapshots (a backfill) also rewrites the later one's rows against it, so every snapshot stays the
+//! fold of the rows up to it. The held snapshots are read through a second connection while the
+//! first one writes: in WAL mode it reads the history as it was before this add, whatever is written
+//! meanwhile. `/28hr` and `/historical` runs add their buckets; a bucket held from a run of an
+//! earlier "as of" is replaced, one from a later run is kept.
+
+use std::path::{Path, PathBuf};
+
+use engagement_api::{Endpoint, Metric};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use sha2::{Digest, Sha256};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::scan::{statements, Merger};
+use super::{state, Change, History, HistoryError, TweetState};
+use crate::outcome::Status;
+use crate::run::open_run;
+use crate::store::MetaKey;
+
+/// When a run's values are "as of".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// The time the run store records (`meta.fetched_at`).
+    Recorded,
+    /// This time (`--as-of`), for a store that does not record one or to correct it.
+    At(OffsetDateTime),
+}
+
+/// What an add did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Added {
+    /// The run store.
+    pub db: PathBuf,
+    /// Its endpoint.
+    pub endpoint: Endpoint,
+    /// Its "as of" time.
+    pub as_of: OffsetDateTime,
+    /// Unique IDs in it.
+    pub ids: u64,
+    /// The history held it already: nothing was changed.
+    pub already: bool,
+    /// Snapshot rows written (Tweets whose status or values changed, and rewritten rows of a later
+    /// snapshot on a backfill).
+    pub rows: u64,
+    /// Values in those rows.
+    pub values: u64,
+    /// Buckets written (time series).
+    pub buckets: u64,
+}
+
+fn status_code(s: Status) -> u8 {
+    match s {
+        Status::Ok => state::OK,
+        Status::Unavailable => state::UNAVAILABLE,
+        Status::Forbidden => state::FORBIDDEN,
+        Status::Failed | Status::Pending => state::FAILED,
+    }
+}
+
+/// Adds the finished run in store `db` to the history at `history` (created if there is none).
+/// Adding a run the history holds (same identity, same "as of") changes nothing.
+pub fn add(history: &Path, db: &Path, as_of: AsOf) -> Result<Added, HistoryError> {
+    let run = open_run(db)?;
+    let (ingested, _) = run.store.ingest_state()?;
+    let (unique, pending) = run.store.unique_and_pending()?;
+    if !ingested || pending > 0 {
+        let why = if ingested {
+            format!("{pending} of {unique} IDs pending")
+        } else {
+            "its inputs were not read to the end".to_string()
+        };
+        return Err(HistoryError::Unfinished { db: db.into(), why });
+    }
+    let as_of = match as_of {
+        AsOf::At(t) => t,
+        AsOf::Recorded => {
+            let raw = run
+                .store
+                .meta(MetaKey::FetchedAt)?
+                .ok_or_else(|| HistoryError::NoAsOf { db: db.into() })?;
+            OffsetDateTime::parse(&raw, &Rfc3339).map_err(|e| {
+                HistoryError::Usage(format!(
+                    "{}: unreadable fetched_at `{raw}` ({e}); give the time with --as-of",
+                    db.display()
+                ))
+            })?
+        }
+    };
+    let as_of_secs = as_of.unix_timestamp();
+    let identity = run.store.meta(MetaKey::Identity)?.unwrap_or_default();
+    let key = {
+        let mut h = Sha256::new();
+        h.update(identity.as_bytes());
+        h.update(format!("\n{as_of_secs}").as_bytes());
+        h.finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let mut added = Added {
+        db: db.into(),
+        endpoint: run.endpoint,
+        as_of,
+        ids: unique,
+        already: false,
+        rows: 0,
+        values: 0,
+        buckets: 0,
+    };
+
+    let mut hist = History::open(history, true)?;
+    let path = hist.path.clone();
+    let sql = |source| HistoryError::Sqlite {
+        path: path.clone(),
+        source,
+    };
+    // The write lock first: what is read below is then what this add changes.
+    let tx = hist
+        .conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql)?;
+    let held: Option<i64> = tx
+        .query_row("SELECT id FROM runs WHERE key = ?1", [&key], |r| r.get(0))
+        .optional()
+        .map_err(sql)?;
+    if held.is_some() {
+        added.already = true;
+        return Ok(added);
+    }
+    let series = run.identity.series.clone();
+    if let Some(g) = &series {
+        let other: Option<String> = tx
+            .query_row(
+                "SELECT series FROM runs WHERE series IS NOT NULL AND series <> ?1 LIMIT 1",
+                [g],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql)?;
+        if let Some(other) = other {
+            return Err(HistoryError::Usage(format!(
+                "{}: series by {g}, but the history {} holds series by {other}; keep one granularity per history",
+                db.display(),
+                path.display()
+            )));
+        }
+    }
+    // The snapshots held, oldest first, before this one is added.
+    let snapshots: Vec<i64> = {
+        let mut s = tx
+            .prepare(
+                "SELECT id FROM runs WHERE endpoint = 'totals' AND as_of <= ?1 ORDER BY as_of, id",
+            )
+            .map_err(sql)?;
+        let before = s
+            .query_map([as_of_secs], |r| r.get(0))
+            .map_err(sql)?
+            .collect::<Result<Vec<i64>, _>>()
+            .map_err(sql)?;
+        before
+    };
+    let next: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM runs WHERE endpoint = 'totals' AND as_of > ?1 ORDER BY as_of, id LIMIT 1",
+            [as_of_secs],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql)?;
+    let metrics_list = run
+        .metrics
+        .iter()
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let ok = run.store.status_counts()?.ok;
+    tx.execute(
+        "INSERT INTO runs (key, endpoint, as_of, ids, ok, metrics, series, source, added_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            key,
+            run.endpoint.as_str(),
+            as_of_secs,
+            unique as i64,
+            ok as i64,
+            metrics_list,
+            series,
+            db.to_string_lossy(),
+            OffsetDateTime::now_utc().unix_timestamp()
+        ],
+    )
+    .map_err(sql)?;
+    let me = tx.last_insert_rowid();
+
+    let mut totals = vec![(0u64, 0u64); run.metrics.len()];
+    if run.endpoint == Endpoint::Totals {
+        if let Some(n) = next {
+            // Rewritten below against this snapshot.
+            tx.execute("DELETE FROM snap WHERE run = ?1", [n])
+                .map_err(sql)?;
+        }
+        let reader = Connection::open(&path).map_err(sql)?;
+        reader.execute_batch("BEGIN").map_err(sql)?;
+        let mut runs = snapshots.clone();
+        runs.extend(next);
+        let mut stmts = statements(&reader, &runs).map_err(sql)?;
+        let prev_cut = snapshots.len().checked_sub(1);
+        let next_cut = next.map(|_| runs.len() - 1);
+        let merger = Merger::new(&mut stmts, vec![prev_cut, next_cut]).map_err(sql)?;
+        let insert = tx
+            .prepare(
+                "INSERT INTO snap (run, tweet_id, state, mask, vals) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(sql)?;
+        let mut pass = Pass {
+            merger,
+            insert,
+            me,
+            next,
+            metrics: &run.metrics,
+            states: [TweetState::ABSENT; 2],
+            change: Change::default(),
+            totals: &mut totals,
+            added: &mut added,
+        };
+        let mut failed = None;
+        run.store
+            .for_each_outcome(0, None, &run.metrics, |id, status, _, values| {
+                if failed.is_none() {
+                    if let Err(e) = pass.feed(id, Some((status, values))) {
+                        failed = Some(e);
+                    }
+                }
+            })?;
+        if let Some(e) = failed {
+            return Err(sql(e));
+        }
+        pass.finish().map_err(sql)?;
+        drop(pass);
+        drop(stmts);
+        drop(reader);
+    } else {
+        run.store
+            .for_each_outcome(0, None, &run.metrics, |_, status, _, values| {
+                if status == Status::Ok {
+                    add_totals(&mut totals, values);
+                }
+            })?;
+        let mut upsert = tx
+            .prepare(
+                "INSERT INTO buckets (tweet_id, metric, bucket, value, as_of) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (tweet_id, metric, bucket) DO UPDATE SET value = excluded.value, as_of = excluded.as_of \
+                 WHERE excluded.as_of >= buckets.as_of",
+            )
+            .map_err(sql)?;
+        let mut failed = None;
+        run.store.for_each_series(|tweet, metric, bucket, value| {
+            if failed.is_some() {
+                return;
+            }
+            let Ok(m) = metric.parse::<Metric>() else {
+                return;
+            };
+            crate::failpoint::hit("history-add");
+            match upsert.execute(params![
+                tweet as i64,
+                m.index() as i64,
+                bucket,
+                value as i64,
+                as_of_secs
+            ]) {
+                Ok(_) => added.buckets += 1,
+                Err(e) => failed = Some(e),
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(sql(e));
+        }
+    }
+    {
+        let mut ins = tx
+            .prepare("INSERT INTO totals (run, metric, total, tweets) VALUES (?1, ?2, ?3, ?4)")
+            .map_err(sql)?;
+        for (m, (total, tweets)) in run.metrics.iter().zip(&totals) {
+            ins.execute(params![me, m.as_str(), *total as i64, *tweets as i64])
+                .map_err(sql)?;
+        }
+    }
+    crate::failpoint::hit("history-commit");
+    tx.commit().map_err(sql)?;
+    Ok(added)
+}
+
+fn add_totals(totals: &mut [(u64, u64)], values: &[Option<u64>]) {
+    for (t, v) in totals.iter_mut().zip(values) {
+        if let Some(v) = v {
+            t.0 += v;
+            t.1 += 1;
+        }
+    }
+}
+
+/// The merge of the run's outcomes (in ID order) with the held snapshots (in Tweet order).
+struct Pass<'a, 's> {
+    merger: Merger<'s>,
+    insert: rusqlite::Statement<'a>,
+    me: i64,
+    next: Option<i64>,
+    metrics: &'a [Metric],
+    /// The Tweet's state at the snapshot before this one and at the one after it.
+    states: [TweetState; 2],
+    change: Change,
+    totals: &'a mut [(u64, u64)],
+    added: &'a mut Added,
+}
+
+impl Pass<'_, '_> {
+    /// The run's outcome for `id` (in ascending order); the held Tweets below it are not in the run.
+    fn feed(&mut self, id: u64, run: Option<(Status, &[Option<u64>])>) -> rusqlite::Result<()> {
+        while let Some(t) = self.merger.peek().filter(|&t| t < id) {
+            self.merger.next(&mut self.states)?;
+            self.emit(t, None)?;
+        }
+        if self.merger.peek() == Some(id) {
+            self.merger.next(&mut self.states)?;
+        } else {
+            self.states = [TweetState::ABSENT; 2];
+        }
+        self.emit(id, run)
+    }
+
+    /// The held Tweets above the run's last ID.
+    fn finish(&mut self) -> rusqlite::Result<()> {
+        while let Some(t) = self.merger.peek() {
+            self.merger.next(&mut self.states)?;
+            self.emit(t, None)?;
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, id: u64, run: Option<(Status, &[Option<u64>])>) -> rusqlite::Result<()> {
+        let [before, after] = self.states;
+        let mut now = before;
+        now.state = state::ABSENT;
+        if let Some((status, values)) = run {
+            now.state = status_code(status);
+            if status == Status::Ok {
+                for (m, v) in self.metrics.iter().zip(values) {
+                    now.vals[m.index()] = *v;
+                }
+                add_totals(self.totals, values);
+            }
+        }
+        if Change::between(&before, &now, &mut self.change) {
+            self.write(self.me, id)?;
+        }
+        if let Some(n) = self.next {
+            if Change::between(&now, &after, &mut self.change) {
+                self.write(n, id)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, run: i64, id: u64) -> rusqlite::Result<()> {
+        crate::failpoint::hit("history-add");
+        let c = &self.change;
+        self.insert.execute(params![
+            run,
+            id as i64,
+            c.state.map(i64::from),
+            c.mask as i64,
+            (!c.vals.is_empty()).then_some(c.vals.as_slice())
+        ])?;
+        self.added.rows += 1;
+        self.added.values += u64::from(c.mask.count_ones());
+        Ok(())
+    }
+}
