@@ -76,12 +76,12 @@ pub fn add(history: &Path, db: &Path, as_of: AsOf) -> Result<Added, HistoryError
         };
         return Err(HistoryError::Unfinished { db: db.into(), why });
     }
+    let fetched_at = run.store.meta(MetaKey::FetchedAt)?;
     let as_of = match as_of {
         AsOf::At(t) => t,
         AsOf::Recorded => {
-            let raw = run
-                .store
-                .meta(MetaKey::FetchedAt)?
+            let raw = fetched_at
+                .clone()
                 .ok_or_else(|| HistoryError::NoAsOf { db: db.into() })?;
             OffsetDateTime::parse(&raw, &Rfc3339).map_err(|e| {
                 HistoryError::Usage(format!(
@@ -95,8 +95,10 @@ pub fn add(history: &Path, db: &Path, as_of: AsOf) -> Result<Added, HistoryError
     let identity = run.store.meta(MetaKey::Identity)?.unwrap_or_default();
     let key = {
         let mut h = Sha256::new();
+        // The identity is the same every night for one collection; the fetch time (to the
+        // nanosecond) tells its runs apart, the "as of" time the same store added at two times.
         h.update(identity.as_bytes());
-        h.update(format!("\n{as_of_secs}").as_bytes());
+        h.update(format!("\n{}\n{as_of_secs}", fetched_at.as_deref().unwrap_or("")).as_bytes());
         h.finalize()
             .iter()
             .map(|b| format!("{b:02x}"))

@@ -187,8 +187,8 @@ fn movers_chart(out: &mut String, metric: &str, m: &Movers, i: usize) {
     out.push_str("</svg>\n");
 }
 
-/// Renders `history.html`.
-pub(super) fn render(m: &Movers, generated: OffsetDateTime) -> String {
+/// Renders `history.html` from what [`Movers::compute`] found.
+pub fn render(m: &Movers, generated: OffsetDateTime) -> String {
     let mut out = String::with_capacity(64 * 1024);
     let _ = write!(
         out,

@@ -32,6 +32,7 @@ mod scan;
 
 pub use add::{add, Added, AsOf};
 pub use files::write_report;
+pub use html::render as render_html;
 pub use movers::{Gain, Movers, Night};
 
 /// Bumped whenever the history's layout changes; a history from a newer version is refused.
