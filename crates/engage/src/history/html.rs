@@ -24,9 +24,12 @@ const READY_JS: &str = include_str!("../report/ready.js").trim_ascii_end();
 const EXTRA_CSS: &str = ".chart .gain{fill:#2563eb}.chart .loss{fill:#dc2626}.chart .basebar{fill:#cbd5e1}\
 .chart polyline{fill:none;stroke-width:2;vector-effect:non-scaling-stroke}\
 .chart .l0{stroke:#2563eb}.chart .l1{stroke:#16a34a}.chart .l2{stroke:#ea580c}.chart .l3{stroke:#9333ea}.chart .l4{stroke:#0891b2}\
-.chart .axis{stroke:#94a3b8;stroke-width:1}";
+.chart .axis{stroke:#94a3b8;stroke-width:1}\
+.chart .d0{fill:#2563eb}.chart .d1{fill:#16a34a}.chart .d2{fill:#ea580c}.chart .d3{fill:#9333ea}.chart .d4{fill:#0891b2}";
 
 const W: f64 = 1000.0;
+/// The most points of the hourly curve.
+const MAX_POINTS: usize = 1000;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -106,7 +109,17 @@ fn lines_chart(
         // A gap (no value) starts a new polyline.
         let mut seg: Vec<String> = Vec::new();
         let flush = |seg: &mut Vec<String>, out: &mut String| {
-            if !seg.is_empty() {
+            if let [point] = seg.as_slice() {
+                // A single point (a Tweet seen on one night only) shows as a dot.
+                let (cx, cy) = point.split_once(',').unwrap_or(("0", "0"));
+                let _ = writeln!(
+                    out,
+                    "<circle class=\"d{}\" cx=\"{cx}\" cy=\"{cy}\" r=\"4\"><title>{}</title></circle>",
+                    k % 5,
+                    esc(label)
+                );
+                seg.clear();
+            } else if !seg.is_empty() {
                 let _ = writeln!(
                     out,
                     "<polyline class=\"l{}\" points=\"{}\"><title>{}</title></polyline>",
@@ -122,10 +135,6 @@ fn lines_chart(
                 Some(v) => seg.push(format!("{:.1},{:.1}", x(i), y(*v))),
                 None => flush(&mut seg, out),
             }
-        }
-        if seg.len() == 1 {
-            // A single point still shows.
-            seg.push(seg[0].clone());
         }
         flush(&mut seg, out);
     }
@@ -230,6 +239,7 @@ pub fn render(m: &Movers, generated: OffsetDateTime) -> String {
         );
         // Grand totals per run, oldest first.
         let nights: Vec<_> = m.nights.iter().filter(|n| n.metric == *metric).collect();
+        out.push_str("<figure><figcaption>Grand total per night</figcaption>\n");
         lines_chart(
             &mut out,
             name,
@@ -242,10 +252,12 @@ pub fn render(m: &Movers, generated: OffsetDateTime) -> String {
             )],
         );
         out.push_str(
-            "<figure><figcaption>Top movers: base (grey) and gain since base</figcaption>\n",
+            "</figure>\n<figure><figcaption>Top movers: base (grey) and gain since base (a loss in red)</figcaption>\n",
         );
         movers_chart(&mut out, name, m, i);
-        out.push_str("</figure>\n");
+        out.push_str(
+            "</figure>\n<figure><figcaption>The top movers across the snapshots (hover a line for its Tweet)</figcaption>\n",
+        );
         lines_chart(
             &mut out,
             name,
@@ -257,15 +269,32 @@ pub fn render(m: &Movers, generated: OffsetDateTime) -> String {
                 .map(|(id, v)| (id.to_string(), v.clone()))
                 .collect::<Vec<_>>(),
         );
+        out.push_str("</figure>\n");
         if series {
-            let h = &m.hourly[i];
             let unit = if m.by_day { "day" } else { "hour" };
+            // At most MAX_POINTS points: a year of hours is summed into groups of consecutive buckets.
+            let h = &m.hourly[i];
+            let group = h.len().div_ceil(MAX_POINTS).max(1);
+            let points: Vec<(i64, u64)> = h
+                .chunks(group)
+                .map(|c| (c[0].0, c.iter().map(|(_, v)| v).sum()))
+                .collect();
+            let _ = writeln!(
+                out,
+                "<figure><figcaption>The whole history per {unit}{}</figcaption>",
+                if group > 1 {
+                    format!(" (each point the sum of {group} {unit}s)")
+                } else {
+                    String::new()
+                }
+            );
             lines_chart(
                 &mut out,
                 name,
                 "hourly",
                 &format!("{name}: the whole history per {unit}"),
-                &h.iter()
+                &points
+                    .iter()
                     .map(|(b, _)| {
                         stamp(
                             OffsetDateTime::from_unix_timestamp(*b)
@@ -275,9 +304,10 @@ pub fn render(m: &Movers, generated: OffsetDateTime) -> String {
                     .collect::<Vec<_>>(),
                 &[(
                     "total".to_string(),
-                    h.iter().map(|(_, v)| Some(*v)).collect(),
+                    points.iter().map(|(_, v)| Some(*v)).collect(),
                 )],
             );
+            out.push_str("</figure>\n");
         }
         out.push_str("</section>\n");
     }
