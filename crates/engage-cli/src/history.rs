@@ -100,11 +100,12 @@ pub fn add(
             );
         } else {
             println!(
-                "{}: added to {} (/{} as of {when}, {} IDs; {} changed values in {} rows{})",
+                "{}: added to {} (/{} as of {when}, {} IDs; {} Tweets and {} values changed, {} rows stored{})",
                 db.display(),
                 history.display(),
                 a.endpoint,
                 a.ids,
+                a.changed,
                 a.values,
                 a.rows,
                 if a.buckets > 0 {

@@ -2705,7 +2705,7 @@ mod history {
             c.arg("--db").arg(db(2));
             c
         };
-        // How many rows the add writes, from an add into a copy of the history.
+        // How many Tweets the add changes, from an add into a copy of the history.
         let copy = d.path().join("copy.db");
         std::fs::copy(&hist, &copy).unwrap();
         let o = expect_code(
@@ -2714,7 +2714,7 @@ mod history {
         );
         let out = text(&o.stdout);
         let rows: usize = out
-            .split(" in ")
+            .split("IDs; ")
             .nth(1)
             .and_then(|s| s.split(' ').next())
             .and_then(|n| n.parse().ok())

@@ -1,12 +1,13 @@
 //! `engage history add`: one finished run store into the history, in one write transaction.
 //!
-//! A `/totals` run becomes a snapshot at its "as of" time: for every Tweet in it or in the
-//! snapshot before it, the row of what changed since that snapshot. A run added between two held
-//! snapshots (a backfill) also rewrites the later one's rows against it, so every snapshot stays the
-//! fold of the rows up to it. The held snapshots are read through a second connection while the
-//! first one writes: in WAL mode it reads the history as it was before this add, whatever is written
-//! meanwhile. `/28hr` and `/historical` runs add their buckets; a bucket held from a run of an
-//! earlier "as of" is replaced, one from a later run is kept.
+//! A `/totals` run becomes a snapshot at its "as of" time. Added in date order (the nightly case),
+//! it is merged with `cur` alone: for every Tweet whose state changed, `cur` takes the new state and
+//! the snapshot gets the row that leads back to the old one. A run added between two held
+//! snapshots (a backfill) is merged with the rows of the snapshots after it instead, and the next
+//! one's rows are rewritten to lead back to it. The history is read through a second connection
+//! while the first one writes: in WAL mode it reads the history as it was before this add,
+//! whatever is written meanwhile. `/28hr` and `/historical` runs add their buckets; a bucket held
+//! from a run of an earlier "as of" is replaced, one from a later run is kept.
 
 use std::path::{Path, PathBuf};
 
@@ -44,11 +45,13 @@ pub struct Added {
     pub ids: u64,
     /// The history held it already: nothing was changed.
     pub already: bool,
-    /// Snapshot rows written (Tweets whose status or values changed, and rewritten rows of a later
-    /// snapshot on a backfill).
-    pub rows: u64,
-    /// Values in those rows.
+    /// Tweets whose status or values differ from the snapshot before this one (all of them for the
+    /// first).
+    pub changed: u64,
+    /// Values that differ.
     pub values: u64,
+    /// `snap` rows written (on a backfill, the later snapshot's rewritten rows included).
+    pub rows: u64,
     /// Buckets written (time series).
     pub buckets: u64,
 }
@@ -110,8 +113,9 @@ pub fn add(history: &Path, db: &Path, as_of: AsOf) -> Result<Added, HistoryError
         as_of,
         ids: unique,
         already: false,
-        rows: 0,
+        changed: 0,
         values: 0,
+        rows: 0,
         buckets: 0,
     };
 
@@ -152,28 +156,20 @@ pub fn add(history: &Path, db: &Path, as_of: AsOf) -> Result<Added, HistoryError
             )));
         }
     }
-    // The snapshots held, oldest first, before this one is added.
-    let snapshots: Vec<i64> = {
+    // The snapshots held, oldest first, before this one is added; this one goes at `at`.
+    let snapshots: Vec<(i64, i64)> = {
         let mut s = tx
-            .prepare(
-                "SELECT id FROM runs WHERE endpoint = 'totals' AND as_of <= ?1 ORDER BY as_of, id",
-            )
+            .prepare("SELECT id, as_of FROM runs WHERE endpoint = 'totals' ORDER BY as_of, id")
             .map_err(sql)?;
-        let before = s
-            .query_map([as_of_secs], |r| r.get(0))
+        let all = s
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(sql)?
-            .collect::<Result<Vec<i64>, _>>()
+            .collect::<Result<Vec<(i64, i64)>, _>>()
             .map_err(sql)?;
-        before
+        all
     };
-    let next: Option<i64> = tx
-        .query_row(
-            "SELECT id FROM runs WHERE endpoint = 'totals' AND as_of > ?1 ORDER BY as_of, id LIMIT 1",
-            [as_of_secs],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(sql)?;
+    let at = snapshots.iter().filter(|(_, t)| *t <= as_of_secs).count();
+    let next: Option<i64> = snapshots.get(at).map(|(id, _)| *id);
     let metrics_list = run
         .metrics
         .iter()
@@ -206,14 +202,26 @@ pub fn add(history: &Path, db: &Path, as_of: AsOf) -> Result<Added, HistoryError
             tx.execute("DELETE FROM snap WHERE run = ?1", [n])
                 .map_err(sql)?;
         }
+        // The held history as it was before this add, whatever this transaction writes.
         let reader = Connection::open(&path).map_err(sql)?;
         reader.execute_batch("BEGIN").map_err(sql)?;
-        let mut runs = snapshots.clone();
-        runs.extend(next);
-        let mut stmts = statements(&reader, &runs).map_err(sql)?;
-        let prev_cut = snapshots.len().checked_sub(1);
-        let next_cut = next.map(|_| runs.len() - 1);
+        // The states at the snapshots before and after this one: `cur` and the rows of every
+        // snapshot from the one after on (none for a night added in date order).
+        let newer: Vec<(i64, usize)> = snapshots[at..]
+            .iter()
+            .enumerate()
+            .map(|(k, (id, _))| (*id, at + k))
+            .collect();
+        let mut stmts = statements(&reader, &newer).map_err(sql)?;
+        let prev_cut = at.checked_sub(1);
+        let next_cut = next.map(|_| at);
         let merger = Merger::new(&mut stmts, vec![prev_cut, next_cut]).map_err(sql)?;
+        let cur = tx
+            .prepare(
+                "INSERT INTO cur (tweet_id, state, mask, vals) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (tweet_id) DO UPDATE SET state = excluded.state, mask = excluded.mask, vals = excluded.vals",
+            )
+            .map_err(sql)?;
         let insert = tx
             .prepare(
                 "INSERT INTO snap (run, tweet_id, state, mask, vals) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -222,7 +230,9 @@ pub fn add(history: &Path, db: &Path, as_of: AsOf) -> Result<Added, HistoryError
         let mut pass = Pass {
             merger,
             insert,
+            cur,
             me,
+            oldest: at == 0,
             next,
             metrics: &run.metrics,
             states: [TweetState::ABSENT; 2],
@@ -311,7 +321,11 @@ fn add_totals(totals: &mut [(u64, u64)], values: &[Option<u64>]) {
 struct Pass<'a, 's> {
     merger: Merger<'s>,
     insert: rusqlite::Statement<'a>,
+    cur: rusqlite::Statement<'a>,
     me: i64,
+    /// This snapshot is the oldest: nothing comes before it, and it needs no rows of its own.
+    oldest: bool,
+    /// The snapshot after this one (a backfill), whose rows are rewritten against this one.
     next: Option<i64>,
     metrics: &'a [Metric],
     /// The Tweet's state at the snapshot before this one and at the one after it.
@@ -347,9 +361,9 @@ impl Pass<'_, '_> {
 
     fn emit(&mut self, id: u64, run: Option<(Status, &[Option<u64>])>) -> rusqlite::Result<()> {
         let [before, after] = self.states;
-        let mut now = before;
-        now.state = state::ABSENT;
+        let mut now = TweetState::ABSENT;
         if let Some((status, values)) = run {
+            // A metric this run did not ask has no value in it.
             now.state = status_code(status);
             if status == Status::Ok {
                 for (m, v) in self.metrics.iter().zip(values) {
@@ -359,11 +373,33 @@ impl Pass<'_, '_> {
             }
         }
         if Change::between(&before, &now, &mut self.change) {
+            self.added.changed += 1;
+            self.added.values += u64::from(self.change.mask.count_ones());
+        }
+        // This snapshot's row turns its state back into the one before it.
+        if !self.oldest && Change::between(&now, &before, &mut self.change) {
             self.write(self.me, id)?;
         }
-        if let Some(n) = self.next {
-            if Change::between(&now, &after, &mut self.change) {
-                self.write(n, id)?;
+        match self.next {
+            // A backfill: the next snapshot's row now leads back to this one; `cur` stays.
+            Some(n) => {
+                if Change::between(&after, &now, &mut self.change) {
+                    self.write(n, id)?;
+                }
+            }
+            // The newest snapshot: `cur` is its state.
+            None => {
+                if Change::between(&before, &now, &mut self.change) {
+                    Change::between(&TweetState::ABSENT, &now, &mut self.change);
+                    crate::failpoint::hit("history-add");
+                    let c = &self.change;
+                    self.cur.execute(params![
+                        id as i64,
+                        i64::from(now.state),
+                        c.mask as i64,
+                        (!c.vals.is_empty()).then_some(c.vals.as_slice())
+                    ])?;
+                }
             }
         }
         Ok(())
@@ -380,7 +416,6 @@ impl Pass<'_, '_> {
             (!c.vals.is_empty()).then_some(c.vals.as_slice())
         ])?;
         self.added.rows += 1;
-        self.added.values += u64::from(c.mask.count_ones());
         Ok(())
     }
 }

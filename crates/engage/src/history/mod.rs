@@ -1,17 +1,23 @@
 //! The history store: finished runs, night after night, in one SQLite file of its own.
 //!
 //! Layout (see `docs/history.md`):
-//! - `runs`: one row per run added, keyed by a hash of the run's identity and its "as of" time, so
-//!   adding the same run again finds it and changes nothing.
-//! - `snap`: the `/totals` snapshots as changes only. A row `(run, tweet_id)` holds what changed for
-//!   that Tweet since the snapshot before it in time: its status (when it changed) and the values
-//!   that changed (a bit mask over [`Metric::ALL`] and the values as varints). The state of every
-//!   Tweet at a snapshot is the fold of its rows up to it, read by merging one cursor per snapshot
-//!   (each in Tweet order), so a read never sorts and holds one Tweet at a time. A night where 10 %
-//!   of the values moved stores those and nothing else; rows of a new night append to the B-tree.
+//! - `runs`: one row per run added, keyed by a hash of the run's identity and its fetch and "as of"
+//!   times, so adding the same run again finds it and changes nothing.
+//! - `cur`: every Tweet's state at the newest `/totals` snapshot: its status and its values (a bit
+//!   mask over [`Metric::ALL`] and the values as varints).
+//! - `snap`: per snapshot and Tweet, what turns the Tweet's state at that snapshot back into its
+//!   state at the snapshot before it: the status when it changed, the values that changed. Only
+//!   changes are stored: a night where 10 % of the values moved stores those and nothing else, and
+//!   the oldest snapshot needs no rows at all (before it, every Tweet is absent).
+//!   The state at an older snapshot is `cur` with the rows of every newer snapshot applied, newest
+//!   first ([`scan`]): adding a night in date order reads `cur` alone, and the movers since the
+//!   night before read `cur` and one night's rows, however long the history.
 //! - `totals`: per run and metric, the grand total and the number of Tweets it is over.
 //! - `buckets`: the `/28hr` and `/historical` per-Tweet buckets; an hour fetched again by a run of
 //!   a later "as of" replaces the earlier value, so the running tally is a plain sum.
+//!
+//! Values only mean something for a Tweet that is `ok`: a row for a Tweet that is not says only its
+//! status, and the values it had are not kept.
 //!
 //! Adding is one write transaction ([`add`]): a crash leaves the history as before or as after.
 
@@ -190,6 +196,12 @@ CREATE TABLE runs (
     source TEXT NOT NULL,
     added_at INTEGER NOT NULL
 );
+CREATE TABLE cur (
+    tweet_id INTEGER PRIMARY KEY,
+    state INTEGER NOT NULL,
+    mask INTEGER NOT NULL,
+    vals BLOB
+);
 CREATE TABLE snap (
     run INTEGER NOT NULL,
     tweet_id INTEGER NOT NULL,
@@ -363,9 +375,9 @@ pub(crate) fn runs(conn: &Connection) -> rusqlite::Result<Vec<RunInfo>> {
     rows.collect()
 }
 
-/// One Tweet's state at a snapshot: its status and, per metric of [`Metric::ALL`], its last value
-/// (`None`: no value, as for a metric not served for that Tweet). Values are kept through a night
-/// the Tweet was not `ok`, so that a row only ever says what changed.
+/// One Tweet's state at a snapshot: its status and, per metric of [`Metric::ALL`], its value
+/// (`None`: no value, as for a metric not served for that Tweet). The values mean something only
+/// when the status is `ok`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TweetState {
     pub state: u8,
@@ -389,11 +401,15 @@ pub(crate) struct Change {
 }
 
 impl Change {
-    /// The row that turns `a` into `b`; `None` when nothing changed.
+    /// The row that turns `a` into `b` (its values only when `b` is `ok`: no other state has
+    /// values that count); false when nothing changed.
     pub fn between(a: &TweetState, b: &TweetState, buf: &mut Change) -> bool {
         buf.state = (a.state != b.state).then_some(b.state);
         buf.mask = 0;
         buf.vals.clear();
+        if b.state != state::OK {
+            return buf.state.is_some();
+        }
         for i in 0..18 {
             if a.vals[i] != b.vals[i] {
                 buf.mask |= 1 << i;
@@ -416,6 +432,11 @@ impl Change {
             if i < 18 {
                 st.vals[i] = v.checked_sub(1);
             }
+        }
+        // A state that is not `ok` has no values: every state is kept in this one form, so that
+        // a row computed between two states turns the one into the other exactly.
+        if st.state != state::OK {
+            st.vals = [None; 18];
         }
     }
 }

@@ -12,7 +12,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use engagement_api::Metric;
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use time::OffsetDateTime;
 
 use super::scan::{statements, Merger};
@@ -173,8 +173,10 @@ impl Movers {
         let mut top_base: Vec<TopN> = (0..k).map(|_| TopN::new(top)).collect();
         let mut gone = Vec::new();
         if let Some(l) = latest {
-            let ids: Vec<i64> = snaps[..=l].iter().map(|r| r.id).collect();
-            let mut stmts = statements(&history.conn, &ids).map_err(sql)?;
+            // `cur` is the latest; the rows of the snapshots after the base lead back to it.
+            let from = base.map_or(l + 1, |b| b + 1);
+            let newer: Vec<(i64, usize)> = (from..=l).map(|k| (snaps[k].id, k)).collect();
+            let mut stmts = statements(&history.conn, &newer).map_err(sql)?;
             let mut merger = Merger::new(&mut stmts, vec![base, Some(l)]).map_err(sql)?;
             let mut st = [TweetState::ABSENT; 2];
             while let Some(id) = merger.next(&mut st).map_err(sql)? {
@@ -325,43 +327,57 @@ impl Movers {
             nights.sort_by_key(|n| (n.as_of, n.metric));
         }
 
-        // The top movers' values at every snapshot: a few point lookups per snapshot.
-        let snap_ids: Vec<i64> = snaps.iter().map(|r| r.id).collect();
+        // The top movers' values at every snapshot, newest first: `cur`, then each snapshot's row
+        // back to the one before it (point lookups, a few per snapshot).
         let mut trajectories = Vec::with_capacity(k);
         {
-            let mut stmt = history
+            let mut at_cur = history
+                .conn
+                .prepare("SELECT state, mask, vals FROM cur WHERE tweet_id = ?1")
+                .map_err(sql)?;
+            let mut back = history
                 .conn
                 .prepare("SELECT state, mask, vals FROM snap WHERE run = ?1 AND tweet_id = ?2")
                 .map_err(sql)?;
+            let row = |r: &rusqlite::Row| -> rusqlite::Result<(Option<i64>, i64, Option<Vec<u8>>)> {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            };
+            let apply = |st: &mut TweetState, row: Option<(Option<i64>, i64, Option<Vec<u8>>)>| {
+                if let Some((s, mask, vals)) = row {
+                    Change::apply(
+                        st,
+                        s.map(|s| s as u8),
+                        mask as u32,
+                        vals.as_deref().unwrap_or(&[]),
+                    );
+                }
+            };
             for (i, m) in metrics.iter().enumerate() {
                 let mut lines = Vec::new();
                 for g in gains[i].iter().take(TRAJECTORIES) {
                     let mut st = TweetState::ABSENT;
-                    let mut values = Vec::with_capacity(snap_ids.len());
-                    for run in &snap_ids {
-                        let row: Option<(Option<i64>, i64, Option<Vec<u8>>)> = stmt
-                            .query_row(params![run, g.id as i64], |r| {
-                                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                            })
-                            .map(Some)
-                            .or_else(|e| match e {
-                                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                                e => Err(e),
-                            })
-                            .map_err(sql)?;
-                        if let Some((s, mask, vals)) = row {
-                            Change::apply(
-                                &mut st,
-                                s.map(|s| s as u8),
-                                mask as u32,
-                                vals.as_deref().unwrap_or(&[]),
-                            );
+                    let value = |st: &TweetState| {
+                        (st.state == state::OK)
+                            .then(|| st.vals[m.index()])
+                            .flatten()
+                    };
+                    apply(
+                        &mut st,
+                        at_cur
+                            .query_row([g.id as i64], row)
+                            .optional()
+                            .map_err(sql)?,
+                    );
+                    let mut values = vec![None; snaps.len()];
+                    for r in (0..snaps.len()).rev() {
+                        values[r] = value(&st);
+                        if r > 0 {
+                            let back_row = back
+                                .query_row(params![snaps[r].id, g.id as i64], row)
+                                .optional()
+                                .map_err(sql)?;
+                            apply(&mut st, back_row);
                         }
-                        values.push(if st.state == state::OK {
-                            st.vals[m.index()]
-                        } else {
-                            None
-                        });
                     }
                     lines.push((g.id, values));
                 }

@@ -1,6 +1,9 @@
-//! Reading the snapshots back: one cursor per snapshot (each in Tweet order) merged by Tweet ID, so
-//! that the state of every Tweet at any snapshot comes out in one pass, one Tweet at a time, with
-//! no sort and no per-Tweet memory.
+//! Reading the snapshots back. `cur` holds every Tweet's state at the newest snapshot; each
+//! snapshot's `snap` rows turn the state at that snapshot into the state at the one before it. The
+//! state at an older snapshot is `cur` with the rows of every newer snapshot applied, newest first.
+//! One cursor per table or snapshot, each in Tweet order, merged by Tweet ID: the states at any
+//! snapshots come out in one pass, one Tweet at a time, with no sort and no per-Tweet memory, and a
+//! read touches only the snapshots newer than the oldest one it asks for.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -9,25 +12,39 @@ use rusqlite::{Connection, Rows, Statement};
 
 use super::{Change, TweetState};
 
-/// One prepared cursor per snapshot, oldest first; [`Merger::new`] runs them.
+/// The statements of a merge: `cur`, then one per snapshot of `runs` (oldest first, with their rank
+/// in the history's order of snapshots); [`Merger::new`] runs them.
+pub(crate) struct Statements<'c> {
+    cur: Statement<'c>,
+    runs: Vec<(i64, usize, Statement<'c>)>,
+}
+
+/// Prepares the merge of `cur` with the rows of `runs` ((run id, rank), any order).
 pub(crate) fn statements<'c>(
     conn: &'c Connection,
-    runs: &[i64],
-) -> rusqlite::Result<Vec<(i64, Statement<'c>)>> {
-    runs.iter()
-        .map(|&r| {
-            Ok((
-                r,
-                conn.prepare(
-                    "SELECT tweet_id, state, mask, vals FROM snap WHERE run = ?1 ORDER BY tweet_id",
-                )?,
-            ))
-        })
-        .collect()
+    runs: &[(i64, usize)],
+) -> rusqlite::Result<Statements<'c>> {
+    Ok(Statements {
+        cur: conn.prepare("SELECT tweet_id, state, mask, vals FROM cur ORDER BY tweet_id")?,
+        runs: runs
+            .iter()
+            .map(|&(r, rank)| {
+                Ok((
+                    r,
+                    rank,
+                    conn.prepare(
+                        "SELECT tweet_id, state, mask, vals FROM snap WHERE run = ?1 ORDER BY tweet_id",
+                    )?,
+                ))
+            })
+            .collect::<rusqlite::Result<_>>()?,
+    })
 }
 
 struct Cursor<'s> {
     rows: Rows<'s>,
+    /// The snapshot's rank; `cur` has the highest.
+    rank: usize,
     head: Option<Head>,
 }
 
@@ -59,32 +76,40 @@ impl Cursor<'_> {
     }
 }
 
-/// The merge of the snapshots' cursors. `cuts[j]` is the rank (index in the statements' order) up
-/// to which the `j`-th state of each Tweet is folded; `None` stands for "before any snapshot"
-/// (every Tweet absent).
+/// The merge. `cuts[j]` is the rank of the snapshot whose state the `j`-th output holds: `cur`
+/// with the rows of every snapshot of a higher rank applied; `None` stands for "before any
+/// snapshot" (absent). The statements must cover every rank above the lowest cut.
 pub(crate) struct Merger<'s> {
     cursors: Vec<Cursor<'s>>,
-    heap: BinaryHeap<Reverse<(u64, usize)>>,
+    /// (Tweet, newest first) of each cursor's head.
+    heap: BinaryHeap<Reverse<(u64, Reverse<usize>, usize)>>,
     cuts: Vec<Option<usize>>,
 }
 
 impl<'s> Merger<'s> {
     pub fn new(
-        stmts: &'s mut [(i64, Statement<'_>)],
+        stmts: &'s mut Statements<'_>,
         cuts: Vec<Option<usize>>,
     ) -> rusqlite::Result<Merger<'s>> {
-        let mut cursors = Vec::with_capacity(stmts.len());
-        let mut heap = BinaryHeap::new();
-        for (rank, (run, stmt)) in stmts.iter_mut().enumerate() {
-            let mut c = Cursor {
+        let mut cursors = Vec::with_capacity(stmts.runs.len() + 1);
+        cursors.push(Cursor {
+            rows: stmts.cur.query([])?,
+            rank: usize::MAX,
+            head: None,
+        });
+        for (run, rank, stmt) in stmts.runs.iter_mut() {
+            cursors.push(Cursor {
                 rows: stmt.query([*run])?,
+                rank: *rank,
                 head: None,
-            };
+            });
+        }
+        let mut heap = BinaryHeap::new();
+        for (i, c) in cursors.iter_mut().enumerate() {
             c.advance()?;
             if let Some(h) = &c.head {
-                heap.push(Reverse((h.tweet, rank)));
+                heap.push(Reverse((h.tweet, Reverse(c.rank), i)));
             }
-            cursors.push(c);
         }
         Ok(Merger {
             cursors,
@@ -95,7 +120,7 @@ impl<'s> Merger<'s> {
 
     /// The lowest Tweet ID not returned yet.
     pub fn peek(&self) -> Option<u64> {
-        self.heap.peek().map(|Reverse((t, _))| *t)
+        self.heap.peek().map(|Reverse((t, _, _))| *t)
     }
 
     /// The next Tweet and its state at each cut (written into `out`, one per cut).
@@ -103,23 +128,37 @@ impl<'s> Merger<'s> {
         let Some(tweet) = self.peek() else {
             return Ok(None);
         };
-        out.fill(TweetState::ABSENT);
-        // Popped in (Tweet, rank) order: this Tweet's rows, oldest snapshot first.
-        while let Some(&Reverse((t, rank))) = self.heap.peek() {
+        let mut st = TweetState::ABSENT;
+        // One bit per cut whose state is complete.
+        let mut done = 0u32;
+        // Popped newest first: `cur`, then the snapshots' rows from the newest down.
+        while let Some(&Reverse((t, Reverse(rank), i))) = self.heap.peek() {
             if t != tweet {
                 break;
             }
             self.heap.pop();
-            let c = &mut self.cursors[rank];
-            let h = c.head.as_ref().expect("a cursor in the heap has a head");
+            // The state at every cut at or above this snapshot is complete.
             for (j, cut) in self.cuts.iter().enumerate() {
-                if cut.is_some_and(|cut| rank <= cut) {
-                    Change::apply(&mut out[j], h.state, h.mask, &h.vals);
+                if done & (1 << j) == 0 && cut.is_some_and(|c| c >= rank) {
+                    out[j] = st;
+                    done |= 1 << j;
                 }
             }
+            let c = &mut self.cursors[i];
+            let h = c.head.as_ref().expect("a cursor in the heap has a head");
+            Change::apply(&mut st, h.state, h.mask, &h.vals);
             c.advance()?;
             if let Some(h) = &c.head {
-                self.heap.push(Reverse((h.tweet, rank)));
+                self.heap.push(Reverse((h.tweet, Reverse(c.rank), i)));
+            }
+        }
+        for (j, cut) in self.cuts.iter().enumerate() {
+            if done & (1 << j) == 0 {
+                out[j] = if cut.is_some() {
+                    st
+                } else {
+                    TweetState::ABSENT
+                };
             }
         }
         Ok(Some(tweet))
