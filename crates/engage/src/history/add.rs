@@ -20,8 +20,8 @@ use time::OffsetDateTime;
 use super::scan::{statements, Merger};
 use super::{state, Change, History, HistoryError, TweetState};
 use crate::outcome::Status;
-use crate::run::open_run;
-use crate::store::MetaKey;
+use crate::run::{Identity, OpenRun, RunError};
+use crate::store::{MetaKey, Store};
 
 /// When a run's values are "as of".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,10 +65,45 @@ fn status_code(s: Status) -> u8 {
     }
 }
 
+/// Opens a run store to add it, as `engage report` does (`run::open_run`) but without reading
+/// every page first (`PRAGMA quick_check`): the add reads each page once anyway, and damage found
+/// then is the same error (exit 5). A whole check would add a fifth to a nightly add.
+fn open_store(db: &Path) -> Result<OpenRun, HistoryError> {
+    if !db.exists() {
+        return Err(RunError::NoStore { db: db.into() }.into());
+    }
+    let store = Store::open_cursor(db)?;
+    let unreadable = |what: String| RunError::Unreadable {
+        db: db.into(),
+        what,
+    };
+    let raw = store
+        .meta(MetaKey::Identity)?
+        .ok_or_else(|| RunError::NoRun { db: db.into() })?;
+    let identity: Identity =
+        serde_json::from_str(&raw).map_err(|e| unreadable(format!("run identity: {e}")))?;
+    let endpoint: Endpoint = identity
+        .endpoint
+        .parse()
+        .map_err(|e| unreadable(format!("endpoint: {e}")))?;
+    let metrics: Vec<Metric> = identity
+        .metrics
+        .iter()
+        .map(|m| m.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| unreadable(format!("metrics: {e}")))?;
+    Ok(OpenRun {
+        store,
+        identity,
+        endpoint,
+        metrics,
+    })
+}
+
 /// Adds the finished run in store `db` to the history at `history` (created if there is none).
 /// Adding a run the history holds (same identity, same "as of") changes nothing.
 pub fn add(history: &Path, db: &Path, as_of: AsOf) -> Result<Added, HistoryError> {
-    let run = open_run(db)?;
+    let run = open_store(db)?;
     let (ingested, _) = run.store.ingest_state()?;
     let (unique, pending) = run.store.unique_and_pending()?;
     if !ingested || pending > 0 {
@@ -216,21 +251,22 @@ pub fn add(history: &Path, db: &Path, as_of: AsOf) -> Result<Added, HistoryError
         let prev_cut = at.checked_sub(1);
         let next_cut = next.map(|_| at);
         let merger = Merger::new(&mut stmts, vec![prev_cut, next_cut]).map_err(sql)?;
-        let cur = tx
-            .prepare(
-                "INSERT INTO cur (tweet_id, state, mask, vals) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (tweet_id) DO UPDATE SET state = excluded.state, mask = excluded.mask, vals = excluded.vals",
-            )
-            .map_err(sql)?;
         let insert = tx
             .prepare(
                 "INSERT INTO snap (run, tweet_id, state, mask, vals) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .map_err(sql)?;
+        let insert_cur = tx
+            .prepare("INSERT INTO cur (tweet_id, state, mask, vals) VALUES (?1, ?2, ?3, ?4)")
+            .map_err(sql)?;
+        let update_cur = tx
+            .prepare("UPDATE cur SET state = ?2, mask = ?3, vals = ?4 WHERE tweet_id = ?1")
+            .map_err(sql)?;
         let mut pass = Pass {
             merger,
             insert,
-            cur,
+            insert_cur,
+            update_cur,
             me,
             oldest: at == 0,
             next,
@@ -240,18 +276,50 @@ pub fn add(history: &Path, db: &Path, as_of: AsOf) -> Result<Added, HistoryError
             totals: &mut totals,
             added: &mut added,
         };
-        let mut failed = None;
-        run.store
-            .for_each_outcome(0, None, &run.metrics, |id, status, _, values| {
-                if failed.is_none() {
-                    if let Err(e) = pass.feed(id, Some((status, values))) {
-                        failed = Some(e);
-                    }
+        // The run store's outcomes are read on a thread of their own, in chunks, while this one
+        // merges and writes: the two halves of an add take about as long as each other.
+        let store = run.store;
+        let width = run.metrics.len();
+        let (chunks_tx, chunks_rx) = std::sync::mpsc::sync_channel::<Chunk>(4);
+        let metrics = run.metrics.clone();
+        let reading = std::thread::spawn(move || {
+            let mut chunk = Chunk::default();
+            let r = store.for_each_outcome(0, None, &metrics, |id, status, _, values| {
+                chunk.ids.push(id);
+                chunk.status.push(status);
+                chunk.values.extend_from_slice(values);
+                if chunk.ids.len() == CHUNK {
+                    // A closed channel means the merge failed; its error is the add's.
+                    let _ = chunks_tx.send(std::mem::take(&mut chunk));
                 }
-            })?;
-        if let Some(e) = failed {
-            return Err(sql(e));
+            });
+            if !chunk.ids.is_empty() {
+                let _ = chunks_tx.send(chunk);
+            }
+            r
+        });
+        let mut merged = Ok(());
+        for chunk in chunks_rx.iter() {
+            for (k, (&id, &status)) in chunk.ids.iter().zip(&chunk.status).enumerate() {
+                merged = pass.feed(
+                    id,
+                    Some((status, &chunk.values[k * width..(k + 1) * width])),
+                );
+                if merged.is_err() {
+                    break;
+                }
+            }
+            if merged.is_err() {
+                break;
+            }
         }
+        // Dropping the receiver ends a reader blocked on a full channel.
+        drop(chunks_rx);
+        let read = reading.join().map_err(|_| {
+            HistoryError::Usage(format!("{}: reading the run store panicked", db.display()))
+        })?;
+        merged.map_err(sql)?;
+        read?;
         pass.finish().map_err(sql)?;
         drop(pass);
         drop(stmts);
@@ -308,6 +376,17 @@ pub fn add(history: &Path, db: &Path, as_of: AsOf) -> Result<Added, HistoryError
     Ok(added)
 }
 
+/// Outcomes per chunk read ahead.
+const CHUNK: usize = 4096;
+
+/// A chunk of outcomes: IDs, statuses, and the run's metrics' values row after row.
+#[derive(Default)]
+struct Chunk {
+    ids: Vec<u64>,
+    status: Vec<Status>,
+    values: Vec<Option<u64>>,
+}
+
 fn add_totals(totals: &mut [(u64, u64)], values: &[Option<u64>]) {
     for (t, v) in totals.iter_mut().zip(values) {
         if let Some(v) = v {
@@ -321,7 +400,8 @@ fn add_totals(totals: &mut [(u64, u64)], values: &[Option<u64>]) {
 struct Pass<'a, 's> {
     merger: Merger<'s>,
     insert: rusqlite::Statement<'a>,
-    cur: rusqlite::Statement<'a>,
+    insert_cur: rusqlite::Statement<'a>,
+    update_cur: rusqlite::Statement<'a>,
     me: i64,
     /// This snapshot is the oldest: nothing comes before it, and it needs no rows of its own.
     oldest: bool,
@@ -340,26 +420,34 @@ impl Pass<'_, '_> {
     fn feed(&mut self, id: u64, run: Option<(Status, &[Option<u64>])>) -> rusqlite::Result<()> {
         while let Some(t) = self.merger.peek().filter(|&t| t < id) {
             self.merger.next(&mut self.states)?;
-            self.emit(t, None)?;
+            self.emit(t, true, None)?;
         }
-        if self.merger.peek() == Some(id) {
+        let held = self.merger.peek() == Some(id);
+        if held {
             self.merger.next(&mut self.states)?;
         } else {
             self.states = [TweetState::ABSENT; 2];
         }
-        self.emit(id, run)
+        self.emit(id, held, run)
     }
 
     /// The held Tweets above the run's last ID.
     fn finish(&mut self) -> rusqlite::Result<()> {
         while let Some(t) = self.merger.peek() {
             self.merger.next(&mut self.states)?;
-            self.emit(t, None)?;
+            self.emit(t, true, None)?;
         }
         Ok(())
     }
 
-    fn emit(&mut self, id: u64, run: Option<(Status, &[Option<u64>])>) -> rusqlite::Result<()> {
+    /// Writes what changed for Tweet `id`, `held` when the history has it (a `cur` row), with the
+    /// run's outcome for it (`None`: not in the run).
+    fn emit(
+        &mut self,
+        id: u64,
+        held: bool,
+        run: Option<(Status, &[Option<u64>])>,
+    ) -> rusqlite::Result<()> {
         let [before, after] = self.states;
         let mut now = TweetState::ABSENT;
         if let Some((status, values)) = run {
@@ -372,7 +460,8 @@ impl Pass<'_, '_> {
                 add_totals(self.totals, values);
             }
         }
-        if Change::between(&before, &now, &mut self.change) {
+        let changed = Change::between(&before, &now, &mut self.change);
+        if changed {
             self.added.changed += 1;
             self.added.values += u64::from(self.change.mask.count_ones());
         }
@@ -388,19 +477,26 @@ impl Pass<'_, '_> {
                 }
             }
             // The newest snapshot: `cur` is its state.
-            None => {
-                if Change::between(&before, &now, &mut self.change) {
-                    Change::between(&TweetState::ABSENT, &now, &mut self.change);
-                    crate::failpoint::hit("history-add");
-                    let c = &self.change;
-                    self.cur.execute(params![
-                        id as i64,
-                        i64::from(now.state),
-                        c.mask as i64,
-                        (!c.vals.is_empty()).then_some(c.vals.as_slice())
-                    ])?;
-                }
+            None if changed => {
+                Change::between(&TweetState::ABSENT, &now, &mut self.change);
+                crate::failpoint::hit("history-add");
+                let c = &self.change;
+                let vals = (!c.vals.is_empty()).then_some(c.vals.as_slice());
+                // A held Tweet's row is updated by its key: one seek, where an upsert tries an
+                // insert first.
+                let stmt = if held {
+                    &mut self.update_cur
+                } else {
+                    &mut self.insert_cur
+                };
+                stmt.execute(params![
+                    id as i64,
+                    i64::from(now.state),
+                    c.mask as i64,
+                    vals
+                ])?;
             }
+            None => {}
         }
         Ok(())
     }
