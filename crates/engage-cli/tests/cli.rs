@@ -2674,8 +2674,8 @@ mod history {
         let hist = d.path().join("history.db");
         let db = |k: usize| d.path().join(format!("night{k}.db"));
         // Two nights through `engage run --history`.
-        for k in 0..2 {
-            let sim = Sim::start_at(31, NIGHTS[k], &[]);
+        for (k, night) in NIGHTS.iter().enumerate().take(2) {
+            let sim = Sim::start_at(31, night, &[]);
             let o = expect_code(
                 run_cmd(&sim.url, &input, &db(k), &d.path().join(format!("out{k}")))
                     .arg("--history")

@@ -471,11 +471,8 @@ impl Pass<'_, '_> {
         }
         match self.next {
             // A backfill: the next snapshot's row now leads back to this one; `cur` stays.
-            Some(n) => {
-                if Change::between(&after, &now, &mut self.change) {
-                    self.write(n, id)?;
-                }
-            }
+            Some(n) if Change::between(&after, &now, &mut self.change) => self.write(n, id)?,
+            Some(_) => {}
             // The newest snapshot: `cur` is its state.
             None if changed => {
                 Change::between(&TweetState::ABSENT, &now, &mut self.change);

@@ -43,10 +43,10 @@ fn stamp(t: OffsetDateTime) -> String {
 }
 
 fn open(out: &mut String, metric: &str, kind: &str, h: f64, title: &str) {
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<svg class=\"chart\" data-metric=\"{metric}\" data-kind=\"{kind}\" role=\"img\" viewBox=\"0 0 {W} {h}\" \
-         preserveAspectRatio=\"xMidYMid meet\"><title>{}</title>\n",
+         preserveAspectRatio=\"xMidYMid meet\"><title>{}</title>",
         esc(title)
     );
 }
