@@ -797,6 +797,20 @@ mod tests {
         Cli::try_parse_from(base.iter().chain(extra)).unwrap().run
     }
 
+    #[test]
+    fn the_history_comes_from_the_flag_else_the_config_file() {
+        assert_eq!(history_path(&args(&[])).unwrap(), None);
+        let (_d, path) = file("history = \"nightly-history.db\"");
+        assert_eq!(
+            history_path(&args(&["--config", &path])).unwrap(),
+            Some(PathBuf::from("nightly-history.db"))
+        );
+        assert_eq!(
+            history_path(&args(&["--config", &path, "--history", "other.db"])).unwrap(),
+            Some(PathBuf::from("other.db"))
+        );
+    }
+
     /// A config file in a temporary folder, with literal demo credentials so that every endpoint
     /// can be built.
     fn file(body: &str) -> (tempfile::TempDir, String) {
