@@ -149,6 +149,20 @@ pub async fn run(args: DemoArgs) -> u8 {
         },
     };
     let input = dir.join("ids.txt");
+    let first_db = if args.nights <= 1 {
+        dir.join("demo.db")
+    } else {
+        dir.join("night1.db")
+    };
+    // Taken before anything in the folder is written or deleted, so that a demo never touches the
+    // folder of a store in use; the (first) run below shares it.
+    let mut lock = match engage::lock::WriterLock::acquire(&first_db) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
     if let Err(e) = generate(&input, ids, id_days, args.seed) {
         eprintln!("error: writing {}: {e}", input.display());
         return exit::INTERNAL;
@@ -156,11 +170,11 @@ pub async fn run(args: DemoArgs) -> u8 {
     if args.nights <= 1 {
         let run = Night {
             input,
-            db: dir.join("demo.db"),
+            db: first_db,
             out: dir.join("out"),
             now: None,
         };
-        return night(&args, &run, endpoint, concurrency, period, series, ids).await;
+        return night(&args, &run, lock, endpoint, concurrency, period, series, ids).await;
     }
     // Night after night: the simulator's clock a day apart, each night reading the IDs posted by
     // then, and each finished night added to the history.
@@ -191,7 +205,7 @@ pub async fn run(args: DemoArgs) -> u8 {
         let period = period.and_then(|_| {
             engagement_api::window::resolve_period(None, None, Some(args.days), when).ok()
         });
-        code = night(&args, &run, endpoint, concurrency, period, series, ids).await;
+        code = night(&args, &run, lock.take(), endpoint, concurrency, period, series, ids).await;
         if code != exit::OK && code != exit::FAILED_IDS {
             return code;
         }
@@ -260,10 +274,13 @@ fn posted_by(
     w.flush()
 }
 
-/// Runs one night of the demo against its own simulator.
+/// Runs one night of the demo against its own simulator, with the lock of its store if the caller
+/// took it.
+#[allow(clippy::too_many_arguments)]
 async fn night(
     args: &DemoArgs,
     night: &Night,
+    lock: Option<engage::lock::WriterLock>,
     endpoint: Endpoint,
     concurrency: usize,
     period: Option<engagement_api::Window>,
@@ -274,7 +291,7 @@ async fn night(
     let (input, db, out) = (night.input.clone(), night.db.clone(), night.out.clone());
     // Taken before the folder's last store is deleted, so that a demo never deletes a store in use;
     // the run below shares it.
-    let _lock = match engage::lock::WriterLock::acquire(&db) {
+    let _lock = match lock.map_or_else(|| engage::lock::WriterLock::acquire(&db), Ok) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
