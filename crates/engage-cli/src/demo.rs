@@ -174,7 +174,17 @@ pub async fn run(args: DemoArgs) -> u8 {
             out: dir.join("out"),
             now: None,
         };
-        return night(&args, &run, lock, endpoint, concurrency, period, series, ids).await;
+        return night(
+            &args,
+            &run,
+            lock,
+            endpoint,
+            concurrency,
+            period,
+            series,
+            ids,
+        )
+        .await;
     }
     // Night after night: the simulator's clock a day apart, each night reading the IDs posted by
     // then, and each finished night added to the history.
@@ -205,7 +215,17 @@ pub async fn run(args: DemoArgs) -> u8 {
         let period = period.and_then(|_| {
             engagement_api::window::resolve_period(None, None, Some(args.days), when).ok()
         });
-        code = night(&args, &run, lock.take(), endpoint, concurrency, period, series, ids).await;
+        code = night(
+            &args,
+            &run,
+            lock.take(),
+            endpoint,
+            concurrency,
+            period,
+            series,
+            ids,
+        )
+        .await;
         if code != exit::OK && code != exit::FAILED_IDS {
             return code;
         }

@@ -550,3 +550,76 @@ async fn an_unfinished_store_is_refused_and_the_history_is_left_alone() {
     assert!(!a.already);
     assert!((OffsetDateTime::now_utc() - a.as_of).whole_minutes().abs() < 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_value_is_never_a_gain_from_or_to_anything() {
+    let t = three_nights().await;
+    let all: Vec<u64> =
+        t.a.iter()
+            .chain(&t.b)
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+    let deleted = |id: u64| metrics::is_deleted(t.seed, id, DELETED_ON_NIGHT_3);
+    let m = Metric::Impressions;
+    let base_of = |id: u64| Some(metrics::cumulative(t.seed, id, m, night(1)));
+    let movers = expected_movers(t.seed, m, &all, |id| !deleted(id), night(2), base_of, 10);
+    let id_of = |g: &Value| g["id"].as_str().unwrap().parse::<u64>().unwrap();
+    // The two biggest movers: the first has no value at base, the second none at latest (as a
+    // Tweet too old for the metric has none); counted as 0, the first would gain its whole count.
+    let (x, y) = (id_of(&movers[0]), id_of(&movers[1]));
+    let no_value = |db: &Path, id: u64| {
+        let c = rusqlite::Connection::open(db).unwrap();
+        let n = c
+            .execute(
+                "UPDATE outcomes SET impressions = NULL WHERE id = ?1 AND status = 'ok'",
+                [id as i64],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    };
+    no_value(&t.dbs[1], x);
+    no_value(&t.dbs[2], y);
+    let hist = t.dir.join("history.db");
+    add_all(
+        &hist,
+        &[
+            (&t.dbs[0], night(0)),
+            (&t.dbs[1], night(1)),
+            (&t.dbs[2], night(2)),
+        ],
+    );
+    let j = report(&hist, &t.dir.join("r"), 10, None);
+    // Neither is listed (counted from 0, `x` would be new and on top), and the rest move up.
+    let want = expected_movers(
+        t.seed,
+        m,
+        &all,
+        |id| !deleted(id) && id != x && id != y,
+        night(2),
+        base_of,
+        10,
+    );
+    assert_eq!(j["metrics"]["impressions"], Value::Array(want));
+    let listed: Vec<u64> = j["metrics"]["impressions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(id_of)
+        .collect();
+    assert!(!listed.contains(&x) && !listed.contains(&y), "{listed:?}");
+    // The grand totals are over the Tweets with a value.
+    let csv = std::fs::read_to_string(t.dir.join("r/nights.csv")).unwrap();
+    let tweets = |night_k: i64| -> u64 {
+        let when = engagement_api::timefmt::rfc3339_z(night(night_k));
+        csv.lines()
+            .find(|l| l.starts_with(&format!("{when},totals,impressions,")))
+            .and_then(|l| l.rsplit(',').next())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let ok3 = all.iter().filter(|&&id| !deleted(id)).count() as u64;
+    assert_eq!((tweets(1), tweets(2)), (all.len() as u64 - 1, ok3 - 1));
+}
