@@ -339,9 +339,13 @@ async fn night(
         }
     };
     eprintln!(
-        "simulator listening on {}; {} IDs generated in {}",
+        "simulator listening on {}; {} in {}",
         sim.url(),
-        ids,
+        if night.now.is_some() {
+            format!("the IDs of {ids} generated that were posted by then")
+        } else {
+            format!("{ids} IDs generated")
+        },
         input.display()
     );
 

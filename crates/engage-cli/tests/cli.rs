@@ -2788,6 +2788,29 @@ mod history {
     }
 
     #[test]
+    fn demo_nights_adds_each_night_and_shows_the_movers() {
+        let d = tempfile::tempdir().unwrap();
+        let o = expect_code(
+            engage()
+                .args(["demo", "--nights", "2", "--ids", "3000", "--dir"])
+                .arg(d.path()),
+            exit::OK,
+        );
+        let out = text(&o.stdout);
+        assert!(out.contains("what moved since the night before"), "{out}");
+        assert!(out.contains("  impressions: "), "{out}");
+        let movers = read_json(&d.path().join("history/movers.json"));
+        assert_eq!(movers["snapshots"].as_array().unwrap().len(), 2, "{movers}");
+        assert!(!movers["metrics"]["impressions"]
+            .as_array()
+            .unwrap()
+            .is_empty());
+        for f in ["nights.csv", "movers.md", "movers.csv", "history.html"] {
+            assert!(d.path().join("history").join(f).is_file(), "{f}");
+        }
+    }
+
+    #[test]
     fn an_unfinished_run_adds_nothing_and_is_refused_by_history_add() {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", closed.local_addr().unwrap());
