@@ -50,7 +50,7 @@ enum HistoryCommand {
         top: usize,
         /// Count gains from the newest snapshot at least this many days older than the latest
         /// [default: the snapshot before the latest].
-        #[arg(long, value_name = "DAYS")]
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
         since: Option<u32>,
     },
 }
