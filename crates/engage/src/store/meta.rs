@@ -29,11 +29,14 @@ pub enum MetaKey {
     /// The number of the writer's last transaction, set by every one of them (see
     /// [`marker_path`](super::marker_path)); nothing else writes it.
     CommitSeq,
+    /// When the fetch of a finished run ended (RFC 3339, UTC): the time its values are "as of" in a
+    /// history (`engage history add`). Set by the life that finished the fetch.
+    FetchedAt,
 }
 
 impl MetaKey {
     /// Every key.
-    pub const ALL: [MetaKey; 9] = [
+    pub const ALL: [MetaKey; 10] = [
         MetaKey::Identity,
         MetaKey::Period,
         MetaKey::IngestDone,
@@ -43,6 +46,7 @@ impl MetaKey {
         MetaKey::DoneBelow,
         MetaKey::ReportPass,
         MetaKey::CommitSeq,
+        MetaKey::FetchedAt,
     ];
 
     /// The value of the `key` column.
@@ -57,6 +61,7 @@ impl MetaKey {
             MetaKey::DoneBelow => "done_below",
             MetaKey::ReportPass => "report_pass",
             MetaKey::CommitSeq => "commit_seq",
+            MetaKey::FetchedAt => "fetched_at",
         }
     }
 }
@@ -136,6 +141,7 @@ mod tests {
                 "done_below",
                 "report_pass",
                 "commit_seq",
+                "fetched_at",
             ]
         );
     }
