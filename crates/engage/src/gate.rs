@@ -71,6 +71,8 @@ struct State {
     /// Closed until then (a 429 without headers, or an exhausted window).
     closed_until: Option<SystemTime>,
     in_flight: i64,
+    /// The window's length, from the step between successive reset times (the shortest seen).
+    window: Option<Duration>,
 }
 
 /// The header-driven gate. Shared by all in-flight batches.
@@ -143,6 +145,11 @@ impl Gate {
                 Some(cur) if !newer_window => cur.min(rem as i64),
                 _ => rem as i64,
             });
+            if let (true, Some(new), Some(old)) = (newer_window, rate.reset, s.reset) {
+                if let Ok(step) = new.duration_since(old) {
+                    s.window = Some(s.window.map_or(step, |w| w.min(step)));
+                }
+            }
             if rate.reset.is_some() && (newer_window || s.reset.is_none()) {
                 s.reset = rate.reset;
             }
@@ -168,6 +175,13 @@ impl Gate {
     pub fn release(&self) {
         let mut s = self.state.lock().expect("gate lock");
         s.in_flight = (s.in_flight - 1).max(0);
+    }
+
+    /// The server's budget, N requests per window, once its headers said it: the window is the
+    /// step between two reset times, else the minute the headers are named after.
+    pub fn budget(&self) -> Option<(u32, Duration)> {
+        let s = self.state.lock().expect("gate lock");
+        Some((s.limit?, s.window.unwrap_or(Duration::from_secs(60))))
     }
 
     /// When the gate is closed, until when (for the progress display).
@@ -225,6 +239,21 @@ mod tests {
         assert_eq!(g.try_admit(t(61)), Admit::Go);
         assert_eq!(g.try_admit(t(61)), Admit::Go);
         assert!(matches!(g.try_admit(t(61)), Admit::WaitUntil(_)));
+    }
+
+    #[test]
+    fn the_budget_is_the_limit_per_step_between_resets() {
+        let g = Gate::new();
+        assert_eq!(g.budget(), None);
+        g.try_admit(t(0));
+        g.observe(&rl(30, 29, 1), false, t(0));
+        // One window seen: the headers' minute.
+        assert_eq!(g.budget(), Some((30, Duration::from_secs(60))));
+        g.try_admit(t(1));
+        g.observe(&rl(30, 29, 2), false, t(1));
+        g.try_admit(t(5));
+        g.observe(&rl(30, 29, 6), false, t(5));
+        assert_eq!(g.budget(), Some((30, Duration::from_secs(1))));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use engage::apps::AppSpec;
 use engage::fetch::RetryPolicy;
 use engage::health::OutagePolicy;
 use engage::ids::ReadOptions;
@@ -100,8 +101,8 @@ fn spec(c: &Case, url: &str, db: &str, credentials: Credentials) -> RunSpec {
         },
         default_account: None,
         top_n: 10,
-        concurrency: 4,
-        rate: None,
+        concurrency: Some(4),
+        apps: AppSpec::single(None),
         client: ClientConfig {
             base_url: url.to_string(),
             connect_timeout: Duration::from_secs(2),
@@ -358,7 +359,7 @@ mod retries {
         let mut sp = spec(&c, &faulty.url(), "faulty.db", demo_user());
         sp.retry.max_attempts = 40;
         sp.client.request_timeout = Duration::from_millis(400);
-        sp.concurrency = 8;
+        sp.concurrency = Some(8);
         let out = go(sp).await.unwrap();
         let injected = out.retries + out.rate_limited;
         assert!(
@@ -584,7 +585,7 @@ mod resume {
             tx.cancel();
         });
         let mut sp = spec(&c, &s.url(), "parts.db", demo_user());
-        sp.concurrency = 1;
+        sp.concurrency = Some(1);
         let first = run(sp, progress, rx).await.unwrap();
         stopper.await.unwrap();
         assert!(first.interrupted);
@@ -808,7 +809,7 @@ mod time_series {
             tx.cancel();
         });
         let mut sp = historical(&c, &s.url(), "parts.db", period, Granularity::Day);
-        sp.concurrency = 1;
+        sp.concurrency = Some(1);
         let first = run(sp, progress, rx).await.unwrap();
         stopper.await.unwrap();
         assert!(first.interrupted);
@@ -901,7 +902,16 @@ mod accounts {
                 .iter()
                 .map(|n| (n.to_string(), Credentials::User(account(n))))
                 .collect(),
-            bearer: bearer.then(|| Credentials::Bearer(BearerToken(DEMO.bearer_token.into()))),
+            account_apps: Vec::new(),
+            bearers: bearer
+                .then(|| {
+                    (
+                        0,
+                        Credentials::Bearer(BearerToken(DEMO.bearer_token.into())),
+                    )
+                })
+                .into_iter()
+                .collect(),
             bearer_only: false,
         }
     }
@@ -1068,7 +1078,7 @@ mod outage {
         let progress = Arc::new(Progress::default());
         let mut sp = spec(&c, &s.url(), "outage.db", demo_user());
         // 120 batches at 40 a second: the 5 s outage, from 5,000 IDs resolved on, falls inside.
-        sp.rate = Some((40, Duration::from_secs(1)));
+        sp.apps = AppSpec::single(Some((40, Duration::from_secs(1))));
         let down = outage(
             s,
             config,
@@ -1107,7 +1117,7 @@ mod outage {
 
         let progress = Arc::new(Progress::default());
         let mut sp = spec(&c, &url, "outage.db", demo_user());
-        sp.rate = Some((40, Duration::from_secs(1)));
+        sp.apps = AppSpec::single(Some((40, Duration::from_secs(1))));
         sp.outage.limit = Duration::from_secs(2);
         let down = outage(s, config.clone(), progress.clone(), 2_000, None);
         let rx = CancellationToken::new();
