@@ -1061,6 +1061,82 @@ mod tests {
         assert_eq!(spec.period, None);
     }
 
+    /// `[[apps]]` name environment variables only; accounts name their app; each app's rate is its
+    /// own or `--rate`; mistakes name the file, the app and the variable.
+    #[test]
+    fn apps_from_the_file_route_accounts_and_bearer_tokens() {
+        // Names only this test uses, so that tests running at the same time do not see them.
+        std::env::set_var("I16_TEST_KEY", "kb");
+        std::env::set_var("I16_TEST_SECRET", "sb");
+        std::env::set_var("I16_TEST_BEARER", "tb");
+        std::env::set_var("I16_TEST_TOKEN", "t2");
+        std::env::set_var("I16_TEST_TOKEN_SECRET", "s2");
+        let apps = "[[apps]]\nname = \"b\"\nconsumer_key_env = \"I16_TEST_KEY\"\n\
+                    consumer_secret_env = \"I16_TEST_SECRET\"\nbearer_token_env = \"I16_TEST_BEARER\"\n\
+                    rate = 30\n\n[[apps]]\nname = \"c\"\nbearer_token_env = \"I16_TEST_BEARER\"\n";
+        let account = "[[accounts]]\nname = \"two\"\napp = \"b\"\n\
+                       access_token_env = \"I16_TEST_TOKEN\"\naccess_token_secret_env = \"I16_TEST_TOKEN_SECRET\"\n";
+        let (_dir, path) = file(&format!("{apps}\n{account}"));
+        let spec = build(&args(&[
+            "--config",
+            &path,
+            "--rate",
+            "5",
+            "--window-secs",
+            "1",
+        ]))
+        .unwrap();
+        let names: Vec<(&str, Option<(u32, Duration)>)> = spec
+            .apps
+            .iter()
+            .map(|a| (a.name.as_str(), a.rate))
+            .collect();
+        let sec = Duration::from_secs(1);
+        assert_eq!(
+            names,
+            [
+                ("default", Some((5, sec))),
+                ("b", Some((30, sec))),
+                ("c", Some((5, sec)))
+            ]
+        );
+        let accounts: Vec<&str> = spec
+            .routes
+            .accounts
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(accounts, ["default", "two"]);
+        assert_eq!(spec.routes.account_apps, [0, 1]);
+        match &spec.routes.accounts[1].1 {
+            Credentials::User(u) => assert_eq!(
+                (u.consumer_key.as_str(), u.access_token.as_str()),
+                ("kb", "t2")
+            ),
+            _ => panic!("user context"),
+        }
+        let bearer_apps: Vec<usize> = spec.routes.bearers.iter().map(|(a, _)| *a).collect();
+        assert_eq!(bearer_apps, [1, 2]);
+
+        // An app with only a bearer token cannot sign for an account.
+        let (_dir, path) = file(&format!("{apps}\n{}", account.replace("\"b\"", "\"c\"")));
+        let err = error(&["--config", &path]);
+        assert!(err.contains("app `c` has no consumer_key_env"), "{err}");
+        let (_dir, path) = file(&format!("{apps}\n{}", account.replace("\"b\"", "\"x\"")));
+        let err = error(&["--config", &path]);
+        assert!(err.contains(&path) && err.contains("no app `x`"), "{err}");
+        let (_dir, path) = file(&apps.replace("I16_TEST_SECRET", "I16_TEST_UNSET"));
+        let err = error(&["--config", &path]);
+        assert!(
+            err.contains(&path) && err.contains("app `b`") && err.contains("I16_TEST_UNSET"),
+            "{err}"
+        );
+        let (_dir, path) = file(&apps.replace("name = \"c\"", "name = \"b\""));
+        assert!(error(&["--config", &path]).contains("listed twice"));
+        let (_dir, path) = file(&apps.replace("rate = 30", "rate = 0"));
+        assert!(error(&["--config", &path]).contains("rate must be at least 1"));
+    }
+
     #[test]
     fn bad_values_name_the_flag_or_the_file_and_key() {
         let (_dir, path) = file("top = 0\ndays = 0\nendpoint = \"historical\"\n");

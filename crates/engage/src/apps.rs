@@ -115,21 +115,22 @@ impl Lane {
         }
     }
 
-    /// This life's figures: the budget is the server's (its headers) when it said it, else the
-    /// configured one.
+    /// This life's figures. The budget is the server's when its headers said it: its limit in
+    /// each window the answers came from (a fixed window is the server's to fill however it
+    /// likes); else the configured rate over the time the app was in use.
     pub fn figures(&self) -> AppFigures {
-        let per_sec = self
-            .gate
-            .budget()
-            .or(self.spec.rate)
-            .map(|(n, w)| n as f64 / w.as_secs_f64().max(1e-9));
         let active = self.counters.active().as_secs_f64();
+        let capacity = match (self.gate.budget(), self.spec.rate) {
+            (Some(b), _) => Some(f64::from(b.limit) * f64::from(b.windows)),
+            (None, Some((n, w))) => Some(f64::from(n) / w.as_secs_f64().max(1e-9) * active),
+            (None, None) => None,
+        };
         AppFigures {
             name: self.spec.name.clone(),
             requests: self.counters.requests.load(Ordering::Relaxed),
             rate_limited: self.counters.rate_limited.load(Ordering::Relaxed),
             active_secs: active,
-            capacity: per_sec.map(|r| r * active),
+            capacity,
         }
     }
 }
@@ -145,7 +146,8 @@ pub struct AppFigures {
     pub rate_limited: u64,
     /// Seconds from the first request to the last answer.
     pub active_secs: f64,
-    /// Requests the budget allowed in that time, when the budget is known.
+    /// Requests the budget allowed, when the budget is known: the server's limit times the windows
+    /// the answers came from, else the configured rate times the seconds active.
     pub capacity: Option<f64>,
 }
 
