@@ -347,7 +347,9 @@ pub async fn run(
         (store, pass, ended, life) = (s, Some(p), e, l);
     }
     let apps = crate::apps::record(&store, &life)?;
-    tracing::info!(elapsed = ?started.elapsed(), "fetch done");
+    // With the limit on requests in flight where it ended (adaptive: where it settled).
+    let limit = progress.concurrency().map_or(0, |(n, _)| n);
+    tracing::info!(elapsed = ?started.elapsed(), limit, "fetch done");
     // Stopped, or before the end of the inputs (with nothing pending, possibly): not a finished run.
     let interrupted = matches!(ended, FetchEnd::Stopped)
         || cancel.is_cancelled()
