@@ -302,7 +302,7 @@ async fn night(
     night: &Night,
     lock: Option<engage::lock::WriterLock>,
     endpoint: Endpoint,
-    concurrency: usize,
+    concurrency: Option<usize>,
     period: Option<engagement_api::Window>,
     series: Option<Granularity>,
     ids: usize,
