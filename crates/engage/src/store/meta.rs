@@ -32,11 +32,13 @@ pub enum MetaKey {
     /// When the fetch of a finished run ended (RFC 3339, UTC): the time its values are "as of" in a
     /// history (`engage history add`). Set by the life that finished the fetch.
     FetchedAt,
+    /// Requests, 429s and budget used per app (JSON, see [`crate::apps`]), added up over the lives.
+    AppStats,
 }
 
 impl MetaKey {
     /// Every key.
-    pub const ALL: [MetaKey; 10] = [
+    pub const ALL: [MetaKey; 11] = [
         MetaKey::Identity,
         MetaKey::Period,
         MetaKey::IngestDone,
@@ -47,6 +49,7 @@ impl MetaKey {
         MetaKey::ReportPass,
         MetaKey::CommitSeq,
         MetaKey::FetchedAt,
+        MetaKey::AppStats,
     ];
 
     /// The value of the `key` column.
@@ -62,6 +65,7 @@ impl MetaKey {
             MetaKey::ReportPass => "report_pass",
             MetaKey::CommitSeq => "commit_seq",
             MetaKey::FetchedAt => "fetched_at",
+            MetaKey::AppStats => "app_stats",
         }
     }
 }
@@ -142,6 +146,7 @@ mod tests {
                 "report_pass",
                 "commit_seq",
                 "fetched_at",
+                "app_stats",
             ]
         );
     }
