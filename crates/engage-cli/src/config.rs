@@ -543,6 +543,10 @@ pub struct RunArgs {
     /// at least 100, rejected); without it such an input stops the run before anything is fetched.
     #[arg(long)]
     pub accept_rejects: bool,
+    /// Keep only the input IDs of shard I of N (0 <= I < N), for runs split over several processes
+    /// or pods and joined with `engage merge` (docs/sharding.md).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<engage::shard::Shard>,
     /// When the run has finished (exit 0 or 3), add it to this history store (created if there is
     /// none; see `engage history`).
     #[arg(long, value_name = "FILE")]
@@ -882,6 +886,7 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
         series,
         retry_failed: args.retry_failed,
         accept_rejects: args.accept_rejects,
+        shard: args.shard,
     })
 }
 

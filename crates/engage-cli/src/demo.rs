@@ -390,6 +390,7 @@ async fn night(
         series,
         retry_failed: false,
         accept_rejects: false,
+        shard: None,
     };
     let started = std::time::Instant::now();
     let code = crate::run_job(spec, None).await;

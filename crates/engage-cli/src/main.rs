@@ -58,6 +58,25 @@ enum Command {
     Sim(engage_sim::cli::SimArgs),
     /// Keep finished runs night after night and report what moved (docs/history.md).
     History(history::HistoryArgs),
+    /// Combine the finished shard stores of a run (`run --shard I/N`) into the single run's store
+    /// and reports (docs/sharding.md).
+    Merge(MergeArgs),
+}
+
+#[derive(clap::Args)]
+struct MergeArgs {
+    /// The shard stores, every shard 0..N-1 once.
+    #[arg(long, required = true, num_args = 1..)]
+    db: Vec<PathBuf>,
+    /// Folder for the reports.
+    #[arg(long)]
+    out: PathBuf,
+    /// The merged store, replaced if it exists [default: merged.db beside the first --db].
+    #[arg(long, value_name = "FILE")]
+    merged_db: Option<PathBuf>,
+    /// Add the merged run to this history store (created if there is none).
+    #[arg(long, value_name = "FILE")]
+    history: Option<PathBuf>,
 }
 
 fn init_logging() {
@@ -102,6 +121,7 @@ fn main() -> ExitCode {
             Command::Report { db, out } => report_cmd(db, Some(config::expand_date(&out))),
             Command::Demo(args) => demo::run(args).await,
             Command::History(args) => history::run(args),
+            Command::Merge(args) => merge_cmd(args),
             Command::Sim(args) => match engage_sim::cli::run(args).await {
                 Ok(()) => exit::OK,
                 Err(e) => {
@@ -229,6 +249,53 @@ async fn run_only(spec: engage::run::RunSpec) -> u8 {
                 eprintln!("nothing committed is lost: fix the cause and run the same command again to resume");
             }
             code
+        }
+    }
+}
+
+/// `engage merge`: the shards into one store, its reports, and the history if asked.
+fn merge_cmd(args: MergeArgs) -> u8 {
+    let merged = args.merged_db.clone().unwrap_or_else(|| {
+        args.db[0]
+            .parent()
+            .unwrap_or(std::path::Path::new(""))
+            .join("merged.db")
+    });
+    let out = config::expand_date(&args.out);
+    match engage::merge::merge(&args.db, &merged, &out) {
+        Ok(m) => {
+            println!("{}", m.summary.overview());
+            println!("merged {} shards into {}", m.shards, m.db.display());
+            println!("reports:");
+            for f in &m.files {
+                println!("  {}", f.display());
+            }
+            let c = &m.summary.status;
+            let code = if c.failed > 0 || !m.summary.damaged_inputs.is_empty() {
+                for d in &m.summary.damaged_inputs {
+                    eprintln!("{}", damaged_line(d));
+                }
+                if c.failed > 0 {
+                    eprintln!("{} IDs failed (listed in outcomes.csv)", c.failed);
+                }
+                exit::FAILED_IDS
+            } else {
+                exit::OK
+            };
+            match &args.history {
+                Some(h) => match history::add(h, std::slice::from_ref(&m.db), None) {
+                    Ok(()) => code,
+                    Err(e) => {
+                        eprintln!("error: merged, but adding the run to the history failed: {e}");
+                        e.exit_code()
+                    }
+                },
+                None => code,
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
         }
     }
 }

@@ -18,6 +18,8 @@
 //! - [`report`]: `top.json`, `top.md`, `top.csv`, `tweets.csv`, `outcomes.csv`, `rejects.csv`,
 //!   `series.csv`, `hourly.csv`, and [`report::html`]: `report.html`, one self-contained page;
 //! - [`history`]: the history store of finished runs, night after night, and its movers report;
+//! - [`shard`], [`merge`]: a run split over processes by a fixed function of the ID, and the shards
+//!   combined into the store and reports of the single run;
 //! - [`exit`]: the documented exit codes, which every error type maps itself to;
 //! - [`failpoint`], [`fsutil`]: crash-test hooks and file permissions.
 #![warn(missing_docs)]
@@ -33,11 +35,13 @@ pub mod health;
 pub mod history;
 pub mod ids;
 pub mod lock;
+pub mod merge;
 pub mod outcome;
 pub mod report;
 pub mod route;
 pub mod run;
 pub mod series;
+pub mod shard;
 pub mod sorted;
 pub mod store;
 pub mod topn;

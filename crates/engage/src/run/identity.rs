@@ -41,6 +41,10 @@ pub struct Identity {
     pub id_column: Option<String>,
     /// (input display name, SHA-256 of its bytes).
     pub inputs: Vec<(String, String)>,
+    /// `I/N` of a shard store (`--shard`); absent for a whole run, whose identity (and so a history's
+    /// key) is then what it was before shards existed. A merged store has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 impl Identity {
@@ -67,6 +71,7 @@ impl Identity {
             format: spec.read.format.map(|f| f.as_str().to_string()),
             id_column: spec.read.id_column.clone(),
             inputs,
+            shard: spec.shard.map(|s| s.to_string()),
         }
     }
 
@@ -111,6 +116,16 @@ impl Identity {
             "id column",
             format!("{:?}", self.id_column),
             format!("{:?}", stored.id_column),
+        );
+        cmp(
+            "shard",
+            self.shard
+                .clone()
+                .unwrap_or_else(|| "none (the whole run)".into()),
+            stored
+                .shard
+                .clone()
+                .unwrap_or_else(|| "none (the whole run)".into()),
         );
         if self.inputs != stored.inputs {
             let show = |v: &[(String, String)]| {
@@ -204,6 +219,7 @@ pub async fn prepare(spec: &RunSpec, cancel: &CancellationToken) -> Result<Prepa
             read: spec.read.clone(),
             accept_rejects: spec.accept_rejects,
             default_account: spec.default_account.clone(),
+            shard: spec.shard,
             spill_dir: spill_dir(&spec.db).to_path_buf(),
         })
     };

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::writer::IngestMsg;
 use super::{tuning, Progress, RunError};
 use crate::ids::{self, IdsError, InputSource, ReadOptions, Record};
+use crate::shard::Shard;
 use crate::sorted::{self, Sorter};
 use crate::store::{IngestCounts, RejectRow, INGEST_BLOCK};
 
@@ -28,6 +29,8 @@ pub struct IngestPlan {
     pub accept_rejects: bool,
     /// The owner of IDs without an `account` column value.
     pub default_account: Option<String>,
+    /// `--shard I/N`: only the IDs of this shard are kept.
+    pub shard: Option<Shard>,
     /// Where sorted runs are spilled (beside the store: the inputs can be larger than memory).
     pub spill_dir: PathBuf,
 }
@@ -71,19 +74,31 @@ fn read_inputs(
     // its end (before any ID is handed on, so before anything is fetched). Its figures are the
     // differences of the run's counters, so a line costs one comparison more.
     let mut file = FileTally::default();
+    // Every line read, in this shard or not (the progress line's figure).
+    let mut lines = 0u64;
     while let Some(item) = reader.next_record() {
         let p = item?;
         if p.source_index != file.index {
-            file.check(&counts, plan.accept_rejects)?;
-            file = FileTally::start(p.source_index, &counts);
+            file.check(plan.accept_rejects)?;
+            file = FileTally::start(p.source_index);
         }
-        counts.input_lines += 1;
+        lines += 1;
+        file.lines += 1;
         match p.record {
-            Record::Id { id, account } => sorter
-                .push(id, account.as_deref().or(plan.default_account.as_deref()))
-                .map_err(spill)?,
+            // Another shard's ID: not this store's line. Each shard counts the lines of its own
+            // IDs (and their duplicates), every shard the rejects, so the merge adds up to the
+            // whole run's counters (docs/sharding.md).
+            Record::Id { id, .. } if plan.shard.is_some_and(|s| !s.owns(id)) => {}
+            Record::Id { id, account } => {
+                counts.input_lines += 1;
+                sorter
+                    .push(id, account.as_deref().or(plan.default_account.as_deref()))
+                    .map_err(spill)?
+            }
             Record::Reject(r) => {
+                counts.input_lines += 1;
                 counts.rejected_lines += 1;
+                file.rejected += 1;
                 if file.first.is_none() {
                     file.first = Some((r.source.clone(), r.line, r.reason.clone()));
                 }
@@ -101,19 +116,15 @@ fn read_inputs(
                 }
             }
         }
-        if counts.input_lines % 65_536 == 0 {
-            progress
-                .ingested
-                .store(counts.input_lines, Ordering::Relaxed);
+        if lines.is_multiple_of(65_536) {
+            progress.ingested.store(lines, Ordering::Relaxed);
             if stop.is_cancelled() {
                 return Ok(());
             }
         }
     }
-    progress
-        .ingested
-        .store(counts.input_lines, Ordering::Relaxed);
-    file.check(&counts, plan.accept_rejects)?;
+    progress.ingested.store(lines, Ordering::Relaxed);
+    file.check(plan.accept_rejects)?;
     if !rejects.is_empty() && !send(IngestMsg::Rejects(rejects)) {
         return Ok(());
     }
@@ -133,31 +144,32 @@ fn read_inputs(
     Ok(())
 }
 
-/// One input's figures while it is read (see [`ids::mostly_rejected`]).
+/// One input's figures while it is read (see [`ids::mostly_rejected`]): every line of it, whatever
+/// the shard, so that every shard (and the whole run) judges an input alike.
 #[derive(Default)]
 struct FileTally {
     /// Its index in the input list.
     index: usize,
-    /// The run's counters when its first record came.
-    at_start: IngestCounts,
+    /// Its lines that held an ID or a reject.
+    lines: u64,
+    /// Its rejected lines.
+    rejected: u64,
     /// Its first reject: (input name, line, reason).
     first: Option<(String, u64, String)>,
 }
 
 impl FileTally {
-    fn start(index: usize, counts: &IngestCounts) -> FileTally {
+    fn start(index: usize) -> FileTally {
         FileTally {
             index,
-            at_start: *counts,
-            first: None,
+            ..FileTally::default()
         }
     }
 
-    /// Refuses the input, read to its end with the run at `counts`, when next to nothing in it was
-    /// a Tweet ID, unless such inputs are accepted.
-    fn check(&self, counts: &IngestCounts, accept: bool) -> Result<(), RunError> {
-        let lines = counts.input_lines - self.at_start.input_lines;
-        let rejected = counts.rejected_lines - self.at_start.rejected_lines;
+    /// Refuses the input, read to its end, when next to nothing in it was a Tweet ID, unless such
+    /// inputs are accepted.
+    fn check(&self, accept: bool) -> Result<(), RunError> {
+        let (lines, rejected) = (self.lines, self.rejected);
         match &self.first {
             Some((path, first_line, first_reason))
                 if !accept && ids::mostly_rejected(lines, rejected) =>

@@ -101,6 +101,9 @@ pub struct RunSpec {
     /// [`crate::ids::mostly_rejected`]); without it such an input stops the run before anything is
     /// fetched.
     pub accept_rejects: bool,
+    /// `--shard I/N`: keep only the input IDs of shard I (see [`crate::shard`]); every input is
+    /// still read whole, so the rejects are every shard's.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// Why a command on a run failed. Each variant maps to one documented exit code ([`Self::exit_code`]).

@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 
 mod marker;
+mod merge;
 mod meta;
 mod open;
 mod read;
@@ -40,6 +41,7 @@ mod write;
 mod model_tests;
 
 pub use marker::{marker_path, wal_path};
+pub use merge::Disagreement;
 pub use meta::MetaKey;
 pub use read::{MessageRow, OutcomeRow};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};

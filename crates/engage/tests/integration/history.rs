@@ -103,6 +103,7 @@ async fn run_night(
         series: (endpoint == Endpoint::Hr28).then_some(Granularity::Hour),
         retry_failed: false,
         accept_rejects: false,
+        shard: None,
     };
     let out = run(
         spec,
@@ -532,6 +533,7 @@ async fn an_unfinished_store_is_refused_and_the_history_is_left_alone() {
         series: None,
         retry_failed: false,
         accept_rejects: false,
+        shard: None,
     };
     let cancel = CancellationToken::new();
     cancel.cancel();

@@ -3,9 +3,11 @@
 //!   time series, accounts);
 //! - [`bad_inputs`]: the `fixtures/bad/` corpus through the reader;
 //! - [`html_chromium`]: `report.html` and `history.html` rendered in headless Chromium;
-//! - [`history`]: nights against the simulator added to a history, and its movers report.
+//! - [`history`]: nights against the simulator added to a history, and its movers report;
+//! - [`shards`]: runs split with `--shard I/N` and merged, against one unsharded run.
 
 mod bad_inputs;
 mod history;
 mod html_chromium;
 mod pipeline;
+mod shards;

@@ -22,7 +22,7 @@ use time::macros::datetime;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-const NOW: OffsetDateTime = datetime!(2026-11-20 12:00 UTC);
+pub(crate) const NOW: OffsetDateTime = datetime!(2026-11-20 12:00 UTC);
 const TWEPOCH_MS: i128 = 1_288_834_974_657;
 
 fn snowflake(created: OffsetDateTime, low: u64) -> u64 {
@@ -31,7 +31,7 @@ fn snowflake(created: OffsetDateTime, low: u64) -> u64 {
 }
 
 /// `n` distinct IDs created over the 120 days before NOW (so some are past the 90-day rule).
-fn ids(n: usize, salt: u64) -> Vec<u64> {
+pub(crate) fn ids(n: usize, salt: u64) -> Vec<u64> {
     (0..n as u64)
         .map(|i| {
             let secs = (i * 7919 + salt * 104_729) % (120 * 24 * 3600);
@@ -42,7 +42,7 @@ fn ids(n: usize, salt: u64) -> Vec<u64> {
         .collect()
 }
 
-fn demo_user() -> Credentials {
+pub(crate) fn demo_user() -> Credentials {
     Credentials::User(UserCredentials {
         consumer_key: DEMO.consumer_key.into(),
         consumer_secret: DEMO.consumer_secret.into(),
@@ -51,7 +51,7 @@ fn demo_user() -> Credentials {
     })
 }
 
-async fn sim(config: SimConfig) -> SimHandle {
+pub(crate) async fn sim(config: SimConfig) -> SimHandle {
     engage_sim::start(
         SimConfig {
             now: Some(NOW),
@@ -63,13 +63,13 @@ async fn sim(config: SimConfig) -> SimHandle {
     .expect("simulator starts")
 }
 
-struct Case {
+pub(crate) struct Case {
     _dir: tempfile::TempDir,
-    dir: PathBuf,
-    input: PathBuf,
+    pub(crate) dir: PathBuf,
+    pub(crate) input: PathBuf,
 }
 
-fn case(lines: &[String]) -> Case {
+pub(crate) fn case(lines: &[String]) -> Case {
     case_named("ids.txt", lines)
 }
 
@@ -86,7 +86,7 @@ fn case_named(name: &str, lines: &[String]) -> Case {
     }
 }
 
-fn spec(c: &Case, url: &str, db: &str, credentials: Credentials) -> RunSpec {
+pub(crate) fn spec(c: &Case, url: &str, db: &str, credentials: Credentials) -> RunSpec {
     let endpoint = Endpoint::Totals;
     RunSpec {
         inputs: vec![c.input.to_string_lossy().into_owned()],
@@ -126,22 +126,23 @@ fn spec(c: &Case, url: &str, db: &str, credentials: Credentials) -> RunSpec {
         series: None,
         retry_failed: false,
         accept_rejects: false,
+        shard: None,
     }
 }
 
-async fn go(spec: RunSpec) -> Result<engage::run::RunOutcome, RunError> {
+pub(crate) async fn go(spec: RunSpec) -> Result<engage::run::RunOutcome, RunError> {
     let rx = CancellationToken::new();
     run(spec, Arc::new(Progress::default()), rx).await
 }
 
-fn read_json(p: &Path) -> serde_json::Value {
+pub(crate) fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
 
 /// A `top.json` without its `messages`: what two runs over the same IDs must agree on. Messages
 /// record the answers as they came, and another batching or commit order hears other texts
 /// ("2 Tweet ID(s) are unavailable" first instead of "5 …") and counts other responses.
-fn results(p: &Path) -> serde_json::Value {
+pub(crate) fn results(p: &Path) -> serde_json::Value {
     let mut v = read_json(p);
     v.as_object_mut().unwrap().remove("messages");
     v
