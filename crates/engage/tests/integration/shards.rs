@@ -349,3 +349,23 @@ async fn a_resume_with_another_shard_is_refused() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn every_shard_judges_a_mostly_rejected_input_over_all_its_lines() {
+    // 160 IDs and 140 bad lines: less than half rejected, so the whole run reads it; a shard that
+    // judged only the lines of its own IDs (about 40 and the 140) would refuse it.
+    let s = sim(SimConfig::default()).await;
+    let mut l: Vec<String> = ids(160, 7).iter().map(|i| i.to_string()).collect();
+    l.extend((0..140).map(|k| format!("junk{k}")));
+    let c = case(&l);
+    let base = spec(&c, &s.url(), "unused.db", demo_user());
+    for i in 0..4 {
+        let o = go(shard_spec(&base, &c, i, 4)).await.unwrap();
+        assert_eq!(o.summary.ingest.rejected_lines, 140);
+    }
+    let out = c.dir.join("merged.out");
+    merge(&dbs(&c, 4), &c.dir.join("merged.db"), &out).unwrap();
+    let t = read_json(&out.join("top.json"));
+    assert_eq!(t["counts"]["input_lines"], 300);
+    assert_eq!(t["counts"]["unique_ids"], 160);
+}
