@@ -204,6 +204,8 @@ pub async fn run(args: DemoArgs) -> u8 {
             },
         ),
         default_account: None,
+        default_group: None,
+        group_from: None,
         top_n: defaults.top,
         concurrency,
         rate: None,

@@ -128,6 +128,18 @@ impl Sim {
 impl Sim {
     /// How many requests reached the API's paths so far (the simulator's `/sim/requests`).
     fn received(&self) -> u64 {
+        self.counted()["requests"]
+            .as_u64()
+            .expect("a request count")
+    }
+
+    /// How many Tweet IDs the simulator answered with a 200 so far (each request's distinct IDs).
+    fn ids_answered(&self) -> u64 {
+        self.counted()["ids"].as_u64().expect("an ID count")
+    }
+
+    /// The simulator's `/sim/requests` answer.
+    fn counted(&self) -> serde_json::Value {
         use std::io::{Read, Write};
         let addr = self.url.trim_start_matches("http://");
         let mut conn = std::net::TcpStream::connect(addr).expect("simulator reachable");
@@ -139,9 +151,8 @@ impl Sim {
         let mut answer = String::new();
         conn.read_to_string(&mut answer).unwrap();
         let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
-        serde_json::from_str::<serde_json::Value>(body.trim()).expect("a JSON body")["requests"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("unexpected answer {answer:?}"))
+        serde_json::from_str::<serde_json::Value>(body.trim())
+            .unwrap_or_else(|e| panic!("unexpected answer {answer:?}: {e}"))
     }
 }
 
@@ -2908,6 +2919,7 @@ mod partial_results {
             let conn = Connection::open(&db).unwrap();
             conn.execute_batch(
                 "DROP VIEW tweets; DROP TABLE messages; DROP TABLE id_messages;
+                 DROP TABLE groups; DROP TABLE id_groups;
                  ALTER TABLE outcomes DROP COLUMN not_served; ALTER TABLE partial DROP COLUMN not_served;
                  CREATE VIEW tweets AS SELECT i.id, coalesce(o.status, 'pending') AS status FROM ids i LEFT JOIN outcomes o ON o.id = i.id;
                  DELETE FROM outcomes WHERE id % 2 = 0; DELETE FROM meta WHERE key IN ('done_below', 'report_pass');
@@ -2921,7 +2933,7 @@ mod partial_results {
         let v: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 3);
+        assert_eq!(v, engage::store::SCHEMA_VERSION);
         let n: i64 = conn
             .query_row(
                 "SELECT count(*) FROM tweets WHERE not_served IS NULL AND status = 'ok'",
@@ -2930,5 +2942,134 @@ mod partial_results {
             )
             .unwrap();
         assert!(n > 0);
+    }
+}
+
+mod groups {
+    use super::*;
+
+    /// The parts of a `top.json` (or of one of its `groups`) that a run over a group's IDs alone
+    /// must equal: the outcome counts, the totals, what they are over, and the top-N lists.
+    fn figures(v: &serde_json::Value) -> serde_json::Value {
+        let c = &v["counts"];
+        let counts: serde_json::Map<String, serde_json::Value> =
+            ["unique_ids", "ok", "unavailable", "forbidden", "failed", "pending"]
+                .iter()
+                .map(|k| (k.to_string(), c[*k].clone()))
+                .collect();
+        serde_json::json!({
+            "counts": counts,
+            "totals": v["totals"],
+            "served": v["served"],
+            "not_served": v["not_served"],
+            "not_served_by_reason": v["not_served_by_reason"],
+            "top": v["top"],
+        })
+    }
+
+    /// The issue's "done when": three overlapping groups (from a CSV group column, one cell naming
+    /// two groups, repeated rows, and a file's name) in one run; each group's figures equal a
+    /// separate run over that group's IDs alone, and each ID was asked for once.
+    #[test]
+    fn three_overlapping_groups_equal_three_separate_runs_and_shared_ids_are_fetched_once() {
+        let d = tempfile::tempdir().unwrap();
+        // No protected Tweets: every ID asked for is answered (deleted ones as unavailable).
+        let sim = Sim::start(41, &["--deleted", "0.05", "--protected", "0"]);
+        let mut rng = StdRng::seed_from_u64(41);
+        let ids = snowflakes(600, &mut rng);
+        let brand: BTreeSet<u64> = ids[0..250].iter().copied().collect();
+        let rival: BTreeSet<u64> = ids[200..420].iter().copied().collect();
+        let spring: BTreeSet<u64> = ids[150..300].iter().chain(&ids[400..450]).copied().collect();
+        let union: BTreeSet<u64> = brand.iter().chain(&rival).chain(&spring).copied().collect();
+        let several = union
+            .iter()
+            .filter(|id| [&brand, &rival, &spring].iter().filter(|g| g.contains(id)).count() > 1)
+            .count() as u64;
+
+        // campaigns.csv: brand and spring, as one `brand|spring` cell for half of the IDs in
+        // both and as two rows for the other half; rival.txt: named by --group-from file.
+        let mut rows = vec!["tweet_id,group".to_string()];
+        for (i, id) in union.iter().enumerate() {
+            match (brand.contains(id), spring.contains(id)) {
+                (true, true) if i % 2 == 0 => rows.push(format!("{id},brand | spring")),
+                (true, true) => {
+                    rows.push(format!("{id},spring"));
+                    rows.push(format!("{id},brand"));
+                }
+                (true, false) => rows.push(format!("{id},brand")),
+                (false, true) => rows.push(format!("{id},spring")),
+                (false, false) => {}
+            }
+        }
+        rows.shuffle(&mut rng);
+        let header = rows.iter().position(|r| r == "tweet_id,group").unwrap();
+        rows.swap(0, header);
+        let inputs = d.path().join("inputs");
+        std::fs::create_dir(&inputs).unwrap();
+        std::fs::write(inputs.join("campaigns.csv"), rows.join("\n") + "\n").unwrap();
+        let rival_lines: Vec<String> = rival.iter().map(u64::to_string).collect();
+        std::fs::write(inputs.join("rival.txt"), rival_lines.join("\n") + "\n").unwrap();
+
+        let (db, out) = (d.path().join("all.db"), d.path().join("all"));
+        let (requests, answered) = (sim.received(), sim.ids_answered());
+        expect_code(
+            run_cmd(&sim.url, &inputs, &db, &out).args(["--top", "5", "--group-from", "file"]),
+            exit::OK,
+        );
+        let grouped_requests = sim.received() - requests;
+        assert_eq!(
+            sim.ids_answered() - answered,
+            union.len() as u64,
+            "every ID, shared or not, asked for once"
+        );
+        let all = read_json(&out.join("top.json"));
+        assert_adds_up(&all);
+        assert_eq!(all["counts"]["unique_ids"], union.len() as u64);
+        assert_eq!(all["in_several_groups"], several);
+        let groups = all["groups"].as_object().expect("top.json has groups");
+        assert_eq!(
+            groups.keys().collect::<Vec<_>>(),
+            ["brand", "rival", "spring"]
+        );
+
+        let mut separate_requests = 0;
+        for (name, members) in [("brand", &brand), ("rival", &rival), ("spring", &spring)] {
+            let file = d.path().join(format!("{name}-alone.txt"));
+            let lines: Vec<String> = members.iter().map(u64::to_string).collect();
+            std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+            let (db1, out1) = (d.path().join(format!("{name}.db")), d.path().join(name));
+            let (requests, answered) = (sim.received(), sim.ids_answered());
+            expect_code(
+                run_cmd(&sim.url, &file, &db1, &out1).args(["--top", "5"]),
+                exit::OK,
+            );
+            separate_requests += sim.received() - requests;
+            assert_eq!(sim.ids_answered() - answered, members.len() as u64);
+            let alone = read_json(&out1.join("top.json"));
+            assert!(alone.get("groups").is_none(), "no groups, no key");
+            assert_eq!(figures(&groups[name]), figures(&alone), "group {name}");
+            assert_eq!(groups[name]["counts"]["unique_ids"], members.len() as u64);
+        }
+        assert!(
+            grouped_requests < separate_requests,
+            "{grouped_requests} requests for the groups together, {separate_requests} apart"
+        );
+
+        // groups.csv: one row per group and metric, its totals those of top.json.
+        let csv = std::fs::read_to_string(out.join("groups.csv")).unwrap();
+        let mut lines = csv.lines();
+        assert_eq!(
+            lines.next(),
+            Some("group,metric,tweets,total,mean,median,p90,max")
+        );
+        let metrics = all["totals"].as_object().unwrap().len();
+        let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+        assert_eq!(rows.len(), 3 * metrics);
+        for r in &rows {
+            assert_eq!(groups[r[0]]["totals"][r[1]], r[3].parse::<u64>().unwrap(), "{r:?}");
+            assert_eq!(groups[r[0]]["served"][r[1]], r[2].parse::<u64>().unwrap(), "{r:?}");
+            let max = groups[r[0]]["top"][r[1]][0]["value"].as_u64().unwrap_or(0);
+            assert_eq!(r[7].parse::<u64>().unwrap_or(0), max, "{r:?}");
+        }
     }
 }

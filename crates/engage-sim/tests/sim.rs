@@ -1449,7 +1449,8 @@ mod doc_shapes {
             .json()
             .await
             .unwrap();
-        assert_eq!(counted, json!({"requests": 3}));
+        // Two 200 answers, each to the same 4 IDs; the 401 answered none.
+        assert_eq!(counted, json!({"requests": 3, "ids": 8}));
     }
 }
 

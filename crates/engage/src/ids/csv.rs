@@ -1,4 +1,4 @@
-//! CSV: the header ([`open_csv`]: the ID and account columns, `;`-separated
+//! CSV: the header ([`open_csv`]: the ID, account and group columns, `;`-separated
 //! files from European Excel), then one row at a time ([`CsvState`]'s
 //! [`Source::step`]). The parser reads through [`CsvFeed`], which bounds a
 //! record (see `csv_window.rs`).
@@ -19,6 +19,7 @@ pub(super) struct CsvState {
     id_col: usize,
     id_name: String,
     account_col: Option<usize>,
+    group_col: Option<usize>,
 }
 
 impl CsvState {
@@ -100,6 +101,15 @@ pub(super) fn open_csv(
             .find_map(|w| find(w).map(|i| (i, columns[i].clone())))
         {
             let account_col = find("account");
+            let group_col = match &options.group_column {
+                Some(g) => Some(find(g.trim()).ok_or_else(|| IdsError::MissingIdColumn {
+                    path: name.to_string(),
+                    wanted: format!("`{}` (--group-column)", g.trim()),
+                    columns: columns.clone(),
+                    hint: String::new(),
+                })?),
+                None => find("group"),
+            };
             let end = base + rdr.position().byte();
             rdr.get_mut().record_start = end;
             return Ok(Some(CsvState {
@@ -109,6 +119,7 @@ pub(super) fn open_csv(
                 id_col,
                 id_name,
                 account_col,
+                group_col,
             }));
         }
         // European Excel saves "CSV" with `;`: the comma parser sees one
@@ -265,7 +276,13 @@ impl Source for CsvState {
                             .map(trim)
                             .filter(|a| !a.is_empty())
                             .map(|a| String::from_utf8_lossy(a).into_owned());
-                        sink.id(start, id, account);
+                        let group = self
+                            .group_col
+                            .and_then(|i| record.get(i))
+                            .map(trim)
+                            .filter(|g| !g.is_empty())
+                            .map(|g| String::from_utf8_lossy(g).into_owned());
+                        sink.id(start, id, account, group);
                     }
                     Err(why) => sink.reject(start, text, why.to_string()),
                 }
@@ -321,7 +338,7 @@ mod tests {
         let got: Vec<_> = items
             .iter()
             .map(|p| match &p.record {
-                Record::Id { id, account } => (p.line, Ok((*id, account.clone()))),
+                Record::Id { id, account, .. } => (p.line, Ok((*id, account.clone()))),
                 Record::Reject(r) => (p.line, Err((r.reason.clone(), r.content.clone()))),
             })
             .collect();
@@ -361,7 +378,8 @@ mod tests {
             items[1].record,
             Record::Id {
                 id: 2,
-                account: Some("b\nc".into())
+                account: Some("b\nc".into()),
+                group: None,
             }
         );
         let c = reader.counters();
@@ -389,7 +407,8 @@ mod tests {
             next.record,
             Record::Id {
                 id: 5,
-                account: None
+                account: None,
+                group: None,
             }
         );
         assert!(reader.next_record().is_none());
@@ -424,7 +443,7 @@ mod tests {
         let got: Vec<_> = items
             .iter()
             .map(|p| match &p.record {
-                Record::Id { id, account } => (p.line, Ok((*id, account.clone()))),
+                Record::Id { id, account, .. } => (p.line, Ok((*id, account.clone()))),
                 Record::Reject(r) => (p.line, Err(r.reason.clone())),
             })
             .collect();

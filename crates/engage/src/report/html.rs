@@ -603,6 +603,8 @@ mod tests {
             served: vec![12_000; metrics.len()],
             withheld: vec![[0; 3]; metrics.len()],
             messages: Vec::new(),
+            groups: Vec::new(),
+            in_several_groups: 0,
             accounts_used: vec!["brand".into()],
             ingest_done: true,
         }

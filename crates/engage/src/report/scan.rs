@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use engagement_api::digits::push_u64;
 use engagement_api::Metric;
 
+use std::collections::BTreeMap;
+
 use super::files::{create, csv_err, io, staging_name, ReportError};
+use crate::groups::Histogram;
 use crate::outcome::{AgeRule, NotServed, Status};
 use crate::store::{OutcomeRow, StatusCounts, Store};
 use crate::topn::{Aggregator, Parts};
@@ -27,6 +30,132 @@ pub(super) struct Pass {
     pub(super) status: StatusCounts,
     /// Per metric, the `ok` Tweets without a value, by why: [`Withheld`].
     pub(super) withheld: Vec<Withheld>,
+    /// The same figures per group, by the store's group number (empty for a run without groups).
+    pub(super) groups: BTreeMap<i64, GroupPass>,
+}
+
+/// One group's figures in a pass: what a pass over that group's IDs alone would find, and the
+/// distribution of each metric's values (for the median and the 90th percentile).
+#[derive(Debug, Clone)]
+pub(super) struct GroupPass {
+    pub(super) agg: Aggregator,
+    pub(super) status: StatusCounts,
+    pub(super) withheld: Vec<Withheld>,
+    pub(super) hist: Vec<Histogram>,
+}
+
+impl GroupPass {
+    pub(super) fn new(top_n: usize, metrics: usize) -> GroupPass {
+        GroupPass {
+            agg: Aggregator::new(top_n, metrics),
+            status: StatusCounts::default(),
+            withheld: vec![[0; 3]; metrics],
+            hist: vec![Histogram::default(); metrics],
+        }
+    }
+
+    fn merge(&mut self, other: &GroupPass) {
+        self.agg.merge(&other.agg);
+        add_withheld(&mut self.withheld, &other.withheld);
+        add_status(&mut self.status, &other.status);
+        for (a, b) in self.hist.iter_mut().zip(&other.hist) {
+            a.merge(b);
+        }
+    }
+
+    fn checkpoint(&self, gid: i64) -> GroupCheckpoint {
+        let parts = self.agg.parts();
+        let s = self.status;
+        GroupCheckpoint {
+            gid,
+            counts: [s.ok, s.unavailable, s.forbidden, s.failed],
+            totals: parts.totals,
+            served: parts.served,
+            tweets: parts.tweets,
+            tops: parts.tops,
+            withheld: self.withheld.clone(),
+            hist: self.hist.iter().map(Histogram::to_sparse).collect(),
+        }
+    }
+
+    fn from_checkpoint(top_n: usize, metrics: usize, c: &GroupCheckpoint) -> Option<GroupPass> {
+        let fits = [c.totals.len(), c.served.len(), c.tops.len(), c.withheld.len(), c.hist.len()]
+            .iter()
+            .all(|n| *n == metrics);
+        if !fits {
+            return None;
+        }
+        let [ok, unavailable, forbidden, failed] = c.counts;
+        Some(GroupPass {
+            agg: Aggregator::from_parts(
+                top_n,
+                &Parts {
+                    totals: c.totals.clone(),
+                    served: c.served.clone(),
+                    tweets: c.tweets,
+                    tops: c.tops.clone(),
+                },
+            ),
+            status: StatusCounts {
+                pending: 0,
+                ok,
+                unavailable,
+                forbidden,
+                failed,
+            },
+            withheld: c.withheld.clone(),
+            hist: c
+                .hist
+                .iter()
+                .map(|(pairs, max)| Histogram::from_sparse(pairs, *max))
+                .collect(),
+        })
+    }
+}
+
+/// A [`GroupPass`] in a [`ScanCheckpoint`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GroupCheckpoint {
+    /// The store's group number.
+    pub gid: i64,
+    /// ok, unavailable, forbidden, failed.
+    pub counts: [u64; 4],
+    /// Per metric.
+    pub totals: Vec<u64>,
+    /// Per metric.
+    pub served: Vec<u64>,
+    /// `ok` Tweets added.
+    pub tweets: u64,
+    /// Per metric, best first.
+    pub tops: Vec<Vec<(u64, u64)>>,
+    /// Per metric.
+    pub withheld: Vec<Withheld>,
+    /// Per metric, the histogram's non-empty buckets and its maximum.
+    pub hist: Vec<(Vec<(u32, u64)>, u64)>,
+}
+
+fn add_withheld(a: &mut [Withheld], b: &[Withheld]) {
+    for (a, b) in a.iter_mut().zip(b) {
+        for (x, y) in a.iter_mut().zip(b) {
+            *x += y;
+        }
+    }
+}
+
+fn add_status(a: &mut StatusCounts, b: &StatusCounts) {
+    a.ok += b.ok;
+    a.unavailable += b.unavailable;
+    a.forbidden += b.forbidden;
+    a.failed += b.failed;
+}
+
+fn count_status(c: &mut StatusCounts, status: Status) {
+    match status {
+        Status::Ok => c.ok += 1,
+        Status::Unavailable => c.unavailable += 1,
+        Status::Forbidden => c.forbidden += 1,
+        Status::Failed | Status::Pending => c.failed += 1,
+    }
 }
 
 /// Why `ok` Tweets have no value for a metric: counts by the 90-day rule, the 1800-day rule, and
@@ -46,17 +175,16 @@ pub(crate) fn withheld_reason(rules: NotServed, metric: Metric) -> usize {
 }
 
 impl Pass {
-    fn merge(&mut self, other: &Pass) {
+    fn merge(&mut self, other: &Pass, top_n: usize) {
         self.agg.merge(&other.agg);
-        for (a, b) in self.withheld.iter_mut().zip(&other.withheld) {
-            for (x, y) in a.iter_mut().zip(b) {
-                *x += y;
-            }
+        add_withheld(&mut self.withheld, &other.withheld);
+        add_status(&mut self.status, &other.status);
+        for (gid, g) in &other.groups {
+            self.groups
+                .entry(*gid)
+                .or_insert_with(|| GroupPass::new(top_n, g.hist.len()))
+                .merge(g);
         }
-        self.status.ok += other.status.ok;
-        self.status.unavailable += other.status.unavailable;
-        self.status.forbidden += other.status.forbidden;
-        self.status.failed += other.status.failed;
     }
 }
 
@@ -91,6 +219,9 @@ pub struct ScanCheckpoint {
     /// Per metric, the `ok` Tweets without a value, by why.
     #[serde(default)]
     pub withheld: Vec<Withheld>,
+    /// The figures per group (none for a run without groups).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupCheckpoint>,
 }
 
 /// A pass over the outcomes in ID order, written as it goes into `tweets.csv` and `outcomes.csv`
@@ -181,6 +312,7 @@ impl Scan {
                 agg: Aggregator::new(top_n, metrics.len()),
                 status: StatusCounts::default(),
                 withheld: vec![[0; 3]; metrics.len()],
+                groups: BTreeMap::new(),
             },
             upto: from,
             tweets: (tweets.clone(), create(&tweets)?),
@@ -247,6 +379,12 @@ impl Scan {
             tops: parts.tops,
             served: parts.served,
             withheld: self.pass.withheld.clone(),
+            groups: self
+                .pass
+                .groups
+                .iter()
+                .map(|(gid, g)| g.checkpoint(*gid))
+                .collect(),
         })
     }
 
@@ -283,6 +421,13 @@ impl Scan {
         };
         let tweets = dir.join(PART_TWEETS);
         let outcomes = dir.join(PART_OUTCOMES);
+        let mut groups = BTreeMap::new();
+        for g in &c.groups {
+            groups.insert(
+                g.gid,
+                GroupPass::from_checkpoint(top_n, metrics.len(), g)?,
+            );
+        }
         let t = reopen(&tweets, c.tweets_len)?;
         let o = reopen(&outcomes, c.outcomes_len)?;
         let [ok, unavailable, forbidden, failed] = c.counts;
@@ -301,6 +446,7 @@ impl Scan {
                     },
                 ),
                 withheld: c.withheld.clone(),
+                groups,
                 status: StatusCounts {
                     pending: 0,
                     ok,
@@ -330,15 +476,29 @@ impl Scan {
             tweets,
             outcomes,
             metrics,
+            top_n,
             ..
         } = self;
         store.for_each_outcome(self.upto, to, metrics, |row: &OutcomeRow<'_>| {
             let id = row.id;
-            match row.status {
-                Status::Ok => pass.status.ok += 1,
-                Status::Unavailable => pass.status.unavailable += 1,
-                Status::Forbidden => pass.status.forbidden += 1,
-                Status::Failed | Status::Pending => pass.status.failed += 1,
+            count_status(&mut pass.status, row.status);
+            // Each of its groups counts it as a pass over that group alone would.
+            for gid in row.groups {
+                let g = pass
+                    .groups
+                    .entry(*gid)
+                    .or_insert_with(|| GroupPass::new(*top_n, metrics.len()));
+                count_status(&mut g.status, row.status);
+                if row.status != Status::Ok {
+                    continue;
+                }
+                for (k, v) in row.values.iter().enumerate() {
+                    match v {
+                        Some(v) => g.hist[k].add(*v),
+                        None => g.withheld[k][withheld_reason(row.not_served, metrics[k])] += 1,
+                    }
+                }
+                g.agg.add(id, row.values);
             }
             // outcomes.csv: every ID not `ok`, and every `ok` one a message is about.
             if (row.status != Status::Ok || !row.messages.is_empty()) && other_failure.is_none() {
@@ -442,7 +602,7 @@ impl Scan {
             std::io::copy(&mut src, &mut out).map_err(io(to))?;
             std::fs::remove_file(from).map_err(io(from))?;
         }
-        self.pass.merge(&pass);
+        self.pass.merge(&pass, self.top_n);
         Ok(())
     }
 

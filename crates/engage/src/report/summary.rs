@@ -40,6 +40,41 @@ pub struct Summary {
     pub damaged_inputs: Vec<RejectRow>,
     /// The inputs were read to the end (the line counters are known).
     pub ingest_done: bool,
+    /// The figures of each group, by name (empty for a run without groups).
+    pub groups: Vec<GroupFigures>,
+    /// IDs in two groups or more (each counted in every one of its groups).
+    pub in_several_groups: u64,
+}
+
+/// One group's figures: what a run over that group's IDs alone would report (its line counters
+/// aside, which are the run's), and each metric's distribution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupFigures {
+    /// The group's name.
+    pub name: String,
+    /// Its outcome counters.
+    pub status: StatusCounts,
+    /// Per metric (run order), over the Tweets that have a value.
+    pub totals: Vec<u64>,
+    /// Per metric, how many Tweets its total is over.
+    pub served: Vec<u64>,
+    /// Per metric, the `ok` Tweets without a value, by why.
+    pub withheld: Vec<Withheld>,
+    /// Top-N per metric: (tweet id, value).
+    pub top: Vec<Vec<(u64, u64)>>,
+    /// Per metric, the median of the values served (`None` when none is).
+    pub median: Vec<Option<u64>>,
+    /// Per metric, the 90th percentile.
+    pub p90: Vec<Option<u64>>,
+    /// Per metric, the largest value.
+    pub max: Vec<u64>,
+}
+
+impl GroupFigures {
+    /// A metric's mean over the Tweets that have it.
+    pub fn mean(&self, i: usize) -> Option<f64> {
+        (self.served[i] > 0).then(|| self.totals[i] as f64 / self.served[i] as f64)
+    }
 }
 
 impl Summary {
@@ -99,6 +134,8 @@ impl Summary {
             accounts_used: store.accounts_used()?,
             damaged_inputs: store.damaged_inputs()?,
             ingest_done,
+            groups: Vec::new(),
+            in_several_groups: 0,
         })
     }
 
@@ -245,17 +282,99 @@ impl Summary {
         s
     }
 
-    /// The `top.json` value.
+    /// The `top.json` value: the keys below, and `groups` and `in_several_groups` for a run with
+    /// groups (a run without them has exactly the keys it always had).
     pub fn to_json(&self) -> Value {
+        let mut value = self.figures_json(
+            &self.totals,
+            &self.served,
+            &self.withheld,
+            &self.top,
+        );
+        let figures = value.as_object_mut().expect("an object");
+        let mut out = Map::new();
+        out.insert("endpoint".into(), json!(self.endpoint.as_str()));
+        out.insert("top_n".into(), json!(self.top_n));
+        out.insert("complete".into(), json!(self.complete()));
+        out.insert(
+            "counts".into(),
+            json!({
+                "input_lines": self.ingest.input_lines,
+                "rejected_lines": self.ingest.rejected_lines,
+                "duplicate_ids": self.ingest.duplicate_ids,
+                "unique_ids": self.status.unique(),
+                "ok": self.status.ok,
+                "unavailable": self.status.unavailable,
+                "forbidden": self.status.forbidden,
+                "failed": self.status.failed,
+                "pending": self.status.pending,
+                "damaged_inputs": self.damaged_inputs.len(),
+            }),
+        );
+        for k in ["totals", "served", "not_served", "not_served_by_reason"] {
+            out.insert(k.into(), figures.remove(k).expect("a figure"));
+        }
+        out.insert(
+            "messages".into(),
+            self.messages
+                .iter()
+                .map(|m| {
+                    json!({
+                        "text": m.text,
+                        "varies": m.varies,
+                        "from": m.source.as_str(),
+                        "responses": m.responses,
+                        "ids": m.ids,
+                    })
+                })
+                .collect(),
+        );
+        out.insert("top".into(), figures.remove("top").expect("a figure"));
+        if !self.groups.is_empty() {
+            let mut groups = Map::new();
+            for g in &self.groups {
+                let mut v = self.figures_json(&g.totals, &g.served, &g.withheld, &g.top);
+                let o = v.as_object_mut().expect("an object");
+                let c = &g.status;
+                let counts = json!({
+                    "unique_ids": c.unique(),
+                    "ok": c.ok,
+                    "unavailable": c.unavailable,
+                    "forbidden": c.forbidden,
+                    "failed": c.failed,
+                    "pending": c.pending,
+                });
+                let mut ordered = Map::new();
+                ordered.insert("counts".into(), counts);
+                for k in ["totals", "served", "not_served", "not_served_by_reason", "top"] {
+                    ordered.insert(k.into(), o.remove(k).expect("a figure"));
+                }
+                groups.insert(g.name.clone(), Value::Object(ordered));
+            }
+            out.insert("groups".into(), Value::Object(groups));
+            out.insert("in_several_groups".into(), json!(self.in_several_groups));
+        }
+        Value::Object(out)
+    }
+
+    /// `totals`, `served`, `not_served`, `not_served_by_reason` and `top` of some figures, keyed
+    /// by metric.
+    fn figures_json(
+        &self,
+        all_totals: &[u64],
+        all_served: &[u64],
+        all_withheld: &[Withheld],
+        all_top: &[Vec<(u64, u64)>],
+    ) -> Value {
         let mut totals = Map::new();
         let mut served = Map::new();
         let mut not_served = Map::new();
         let mut reasons = Map::new();
         let mut top = Map::new();
         for (i, m) in self.metrics.iter().enumerate() {
-            totals.insert(m.as_str().into(), json!(self.totals[i]));
-            served.insert(m.as_str().into(), json!(self.served[i]));
-            let withheld = self.withheld[i];
+            totals.insert(m.as_str().into(), json!(all_totals[i]));
+            served.insert(m.as_str().into(), json!(all_served[i]));
+            let withheld = all_withheld[i];
             not_served.insert(m.as_str().into(), json!(withheld.iter().sum::<u64>()));
             reasons.insert(
                 m.as_str().into(),
@@ -271,7 +390,7 @@ impl Summary {
             top.insert(
                 m.as_str().into(),
                 Value::Array(
-                    self.top[i]
+                    all_top[i]
                         .iter()
                         .map(|(id, v)| json!({"tweet_id": id.to_string(), "value": v}))
                         .collect(),
@@ -279,36 +398,10 @@ impl Summary {
             );
         }
         json!({
-            "endpoint": self.endpoint.as_str(),
-            "top_n": self.top_n,
-            "complete": self.complete(),
-            "counts": {
-                "input_lines": self.ingest.input_lines,
-                "rejected_lines": self.ingest.rejected_lines,
-                "duplicate_ids": self.ingest.duplicate_ids,
-                "unique_ids": self.status.unique(),
-                "ok": self.status.ok,
-                "unavailable": self.status.unavailable,
-                "forbidden": self.status.forbidden,
-                "failed": self.status.failed,
-                "pending": self.status.pending,
-                "damaged_inputs": self.damaged_inputs.len(),
-            },
             "totals": totals,
             "served": served,
             "not_served": not_served,
             "not_served_by_reason": reasons,
-            "messages": self
-                .messages
-                .iter()
-                .map(|m| json!({
-                    "text": m.text,
-                    "varies": m.varies,
-                    "from": m.source.as_str(),
-                    "responses": m.responses,
-                    "ids": m.ids,
-                }))
-                .collect::<Vec<_>>(),
             "top": top,
         })
     }

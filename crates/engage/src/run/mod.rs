@@ -72,6 +72,11 @@ pub struct RunSpec {
     pub routes: Routes,
     /// Owner of every input ID that has none in its CSV `account` column (`--account`).
     pub default_account: Option<String>,
+    /// The group of every input ID that has none from its CSV group cell or `--group-from`
+    /// (`--group`).
+    pub default_group: Option<String>,
+    /// Group names from the inputs' file or folder names (`--group-from`).
+    pub group_from: Option<crate::groups::GroupFrom>,
     /// N of the top-N.
     pub top_n: usize,
     /// Requests in flight.
@@ -412,6 +417,7 @@ async fn pipeline(
         ingest: signal,
         committed: committed_tx,
         progress: progress.clone(),
+        group_ids: Vec::new(),
     };
     let gate = Arc::new(Gate::new());
     let _ = progress.gate.set(gate.clone());

@@ -29,11 +29,13 @@ pub enum MetaKey {
     /// The number of the writer's last transaction, set by every one of them (see
     /// [`marker_path`](super::marker_path)); nothing else writes it.
     CommitSeq,
+    /// IDs in two groups or more, set when the ingest ends (runs with groups only).
+    SharedIds,
 }
 
 impl MetaKey {
     /// Every key.
-    pub const ALL: [MetaKey; 9] = [
+    pub const ALL: [MetaKey; 10] = [
         MetaKey::Identity,
         MetaKey::Period,
         MetaKey::IngestDone,
@@ -43,6 +45,7 @@ impl MetaKey {
         MetaKey::DoneBelow,
         MetaKey::ReportPass,
         MetaKey::CommitSeq,
+        MetaKey::SharedIds,
     ];
 
     /// The value of the `key` column.
@@ -57,6 +60,7 @@ impl MetaKey {
             MetaKey::DoneBelow => "done_below",
             MetaKey::ReportPass => "report_pass",
             MetaKey::CommitSeq => "commit_seq",
+            MetaKey::SharedIds => "shared_ids",
         }
     }
 }
@@ -136,6 +140,7 @@ mod tests {
                 "done_below",
                 "report_pass",
                 "commit_seq",
+                "shared_ids",
             ]
         );
     }

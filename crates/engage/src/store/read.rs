@@ -22,6 +22,19 @@ pub struct OutcomeRow<'a> {
     pub not_served: NotServed,
     /// The messages about it, by [`MessageRow::mid`].
     pub messages: &'a [i64],
+    /// The groups it is in, by [`GroupRow::gid`], ascending.
+    pub groups: &'a [i64],
+}
+
+/// A group of the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRow {
+    /// Its number (what [`OutcomeRow::groups`] holds).
+    pub gid: i64,
+    /// Its name.
+    pub name: String,
+    /// Its unique IDs (0 until the ingest has ended).
+    pub ids: u64,
 }
 
 impl MessageRow {
@@ -317,16 +330,26 @@ impl Store {
                 "SELECT id, mid FROM id_messages WHERE id >= ?1{bound} ORDER BY id, mid"
             ))
             .map_err(err)?;
-        let (mut rows, mut links) = match to {
+        let mut group_stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT id, gid FROM id_groups WHERE id >= ?1{bound} ORDER BY id, gid"
+            ))
+            .map_err(err)?;
+        let (mut rows, mut links, mut group_links) = match to {
             Some(to) => (
                 stmt.query(params![from as i64, to as i64]).map_err(err)?,
                 link_stmt
+                    .query(params![from as i64, to as i64])
+                    .map_err(err)?,
+                group_stmt
                     .query(params![from as i64, to as i64])
                     .map_err(err)?,
             ),
             None => (
                 stmt.query(params![from as i64]).map_err(err)?,
                 link_stmt.query(params![from as i64]).map_err(err)?,
+                group_stmt.query(params![from as i64]).map_err(err)?,
             ),
         };
         // The links walk alongside the outcomes (both in ID order): a merge, not a lookup per row.
@@ -340,8 +363,11 @@ impl Store {
             })
         };
         let mut next_link = read_link(&mut links)?;
+        // Memberships walk alongside the same way.
+        let mut next_group = read_link(&mut group_links)?;
         let mut values = vec![None; metrics.len()];
         let mut mids: Vec<i64> = Vec::new();
+        let mut gids: Vec<i64> = Vec::new();
         while let Some(row) = rows.next().map_err(err)? {
             let id = row.get::<_, i64>(0).map_err(err)? as u64;
             let status = Status::stored(row.get_ref(1).map_err(err)?.as_str().unwrap_or(""));
@@ -365,6 +391,16 @@ impl Store {
                 }
                 next_link = read_link(&mut links)?;
             }
+            gids.clear();
+            while let Some((gid_id, gid)) = next_group {
+                if gid_id > id {
+                    break;
+                }
+                if gid_id == id {
+                    gids.push(gid);
+                }
+                next_group = read_link(&mut group_links)?;
+            }
             f(&OutcomeRow {
                 id,
                 status,
@@ -372,9 +408,37 @@ impl Store {
                 values: &values,
                 not_served,
                 messages: &mids,
+                groups: &gids,
             });
         }
         Ok(())
+    }
+
+    /// The run's groups, by name.
+    pub fn groups(&self) -> Result<Vec<GroupRow>, StoreError> {
+        let err = |e| self.err(e);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT gid, name, ids FROM groups ORDER BY name")
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(GroupRow {
+                    gid: r.get(0)?,
+                    name: r.get(1)?,
+                    ids: r.get::<_, i64>(2)? as u64,
+                })
+            })
+            .map_err(err)?;
+        rows.map(|r| r.map_err(err)).collect()
+    }
+
+    /// IDs in two groups or more (0 until the ingest has ended).
+    pub fn shared_ids(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta(MetaKey::SharedIds)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
     /// Calls `f` for every `ok` Tweet in ID order with its values for `metrics` (`None` where absent).

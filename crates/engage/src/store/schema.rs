@@ -1,10 +1,10 @@
-//! The schema: created whole in one transaction, and upgraded from schemas 1 and 2.
+//! The schema: created whole in one transaction, and upgraded from schemas 1, 2 and 3.
 
 use engagement_api::Metric;
 use rusqlite::Connection;
 
 /// Bumped whenever the schema changes; a store from a newer version is refused.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 /// Marks our files apart from other SQLite databases (`PRAGMA application_id`, "ENGA").
 pub const APPLICATION_ID: i32 = 0x454e_4741;
 
@@ -30,11 +30,13 @@ CREATE TABLE hourly_totals (
     PRIMARY KEY (metric, hour)
 ) WITHOUT ROWID;
 {v3}
+{v4}
 PRAGMA application_id = {APPLICATION_ID};
 PRAGMA user_version = {SCHEMA_VERSION};
 COMMIT;",
         tables = v2_tables(),
-        v3 = v3_changes()
+        v3 = v3_changes(),
+        v4 = V4_CHANGES
     );
     conn.execute_batch(&ddl)
 }
@@ -145,6 +147,30 @@ pub(super) fn migrate_v2(conn: &Connection) -> rusqlite::Result<()> {
 PRAGMA user_version = 3;
 COMMIT;",
         v3 = v3_changes()
+    ))
+}
+
+/// What schema 4 adds over schema 3: the groups (campaigns, hashtags, competitors) and which IDs
+/// are in each. `ids` is each group's unique IDs, set when the ingest ends. Memberships are keyed by
+/// ID first, so the report's walk in ID order reads them beside the outcomes.
+const V4_CHANGES: &str = "CREATE TABLE groups (
+    gid INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    ids INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE id_groups (
+    id INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    PRIMARY KEY (id, gid)
+) WITHOUT ROWID;";
+
+/// Schema 3 to 4 in one transaction: two new tables, empty (a run of schema 3 had no groups).
+pub(super) fn migrate_v3(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE;
+{V4_CHANGES}
+PRAGMA user_version = 4;
+COMMIT;"
     ))
 }
 

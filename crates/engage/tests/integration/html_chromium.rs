@@ -137,6 +137,8 @@ fn made_up_report() -> (Summary, TimeSeries) {
         accounts_used: vec!["brand".into(), "support".into()],
         damaged_inputs: Vec::new(),
         ingest_done: true,
+        groups: Vec::new(),
+        in_several_groups: 0,
     };
     let series = TimeSeries {
         hours: (0..HOURS as i64)

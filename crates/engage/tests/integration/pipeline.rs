@@ -99,6 +99,8 @@ fn spec(c: &Case, url: &str, db: &str, credentials: Credentials) -> RunSpec {
             Credentials::Bearer(b) => Routes::bearer_only(endpoint, b),
         },
         default_account: None,
+        default_group: None,
+        group_from: None,
         top_n: 10,
         concurrency: 4,
         rate: None,
