@@ -2952,11 +2952,17 @@ mod groups {
     /// must equal: the outcome counts, the totals, what they are over, and the top-N lists.
     fn figures(v: &serde_json::Value) -> serde_json::Value {
         let c = &v["counts"];
-        let counts: serde_json::Map<String, serde_json::Value> =
-            ["unique_ids", "ok", "unavailable", "forbidden", "failed", "pending"]
-                .iter()
-                .map(|k| (k.to_string(), c[*k].clone()))
-                .collect();
+        let counts: serde_json::Map<String, serde_json::Value> = [
+            "unique_ids",
+            "ok",
+            "unavailable",
+            "forbidden",
+            "failed",
+            "pending",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), c[*k].clone()))
+        .collect();
         serde_json::json!({
             "counts": counts,
             "totals": v["totals"],
@@ -2979,11 +2985,21 @@ mod groups {
         let ids = snowflakes(600, &mut rng);
         let brand: BTreeSet<u64> = ids[0..250].iter().copied().collect();
         let rival: BTreeSet<u64> = ids[200..420].iter().copied().collect();
-        let spring: BTreeSet<u64> = ids[150..300].iter().chain(&ids[400..450]).copied().collect();
+        let spring: BTreeSet<u64> = ids[150..300]
+            .iter()
+            .chain(&ids[400..450])
+            .copied()
+            .collect();
         let union: BTreeSet<u64> = brand.iter().chain(&rival).chain(&spring).copied().collect();
         let several = union
             .iter()
-            .filter(|id| [&brand, &rival, &spring].iter().filter(|g| g.contains(id)).count() > 1)
+            .filter(|id| {
+                [&brand, &rival, &spring]
+                    .iter()
+                    .filter(|g| g.contains(id))
+                    .count()
+                    > 1
+            })
             .count() as u64;
 
         // campaigns.csv: brand and spring, as one `brand|spring` cell for half of the IDs in
@@ -3066,10 +3082,109 @@ mod groups {
         let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
         assert_eq!(rows.len(), 3 * metrics);
         for r in &rows {
-            assert_eq!(groups[r[0]]["totals"][r[1]], r[3].parse::<u64>().unwrap(), "{r:?}");
-            assert_eq!(groups[r[0]]["served"][r[1]], r[2].parse::<u64>().unwrap(), "{r:?}");
+            assert_eq!(
+                groups[r[0]]["totals"][r[1]],
+                r[3].parse::<u64>().unwrap(),
+                "{r:?}"
+            );
+            assert_eq!(
+                groups[r[0]]["served"][r[1]],
+                r[2].parse::<u64>().unwrap(),
+                "{r:?}"
+            );
             let max = groups[r[0]]["top"][r[1]][0]["value"].as_u64().unwrap_or(0);
             assert_eq!(r[7].parse::<u64>().unwrap_or(0), max, "{r:?}");
+        }
+    }
+
+    /// Groups are part of the run's identity: a resume with another `--group` is refused naming
+    /// it, and a run stopped by SIGTERM resumes (same command) to the report of an uninterrupted
+    /// run, groups included.
+    #[test]
+    fn a_grouped_run_resumes_to_the_same_report_and_refuses_other_groups() {
+        let d = tempfile::tempdir().unwrap();
+        let sim = Sim::start(43, &["--deleted", "0.02", "--latency-ms", "20"]);
+        let c = collection(43, 3_000, 100, BAD_LINES);
+        let input = d.path().join("campaign.txt");
+        c.write(&input);
+        // Half of the IDs also in a CSV naming their group, the rest in --group's.
+        let mut csv = String::from("tweet_id,group\n");
+        for (i, id) in c.unique.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
+            csv.push_str(&format!(
+                "{id},{}\n",
+                if i % 4 == 0 { "rival" } else { "brand|rival" }
+            ));
+        }
+        let tagged = d.path().join("tagged.csv");
+        std::fs::write(&tagged, csv).unwrap();
+        let slow = ["--concurrency", "1", "--group", "campaign", "--top", "7"];
+        let cmd = |db: &Path, out: &Path| {
+            let mut c = run_cmd(&sim.url, &input, db, out);
+            c.arg("--input").arg(&tagged).args(slow);
+            c
+        };
+        let (ref_out, db, out) = (
+            d.path().join("ref-out"),
+            d.path().join("run.db"),
+            d.path().join("out"),
+        );
+        expect_code(&mut cmd(&d.path().join("ref.db"), &ref_out), exit::OK);
+        let reference = read_json(&ref_out.join("top.json"));
+        let groups = reference["groups"].as_object().expect("groups");
+        assert_eq!(
+            groups.keys().collect::<Vec<_>>(),
+            ["brand", "campaign", "rival"]
+        );
+        assert_eq!(
+            groups["campaign"]["counts"]["unique_ids"],
+            c.unique.len() as u64
+        );
+
+        let mut child = cmd(&db, &out)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let since = StoreProgress {
+            lines: u64::MAX,
+            done: 0,
+        };
+        wait_for_progress(&mut child, &db, since, "grouped run");
+        // SAFETY: kill(2) on our own child's pid, which is not reaped yet.
+        assert_eq!(
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+            0
+        );
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(
+            code(o.status),
+            i32::from(exit::INTERRUPTED),
+            "{}",
+            text(&o.stderr)
+        );
+
+        let mut other = run_cmd(&sim.url, &input, &db, &out);
+        other.arg("--input").arg(&tagged).args([
+            "--concurrency",
+            "1",
+            "--group",
+            "brand",
+            "--top",
+            "7",
+        ]);
+        let err = text(&expect_code(&mut other, exit::USAGE).stderr);
+        assert!(
+            err.contains("group: stored Some(\"campaign\"), now Some(\"brand\")"),
+            "{err}"
+        );
+
+        expect_code(&mut cmd(&db, &out), exit::OK);
+        assert_eq!(
+            results_of(&out, "top.json"),
+            results_of(&ref_out, "top.json")
+        );
+        for f in ["groups.csv", "tweets.csv", "top.csv"] {
+            assert_eq!(results_of(&out, f), results_of(&ref_out, f), "{f}");
         }
     }
 }

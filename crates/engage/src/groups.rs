@@ -219,12 +219,18 @@ mod tests {
         assert_eq!(f("in/brand.csv").as_deref(), Some("brand"));
         assert_eq!(f("spring.2026.TXT").as_deref(), Some("spring.2026"));
         assert_eq!(f("ids").as_deref(), Some("ids"));
-        assert_eq!(GroupFrom::File.label(Path::new("-"), &InputSource::Stdin), None);
+        assert_eq!(
+            GroupFrom::File.label(Path::new("-"), &InputSource::Stdin),
+            None
+        );
         let d = |given: &str, p: &str| {
             GroupFrom::Folder.label(Path::new(given), &InputSource::File(p.into()))
         };
         assert_eq!(d("tweets", "tweets/rival/a.txt").as_deref(), Some("rival"));
-        assert_eq!(d("tweets/", "tweets/rival/x/a.txt").as_deref(), Some("rival"));
+        assert_eq!(
+            d("tweets/", "tweets/rival/x/a.txt").as_deref(),
+            Some("rival")
+        );
         assert_eq!(d("tweets", "tweets/a.txt"), None, "directly in the folder");
         assert_eq!(d("a.txt", "a.txt"), None, "a file given");
     }

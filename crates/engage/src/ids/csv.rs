@@ -321,6 +321,56 @@ mod tests {
     }
 
     #[test]
+    fn csv_group_column_default_named_and_missing() {
+        let dir = TempDir::new().unwrap();
+        let group_of = |items: &[crate::ids::Positioned]| -> Vec<(u64, Option<String>)> {
+            items
+                .iter()
+                .map(|p| match &p.record {
+                    Record::Id { id, group, .. } => (*id, group.clone()),
+                    Record::Reject(r) => panic!("{r:?}"),
+                })
+                .collect()
+        };
+        // `group` by default, case-insensitive; a blank cell is no group; the cell is kept whole
+        // (split at `|` by the ingest).
+        let items = read_file(
+            dir.path(),
+            "a.csv",
+            b"tweet_id,Group\n1, brand \n2,\n3,\"brand|spring\"\n4\n",
+        );
+        assert_eq!(
+            group_of(&items),
+            vec![
+                (1, Some("brand".into())),
+                (2, None),
+                (3, Some("brand|spring".into())),
+                (4, None)
+            ]
+        );
+        // --group-column names another; `group` is then an ordinary column.
+        let path = write(
+            dir.path(),
+            "b.csv",
+            b"tweet_id,group,campaign\n5,x,spring\n",
+        );
+        let options = ReadOptions {
+            group_column: Some("Campaign".into()),
+            ..Default::default()
+        };
+        let items = read_all(std::slice::from_ref(&path), options.clone());
+        assert_eq!(group_of(&items), vec![(5, Some("spring".into()))]);
+        // A named column the header lacks stops that input, naming the file and the flag.
+        let path = write(dir.path(), "c.csv", b"tweet_id,group\n6,x\n");
+        let mut r = Reader::new(vec![InputSource::File(path)], options);
+        let err = r.next_record().unwrap().unwrap_err().to_string();
+        assert!(
+            err.contains("c.csv") && err.contains("--group-column"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn csv_account_quoted_fields_and_row_rejects() {
         let dir = TempDir::new().unwrap();
         let data = b"note,tweet_id,account\n\

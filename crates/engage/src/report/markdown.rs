@@ -111,6 +111,7 @@ mod tests {
             true,
             Some(ingest),
             &["bearer", "brand", "support"],
+            false,
         );
         let md = Summary::from_store(&s, Endpoint::Totals, &METRICS, 5)
             .unwrap()
@@ -133,7 +134,7 @@ mod tests {
             rejected_lines: 1,
             duplicate_ids: 0,
         };
-        let s = store_with(d.path(), 40, false, Some(ingest), &["bearer"]);
+        let s = store_with(d.path(), 40, false, Some(ingest), &["bearer"], false);
         let md = Summary::from_store(&s, Endpoint::Totals, &METRICS, 3)
             .unwrap()
             .to_markdown();

@@ -289,7 +289,7 @@ mod tests {
         for (pending, ingest_done) in [(false, true), (true, true), (false, false)] {
             let d = tempfile::tempdir().unwrap();
             let ingest = ingest_done.then(IngestCounts::default);
-            let s = store_with(d.path(), 500, pending, ingest, &["bearer"]);
+            let s = store_with(d.path(), 500, pending, ingest, &["bearer"], false);
             let out = d.path().join("out");
             write_reports(&out, &s, Endpoint::Totals, &metrics, 10, None).unwrap();
             let complete = !pending && ingest_done;

@@ -79,9 +79,15 @@ impl GroupPass {
     }
 
     fn from_checkpoint(top_n: usize, metrics: usize, c: &GroupCheckpoint) -> Option<GroupPass> {
-        let fits = [c.totals.len(), c.served.len(), c.tops.len(), c.withheld.len(), c.hist.len()]
-            .iter()
-            .all(|n| *n == metrics);
+        let fits = [
+            c.totals.len(),
+            c.served.len(),
+            c.tops.len(),
+            c.withheld.len(),
+            c.hist.len(),
+        ]
+        .iter()
+        .all(|n| *n == metrics);
         if !fits {
             return None;
         }
@@ -423,10 +429,7 @@ impl Scan {
         let outcomes = dir.join(PART_OUTCOMES);
         let mut groups = BTreeMap::new();
         for g in &c.groups {
-            groups.insert(
-                g.gid,
-                GroupPass::from_checkpoint(top_n, metrics.len(), g)?,
-            );
+            groups.insert(g.gid, GroupPass::from_checkpoint(top_n, metrics.len(), g)?);
         }
         let t = reopen(&tweets, c.tweets_len)?;
         let o = reopen(&outcomes, c.outcomes_len)?;
@@ -652,14 +655,15 @@ mod tests {
     use engagement_api::Endpoint;
 
     use super::*;
-    use crate::report::fixture::store;
+    use crate::report::fixture::{grouped_store, store};
     use crate::report::{finish_reports, write_reports};
 
+    /// With groups, whose figures the checkpoint carries too.
     #[test]
     fn a_pass_resumed_from_its_checkpoint_writes_what_one_pass_writes() {
         let metrics = [Metric::Favorites, Metric::Retweets];
         let d = tempfile::tempdir().unwrap();
-        let s = store(d.path(), 3_001, false);
+        let s = grouped_store(d.path(), 3_001, false);
         let (one, two) = (d.path().join("one"), d.path().join("two"));
         let (a, _) = write_reports(&one, &s, Endpoint::Totals, &metrics, 10, None).unwrap();
 
@@ -684,7 +688,15 @@ mod tests {
         let resumed = Scan::resume(&two, &metrics, 10, &saved).expect("files are there");
         assert_eq!(resumed.upto(), 7919 * 1200);
         let (b, _) = finish_reports(resumed, &s, Endpoint::Totals, None, 1).unwrap();
-        for f in ["tweets.csv", "outcomes.csv", "top.json", "top.csv"] {
+        assert_eq!(b.groups.len(), 3);
+        assert_eq!(a.groups, b.groups);
+        for f in [
+            "tweets.csv",
+            "outcomes.csv",
+            "top.json",
+            "top.csv",
+            "groups.csv",
+        ] {
             assert!(
                 std::fs::read(one.join(f)).unwrap() == std::fs::read(two.join(f)).unwrap(),
                 "{f} differs"
@@ -710,9 +722,13 @@ mod tests {
     #[test]
     fn two_halves_write_exactly_what_one_pass_writes() {
         let metrics = [Metric::Favorites, Metric::Retweets];
-        for pending in [false, true] {
+        for (pending, grouped) in [(false, false), (true, false), (false, true), (true, true)] {
             let d = tempfile::tempdir().unwrap();
-            let s = store(d.path(), 3_001, pending);
+            let s = if grouped {
+                grouped_store(d.path(), 3_001, pending)
+            } else {
+                store(d.path(), 3_001, pending)
+            };
             let (one, two) = (d.path().join("one"), d.path().join("two"));
             let whole = Scan::start(&one, &metrics, 10).unwrap();
             let (a, _) = finish_reports(whole, &s, Endpoint::Totals, None, u64::MAX).unwrap();
@@ -729,12 +745,26 @@ mod tests {
                 "top.json",
                 "top.csv",
                 "top.md",
+                "groups.csv",
             ] {
-                let (x, y) = (
-                    std::fs::read(one.join(f)).unwrap(),
-                    std::fs::read(two.join(f)).unwrap(),
+                let (x, y) = (std::fs::read(one.join(f)), std::fs::read(two.join(f)));
+                assert_eq!(x.is_ok(), grouped || f != "groups.csv", "{f}");
+                assert!(
+                    x.ok() == y.ok(),
+                    "{f} differs (pending: {pending}, groups: {grouped})"
                 );
-                assert!(x == y, "{f} differs (pending: {pending})");
+            }
+            assert_eq!(a.groups, b.groups);
+            if grouped {
+                // "all" is every ID: its figures are the run's.
+                let all = a.groups.iter().find(|g| g.name == "all").unwrap();
+                assert_eq!(
+                    (all.totals.clone(), all.top.clone()),
+                    (a.totals.clone(), a.top.clone())
+                );
+                assert_eq!(all.status, a.status);
+                let several = (1..=3_001u64).filter(|k| k % 2 == 0 || k % 3 == 0).count();
+                assert_eq!(a.in_several_groups, several as u64);
             }
             assert_eq!(a.status, b.status);
             assert_eq!(a.status.unique(), 3_001);

@@ -285,12 +285,7 @@ impl Summary {
     /// The `top.json` value: the keys below, and `groups` and `in_several_groups` for a run with
     /// groups (a run without them has exactly the keys it always had).
     pub fn to_json(&self) -> Value {
-        let mut value = self.figures_json(
-            &self.totals,
-            &self.served,
-            &self.withheld,
-            &self.top,
-        );
+        let mut value = self.figures_json(&self.totals, &self.served, &self.withheld, &self.top);
         let figures = value.as_object_mut().expect("an object");
         let mut out = Map::new();
         out.insert("endpoint".into(), json!(self.endpoint.as_str()));
@@ -346,7 +341,13 @@ impl Summary {
                 });
                 let mut ordered = Map::new();
                 ordered.insert("counts".into(), counts);
-                for k in ["totals", "served", "not_served", "not_served_by_reason", "top"] {
+                for k in [
+                    "totals",
+                    "served",
+                    "not_served",
+                    "not_served_by_reason",
+                    "top",
+                ] {
                     ordered.insert(k.into(), o.remove(k).expect("a figure"));
                 }
                 groups.insert(g.name.clone(), Value::Object(ordered));

@@ -145,9 +145,7 @@ fn read_inputs(
     let read = sorter.read();
     let mut merged = sorter.finish().map_err(spill)?;
     // The names first: the blocks' memberships refer to them by index.
-    if !merged.group_names().is_empty()
-        && !send(IngestMsg::Groups(merged.group_names().to_vec()))
-    {
+    if !merged.group_names().is_empty() && !send(IngestMsg::Groups(merged.group_names().to_vec())) {
         return Ok(());
     }
     loop {
