@@ -440,6 +440,10 @@ pub struct RunArgs {
     /// the input folder given.
     #[arg(long, value_enum)]
     pub group_from: Option<GroupFromArg>,
+    /// Rank a Tweet's engagement rate (engagements / impressions) only with at least this many
+    /// impressions [default: 100, or what the last run of this --db set].
+    #[arg(long)]
+    pub min_impressions: Option<u64>,
     /// /historical window start (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ).
     #[arg(long)]
     pub start: Option<String>,
@@ -600,6 +604,9 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
             })?,
         ),
     };
+    if args.min_impressions == Some(0) {
+        bail!("--min-impressions 0: a rate needs at least 1 impression");
+    }
     if let Some(g) = &args.group {
         if g.trim().is_empty() || g.contains(engage::ids::GROUP_SEPARATOR) || g.trim() != g {
             bail!(
@@ -772,6 +779,7 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
         default_account: args.account.clone(),
         default_group: args.group.clone(),
         group_from: args.group_from.map(Into::into),
+        min_impressions: args.min_impressions,
         top_n: top,
         concurrency,
         rate: rate.map(|n| (n, Duration::from_secs(window_secs))),

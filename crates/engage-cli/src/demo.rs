@@ -206,6 +206,7 @@ pub async fn run(args: DemoArgs) -> u8 {
         default_account: None,
         default_group: None,
         group_from: None,
+        min_impressions: None,
         top_n: defaults.top,
         concurrency,
         rate: None,

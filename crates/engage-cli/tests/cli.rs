@@ -2970,7 +2970,63 @@ mod groups {
             "not_served": v["not_served"],
             "not_served_by_reason": v["not_served_by_reason"],
             "top": v["top"],
+            "engagement_rate": v["engagement_rate"],
         })
+    }
+
+    /// Each ranked engagement rate is its Tweet's engagements / impressions (tweets.csv), with at
+    /// least `min` impressions; the overall rate is the ratio of the sums over Tweets with both.
+    fn check_rates(out: &Path, min: u64) {
+        let top = read_json(&out.join("top.json"));
+        let rate = &top["engagement_rate"];
+        assert_eq!(rate["min_impressions"], min);
+        let text = std::fs::read_to_string(out.join("tweets.csv")).unwrap();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let col = |name| header.iter().position(|h| *h == name).unwrap();
+        let (e, i) = (col("engagements"), col("impressions"));
+        let mut rows = BTreeMap::new();
+        let (mut sum_e, mut sum_i, mut tweets) = (0u64, 0u64, 0u64);
+        let mut eligible = Vec::new();
+        for line in lines {
+            let f: Vec<&str> = line.split(',').collect();
+            let (Ok(ev), Ok(iv)) = (f[e].parse::<u64>(), f[i].parse::<u64>()) else {
+                continue;
+            };
+            let id: u64 = f[0].parse().unwrap();
+            rows.insert(id, (ev, iv));
+            (sum_e, sum_i, tweets) = (sum_e + ev, sum_i + iv, tweets + 1);
+            if iv >= min && ev > 0 {
+                eligible.push((ev * 1_000_000 / iv, id));
+            }
+        }
+        assert_eq!(
+            (rate["engagements"].as_u64(), rate["impressions"].as_u64()),
+            (Some(sum_e), Some(sum_i))
+        );
+        assert_eq!(rate["tweets"], tweets);
+        let want = sum_e as f64 / sum_i as f64;
+        assert!(
+            (rate["rate"].as_f64().unwrap() - want).abs() < 1e-12,
+            "{rate}"
+        );
+        eligible.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let listed: Vec<(u64, u64)> = rate["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let id: u64 = t["tweet_id"].as_str().unwrap().parse().unwrap();
+                let (ev, iv) = rows[&id];
+                assert!(iv >= min, "{id}: {iv} impressions ranked");
+                let v = t["value"].as_f64().unwrap();
+                assert!((v - ev as f64 / iv as f64).abs() < 1e-6, "{id}: {v}");
+                ((v * 1e6).round() as u64, id)
+            })
+            .collect();
+        let n = top["top_n"].as_u64().unwrap() as usize;
+        let expected: Vec<(u64, u64)> = eligible.into_iter().take(n).collect();
+        assert_eq!(listed, expected);
     }
 
     /// The "done when": three overlapping groups (from a CSV group column, one cell naming
@@ -3041,6 +3097,7 @@ mod groups {
         let all = read_json(&out.join("top.json"));
         assert_adds_up(&all);
         assert_eq!(all["counts"]["unique_ids"], union.len() as u64);
+        check_rates(&out, 100);
         assert_eq!(all["in_several_groups"], several);
         let groups = all["groups"].as_object().expect("top.json has groups");
         assert_eq!(
@@ -3063,6 +3120,7 @@ mod groups {
             assert_eq!(sim.ids_answered() - answered, members.len() as u64);
             let alone = read_json(&out1.join("top.json"));
             assert!(alone.get("groups").is_none(), "no groups, no key");
+            assert!(alone["engagement_rate"]["tweets"].as_u64().unwrap() > 0);
             assert_eq!(figures(&groups[name]), figures(&alone), "group {name}");
             assert_eq!(groups[name]["counts"]["unique_ids"], members.len() as u64);
         }

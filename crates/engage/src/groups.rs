@@ -8,7 +8,100 @@
 
 use std::path::Path;
 
+use engagement_api::Metric;
+
 use crate::ids::InputSource;
+use crate::topn::TopN;
+
+/// The fewest impressions a Tweet must have for its engagement rate to be ranked (`--min-impressions`
+/// when not given): with fewer, one engagement is a large share of nothing (3 impressions and 1
+/// engagement would be 33 %), and such Tweets would fill the list. At 100, one engagement is 1 %.
+pub const DEFAULT_MIN_IMPRESSIONS: u64 = 100;
+
+/// A rate in the top-N lists: parts per million (`TopN` ranks integers; ties go to the lower ID).
+pub const RATE_SCALE: u64 = 1_000_000;
+
+/// Engagement rate, `engagements / impressions`, over the Tweets that have both served: their sums
+/// (the rate of a group or of the run is `sum(engagements) / sum(impressions)`, not a mean of
+/// ratios) and the best per-Tweet rates among Tweets with at least the minimum impressions.
+#[derive(Debug, Clone)]
+pub struct Rate {
+    /// Engagements of the Tweets counted.
+    pub engagements: u64,
+    /// Impressions of the Tweets counted.
+    pub impressions: u64,
+    /// Tweets with both served.
+    pub tweets: u64,
+    /// Best rates ([`RATE_SCALE`]), among Tweets with at least the minimum impressions.
+    pub top: TopN,
+}
+
+impl Rate {
+    /// An empty rate keeping the best `n`.
+    pub fn new(n: usize) -> Rate {
+        Rate {
+            engagements: 0,
+            impressions: 0,
+            tweets: 0,
+            top: TopN::new(n),
+        }
+    }
+
+    /// Where engagements and impressions are among `metrics`, when both are.
+    pub fn columns(metrics: &[Metric]) -> Option<(usize, usize)> {
+        let at = |m| metrics.iter().position(|x| *x == m);
+        Some((at(Metric::Engagements)?, at(Metric::Impressions)?))
+    }
+
+    /// Counts one Tweet's values (`None`: not served, and then not counted).
+    pub fn add(&mut self, id: u64, engagements: Option<u64>, impressions: Option<u64>, min: u64) {
+        let (Some(e), Some(i)) = (engagements, impressions) else {
+            return;
+        };
+        self.engagements = self.engagements.saturating_add(e);
+        self.impressions = self.impressions.saturating_add(i);
+        self.tweets += 1;
+        if i >= min.max(1) {
+            let scaled = (u128::from(e) * u128::from(RATE_SCALE) / u128::from(i)) as u64;
+            self.top.push(id, scaled);
+        }
+    }
+
+    /// Adds another's counts and lists.
+    pub fn merge(&mut self, other: &Rate) {
+        self.engagements = self.engagements.saturating_add(other.engagements);
+        self.impressions = self.impressions.saturating_add(other.impressions);
+        self.tweets += other.tweets;
+        for (id, v) in other.top.sorted() {
+            self.top.push(id, v);
+        }
+    }
+
+    /// `sum(engagements) / sum(impressions)`, `None` without impressions.
+    pub fn overall(&self) -> Option<f64> {
+        (self.impressions > 0).then(|| self.engagements as f64 / self.impressions as f64)
+    }
+
+    /// What a checkpoint keeps: engagements, impressions, Tweets, the list.
+    pub fn to_parts(&self) -> (u64, u64, u64, Vec<(u64, u64)>) {
+        (
+            self.engagements,
+            self.impressions,
+            self.tweets,
+            self.top.sorted(),
+        )
+    }
+
+    /// Rebuilds from [`Rate::to_parts`].
+    pub fn from_parts(n: usize, parts: &(u64, u64, u64, Vec<(u64, u64)>)) -> Rate {
+        let mut r = Rate::new(n);
+        (r.engagements, r.impressions, r.tweets) = (parts.0, parts.1, parts.2);
+        for &(id, v) in &parts.3 {
+            r.top.push(id, v);
+        }
+        r
+    }
+}
 
 /// Where `--group-from` takes an input's group name from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +326,29 @@ mod tests {
         );
         assert_eq!(d("tweets", "tweets/a.txt"), None, "directly in the folder");
         assert_eq!(d("a.txt", "a.txt"), None, "a file given");
+    }
+
+    #[test]
+    fn a_rate_is_a_ratio_of_sums_and_ranks_only_tweets_with_enough_impressions() {
+        let mut r = Rate::new(3);
+        r.add(1, Some(1), Some(3), 100); // 33 %, too few impressions to rank
+        r.add(2, Some(5), Some(100), 100); // 5 %
+        r.add(3, Some(20), Some(1000), 100); // 2 %
+        r.add(4, None, Some(1000), 100); // engagements not served: not counted at all
+        r.add(5, Some(1), Some(20), 100); // 5 %, too few again
+        r.add(6, Some(10), Some(200), 100); // 5 %: ties with 2, the lower ID first
+        assert_eq!((r.engagements, r.impressions, r.tweets), (37, 1323, 5));
+        assert_eq!(r.overall(), Some(37.0 / 1323.0));
+        assert_eq!(r.top.sorted(), vec![(2, 50_000), (6, 50_000), (3, 20_000)]);
+        let mut merged = Rate::new(3);
+        merged.merge(&Rate::from_parts(3, &r.to_parts()));
+        assert_eq!(merged.to_parts(), r.to_parts());
+        assert_eq!(Rate::new(3).overall(), None);
+        assert_eq!(
+            Rate::columns(&[Metric::Impressions, Metric::Favorites, Metric::Engagements]),
+            Some((2, 0))
+        );
+        assert_eq!(Rate::columns(&[Metric::Impressions]), None);
     }
 
     #[test]

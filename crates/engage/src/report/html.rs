@@ -605,6 +605,7 @@ mod tests {
             messages: Vec::new(),
             groups: Vec::new(),
             in_several_groups: 0,
+            rate: None,
             accounts_used: vec!["brand".into()],
             ingest_done: true,
         }

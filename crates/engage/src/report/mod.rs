@@ -47,7 +47,7 @@ mod fixture;
 pub use files::ReportError;
 pub use scan::{Scan, ScanCheckpoint, Withheld, SPLIT_AT, WITHHELD_REASONS};
 pub use series::format_bucket;
-pub use summary::{tweet_url, GroupFigures, Summary};
+pub use summary::{tweet_url, GroupFigures, RateFigures, Summary};
 
 use files::{io, staging_name, sweep_stale, write_csv, write_text, Staging};
 
@@ -75,7 +75,8 @@ pub fn write_reports(
         top_n,
         staging_name(dir, "tweets.csv.pass"),
         staging_name(dir, "outcomes.csv.pass"),
-    )?;
+    )?
+    .with_min_impressions(store.min_impressions()?);
     finish_reports(started, store, endpoint, series, SPLIT_AT)
 }
 
@@ -94,6 +95,7 @@ pub fn finish_reports(
     let unique = store.unique_count()?;
     scan.scan_rest(store, split_at)?;
     tracing::debug!(elapsed = ?t.elapsed(), "report: outcomes scanned");
+    let scan_min = scan.min_impressions();
     let (tweets, outcomes, mut pass) = scan.close()?;
     let pending = unique.saturating_sub(pass.status.unique());
     pass.status.pending = pending;
@@ -106,7 +108,19 @@ pub fn finish_reports(
         pass.withheld,
         pass.status,
     )?;
-    summary.groups = group_figures(store, &mut pass.groups, metrics.len(), top_n)?;
+    let min_impressions = scan_min;
+    summary.rate = pass
+        .rate
+        .take()
+        .map(|r| RateFigures::of(r, min_impressions));
+    summary.groups = group_figures(
+        store,
+        &mut pass.groups,
+        metrics.len(),
+        top_n,
+        summary.rate.is_some(),
+        min_impressions,
+    )?;
     if !summary.groups.is_empty() {
         summary.in_several_groups = store.shared_ids()?;
     }
@@ -128,12 +142,14 @@ fn group_figures(
     passes: &mut std::collections::BTreeMap<i64, scan::GroupPass>,
     metrics: usize,
     top_n: usize,
+    rate: bool,
+    min_impressions: u64,
 ) -> Result<Vec<GroupFigures>, ReportError> {
     let mut out = Vec::new();
     for row in store.groups()? {
         let g = passes
             .remove(&row.gid)
-            .unwrap_or_else(|| scan::GroupPass::new(top_n, metrics));
+            .unwrap_or_else(|| scan::GroupPass::new(top_n, metrics, rate));
         let mut status = g.status;
         status.pending = row.ids.saturating_sub(status.unique());
         out.push(GroupFigures {
@@ -146,6 +162,7 @@ fn group_figures(
             median: g.hist.iter().map(|h| h.quantile(0.5)).collect(),
             p90: g.hist.iter().map(|h| h.quantile(0.9)).collect(),
             max: g.hist.iter().map(|h| h.max()).collect(),
+            rate: g.rate.map(|r| RateFigures::of(r, min_impressions)),
         });
     }
     Ok(out)

@@ -14,7 +14,7 @@ use engagement_api::Metric;
 use std::collections::BTreeMap;
 
 use super::files::{create, csv_err, io, staging_name, ReportError};
-use crate::groups::Histogram;
+use crate::groups::{Histogram, Rate};
 use crate::outcome::{AgeRule, NotServed, Status};
 use crate::store::{OutcomeRow, StatusCounts, Store};
 use crate::topn::{Aggregator, Parts};
@@ -32,7 +32,12 @@ pub(super) struct Pass {
     pub(super) withheld: Vec<Withheld>,
     /// The same figures per group, by the store's group number (empty for a run without groups).
     pub(super) groups: BTreeMap<i64, GroupPass>,
+    /// Engagement rate, when the run has engagements and impressions.
+    pub(super) rate: Option<Rate>,
 }
+
+/// Checkpointed [`Rate`]: engagements, impressions, Tweets, the list.
+type RateParts = (u64, u64, u64, Vec<(u64, u64)>);
 
 /// One group's figures in a pass: what a pass over that group's IDs alone would find, and the
 /// distribution of each metric's values (for the median and the 90th percentile).
@@ -42,15 +47,17 @@ pub(super) struct GroupPass {
     pub(super) status: StatusCounts,
     pub(super) withheld: Vec<Withheld>,
     pub(super) hist: Vec<Histogram>,
+    pub(super) rate: Option<Rate>,
 }
 
 impl GroupPass {
-    pub(super) fn new(top_n: usize, metrics: usize) -> GroupPass {
+    pub(super) fn new(top_n: usize, metrics: usize, rate: bool) -> GroupPass {
         GroupPass {
             agg: Aggregator::new(top_n, metrics),
             status: StatusCounts::default(),
             withheld: vec![[0; 3]; metrics],
             hist: vec![Histogram::default(); metrics],
+            rate: rate.then(|| Rate::new(top_n)),
         }
     }
 
@@ -59,6 +66,9 @@ impl GroupPass {
         add_withheld(&mut self.withheld, &other.withheld);
         add_status(&mut self.status, &other.status);
         for (a, b) in self.hist.iter_mut().zip(&other.hist) {
+            a.merge(b);
+        }
+        if let (Some(a), Some(b)) = (&mut self.rate, &other.rate) {
             a.merge(b);
         }
     }
@@ -75,6 +85,7 @@ impl GroupPass {
             tops: parts.tops,
             withheld: self.withheld.clone(),
             hist: self.hist.iter().map(Histogram::to_sparse).collect(),
+            rate: self.rate.as_ref().map(Rate::to_parts),
         }
     }
 
@@ -115,6 +126,7 @@ impl GroupPass {
                 .iter()
                 .map(|(pairs, max)| Histogram::from_sparse(pairs, *max))
                 .collect(),
+            rate: c.rate.as_ref().map(|p| Rate::from_parts(top_n, p)),
         })
     }
 }
@@ -138,6 +150,9 @@ pub struct GroupCheckpoint {
     pub withheld: Vec<Withheld>,
     /// Per metric, the histogram's non-empty buckets and its maximum.
     pub hist: Vec<(Vec<(u32, u64)>, u64)>,
+    /// Engagement rate, when the run has it.
+    #[serde(default)]
+    pub rate: Option<RateParts>,
 }
 
 fn add_withheld(a: &mut [Withheld], b: &[Withheld]) {
@@ -185,10 +200,13 @@ impl Pass {
         self.agg.merge(&other.agg);
         add_withheld(&mut self.withheld, &other.withheld);
         add_status(&mut self.status, &other.status);
+        if let (Some(a), Some(b)) = (&mut self.rate, &other.rate) {
+            a.merge(b);
+        }
         for (gid, g) in &other.groups {
             self.groups
                 .entry(*gid)
-                .or_insert_with(|| GroupPass::new(top_n, g.hist.len()))
+                .or_insert_with(|| GroupPass::new(top_n, g.hist.len(), g.rate.is_some()))
                 .merge(g);
         }
     }
@@ -228,6 +246,13 @@ pub struct ScanCheckpoint {
     /// The figures per group (none for a run without groups).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupCheckpoint>,
+    /// The fewest impressions a ranked engagement rate needs (absent in checkpoints of an older
+    /// engage, which are then not resumed when the run has a rate).
+    #[serde(default)]
+    pub min_impressions: Option<u64>,
+    /// Engagement rate, when the run has it.
+    #[serde(default)]
+    pub rate: Option<RateParts>,
 }
 
 /// A pass over the outcomes in ID order, written as it goes into `tweets.csv` and `outcomes.csv`
@@ -238,6 +263,10 @@ pub struct Scan {
     dir: PathBuf,
     metrics: Vec<Metric>,
     top_n: usize,
+    /// Where engagements and impressions are among the metrics, when both are.
+    rate_cols: Option<(usize, usize)>,
+    /// The fewest impressions a ranked engagement rate needs.
+    min_impressions: u64,
     pass: Pass,
     /// Next ID to scan from.
     upto: u64,
@@ -310,15 +339,19 @@ impl Scan {
         tweets: PathBuf,
         outcomes: PathBuf,
     ) -> Result<Scan, ReportError> {
+        let rate_cols = Rate::columns(metrics);
         Ok(Scan {
             dir: dir.to_path_buf(),
             metrics: metrics.to_vec(),
             top_n,
+            rate_cols,
+            min_impressions: crate::groups::DEFAULT_MIN_IMPRESSIONS,
             pass: Pass {
                 agg: Aggregator::new(top_n, metrics.len()),
                 status: StatusCounts::default(),
                 withheld: vec![[0; 3]; metrics.len()],
                 groups: BTreeMap::new(),
+                rate: rate_cols.map(|_| Rate::new(top_n)),
             },
             upto: from,
             tweets: (tweets.clone(), create(&tweets)?),
@@ -332,6 +365,18 @@ impl Scan {
     /// Next ID the pass scans from.
     pub fn upto(&self) -> u64 {
         self.upto
+    }
+
+    /// Sets the fewest impressions a ranked engagement rate needs; before the first step only.
+    pub fn with_min_impressions(mut self, n: u64) -> Scan {
+        debug_assert_eq!(self.upto, 0, "set before the pass starts");
+        self.min_impressions = n;
+        self
+    }
+
+    /// The fewest impressions a ranked engagement rate needs.
+    pub fn min_impressions(&self) -> u64 {
+        self.min_impressions
     }
 
     /// The report folder.
@@ -391,6 +436,8 @@ impl Scan {
                 .iter()
                 .map(|(gid, g)| g.checkpoint(*gid))
                 .collect(),
+            min_impressions: Some(self.min_impressions),
+            rate: self.pass.rate.as_ref().map(Rate::to_parts),
         })
     }
 
@@ -412,9 +459,13 @@ impl Scan {
             && c.tops.len() == metrics.len()
             && c.served.len() == metrics.len()
             && c.withheld.len() == metrics.len();
-        if !same {
+        let rate_cols = Rate::columns(metrics);
+        if !same || rate_cols.is_some() != c.rate.is_some() {
             return None;
         }
+        let min_impressions = c
+            .min_impressions
+            .unwrap_or(crate::groups::DEFAULT_MIN_IMPRESSIONS);
         let reopen = |p: &Path, len: u64| -> Option<File> {
             let f = std::fs::OpenOptions::new().write(true).open(p).ok()?;
             if f.metadata().ok()?.len() < len {
@@ -438,6 +489,8 @@ impl Scan {
             dir: dir.to_path_buf(),
             metrics: metrics.to_vec(),
             top_n,
+            rate_cols,
+            min_impressions,
             pass: Pass {
                 agg: Aggregator::from_parts(
                     top_n,
@@ -450,6 +503,7 @@ impl Scan {
                 ),
                 withheld: c.withheld.clone(),
                 groups,
+                rate: c.rate.as_ref().map(|p| Rate::from_parts(top_n, p)),
                 status: StatusCounts {
                     pending: 0,
                     ok,
@@ -480,8 +534,11 @@ impl Scan {
             outcomes,
             metrics,
             top_n,
+            rate_cols,
+            min_impressions,
             ..
         } = self;
+        let (rate_cols, min_impressions) = (*rate_cols, *min_impressions);
         store.for_each_outcome(self.upto, to, metrics, |row: &OutcomeRow<'_>| {
             let id = row.id;
             count_status(&mut pass.status, row.status);
@@ -490,7 +547,7 @@ impl Scan {
                 let g = pass
                     .groups
                     .entry(*gid)
-                    .or_insert_with(|| GroupPass::new(*top_n, metrics.len()));
+                    .or_insert_with(|| GroupPass::new(*top_n, metrics.len(), rate_cols.is_some()));
                 count_status(&mut g.status, row.status);
                 if row.status != Status::Ok {
                     continue;
@@ -502,6 +559,9 @@ impl Scan {
                     }
                 }
                 g.agg.add(id, row.values);
+                if let (Some(r), Some((e, i))) = (&mut g.rate, rate_cols) {
+                    r.add(id, row.values[e], row.values[i], min_impressions);
+                }
             }
             // outcomes.csv: every ID not `ok`, and every `ok` one a message is about.
             if (row.status != Status::Ok || !row.messages.is_empty()) && other_failure.is_none() {
@@ -551,6 +611,9 @@ impl Scan {
             line.push('\n');
             failure = tweets.1.write_all(line.as_bytes()).err();
             pass.agg.add(id, row.values);
+            if let (Some(r), Some((e, i))) = (&mut pass.rate, rate_cols) {
+                r.add(id, row.values[e], row.values[i], min_impressions);
+            }
         })?;
         if let Some(e) = failure {
             return Err(io(&self.tweets.0)(e));
@@ -572,6 +635,7 @@ impl Scan {
             Some(mid) if left >= split_at => {
                 let db = store.path().to_path_buf();
                 let mut second = Scan::start_part(&self.dir, &self.metrics, self.top_n, mid)?;
+                second.min_impressions = self.min_impressions;
                 let (first, other) = std::thread::scope(|s| {
                     let other = s.spawn(|| {
                         let store = Store::open_cursor(&db)?;

@@ -5,6 +5,7 @@ use engagement_api::{Endpoint, Metric};
 use serde_json::{json, Map, Value};
 
 use super::scan::{withheld_reason, Withheld, WITHHELD_REASONS};
+use crate::groups::{Rate, RATE_SCALE};
 use crate::outcome::Status;
 use crate::store::{IngestCounts, MessageRow, RejectRow, StatusCounts, Store, StoreError};
 use crate::topn::Aggregator;
@@ -44,6 +45,8 @@ pub struct Summary {
     pub groups: Vec<GroupFigures>,
     /// IDs in two groups or more (each counted in every one of its groups).
     pub in_several_groups: u64,
+    /// Engagement rate, when the run has engagements and impressions.
+    pub rate: Option<RateFigures>,
 }
 
 /// One group's figures: what a run over that group's IDs alone would report (its line counters
@@ -68,6 +71,57 @@ pub struct GroupFigures {
     pub p90: Vec<Option<u64>>,
     /// Per metric, the largest value.
     pub max: Vec<u64>,
+    /// Engagement rate, when the run has engagements and impressions.
+    pub rate: Option<RateFigures>,
+}
+
+/// Engagement rate figures: `engagements / impressions` over the Tweets that have both served.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateFigures {
+    /// The fewest impressions a Tweet needs to be ranked.
+    pub min_impressions: u64,
+    /// Tweets with both served.
+    pub tweets: u64,
+    /// Their engagements.
+    pub engagements: u64,
+    /// Their impressions.
+    pub impressions: u64,
+    /// Best per-Tweet rates: (tweet id, rate in parts per million), best first.
+    pub top: Vec<(u64, u64)>,
+}
+
+impl RateFigures {
+    /// The figures of a filled [`Rate`].
+    pub fn of(r: Rate, min_impressions: u64) -> RateFigures {
+        RateFigures {
+            min_impressions,
+            tweets: r.tweets,
+            engagements: r.engagements,
+            impressions: r.impressions,
+            top: r.top.into_sorted_vec(),
+        }
+    }
+
+    /// `sum(engagements) / sum(impressions)`, `None` without impressions.
+    pub fn overall(&self) -> Option<f64> {
+        (self.impressions > 0).then(|| self.engagements as f64 / self.impressions as f64)
+    }
+
+    /// The `engagement_rate` value of top.json.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "min_impressions": self.min_impressions,
+            "tweets": self.tweets,
+            "engagements": self.engagements,
+            "impressions": self.impressions,
+            "rate": self.overall(),
+            "top": self
+                .top
+                .iter()
+                .map(|(id, v)| json!({"tweet_id": id.to_string(), "value": *v as f64 / RATE_SCALE as f64}))
+                .collect::<Vec<_>>(),
+        })
+    }
 }
 
 impl GroupFigures {
@@ -136,6 +190,7 @@ impl Summary {
             ingest_done,
             groups: Vec::new(),
             in_several_groups: 0,
+            rate: None,
         })
     }
 
@@ -325,6 +380,9 @@ impl Summary {
                 .collect(),
         );
         out.insert("top".into(), figures.remove("top").expect("a figure"));
+        if let Some(r) = &self.rate {
+            out.insert("engagement_rate".into(), r.to_json());
+        }
         if !self.groups.is_empty() {
             let mut groups = Map::new();
             for g in &self.groups {
@@ -349,6 +407,9 @@ impl Summary {
                     "top",
                 ] {
                     ordered.insert(k.into(), o.remove(k).expect("a figure"));
+                }
+                if let Some(r) = &g.rate {
+                    ordered.insert("engagement_rate".into(), r.to_json());
                 }
                 groups.insert(g.name.clone(), Value::Object(ordered));
             }

@@ -201,6 +201,9 @@ pub async fn prepare(spec: &RunSpec, cancel: &CancellationToken) -> Result<Prepa
             )?;
         }
     }
+    if let Some(n) = spec.min_impressions {
+        store.set_meta(MetaKey::MinImpressions, &n.to_string())?;
+    }
     tracing::info!(elapsed = ?started.elapsed(), "inputs fingerprinted, identity checked");
 
     // The period is resolved once; a resume uses the stored one.

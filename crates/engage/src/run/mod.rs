@@ -77,6 +77,9 @@ pub struct RunSpec {
     pub default_group: Option<String>,
     /// Group names from the inputs' file or folder names (`--group-from`).
     pub group_from: Option<crate::groups::GroupFrom>,
+    /// The fewest impressions a Tweet's engagement rate needs to be ranked (`--min-impressions`);
+    /// `None` keeps the store's (or the default). A report setting, not part of the identity.
+    pub min_impressions: Option<u64>,
     /// N of the top-N.
     pub top_n: usize,
     /// Requests in flight.

@@ -31,11 +31,14 @@ pub enum MetaKey {
     CommitSeq,
     /// IDs in two groups or more, set when the ingest ends (runs with groups only).
     SharedIds,
+    /// The fewest impressions a ranked engagement rate needs (`--min-impressions`), as the last run
+    /// set it; `engage report` uses it.
+    MinImpressions,
 }
 
 impl MetaKey {
     /// Every key.
-    pub const ALL: [MetaKey; 10] = [
+    pub const ALL: [MetaKey; 11] = [
         MetaKey::Identity,
         MetaKey::Period,
         MetaKey::IngestDone,
@@ -46,6 +49,7 @@ impl MetaKey {
         MetaKey::ReportPass,
         MetaKey::CommitSeq,
         MetaKey::SharedIds,
+        MetaKey::MinImpressions,
     ];
 
     /// The value of the `key` column.
@@ -61,6 +65,7 @@ impl MetaKey {
             MetaKey::ReportPass => "report_pass",
             MetaKey::CommitSeq => "commit_seq",
             MetaKey::SharedIds => "shared_ids",
+            MetaKey::MinImpressions => "min_impressions",
         }
     }
 }
@@ -141,6 +146,7 @@ mod tests {
                 "report_pass",
                 "commit_seq",
                 "shared_ids",
+                "min_impressions",
             ]
         );
     }

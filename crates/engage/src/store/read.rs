@@ -433,6 +433,15 @@ impl Store {
         rows.map(|r| r.map_err(err)).collect()
     }
 
+    /// The fewest impressions a ranked engagement rate needs: as the last run set it, else
+    /// [`crate::groups::DEFAULT_MIN_IMPRESSIONS`].
+    pub fn min_impressions(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta(MetaKey::MinImpressions)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(crate::groups::DEFAULT_MIN_IMPRESSIONS))
+    }
+
     /// IDs in two groups or more (0 until the ingest has ended).
     pub fn shared_ids(&self) -> Result<u64, StoreError> {
         Ok(self

@@ -139,6 +139,7 @@ fn made_up_report() -> (Summary, TimeSeries) {
         ingest_done: true,
         groups: Vec::new(),
         in_several_groups: 0,
+        rate: None,
     };
     let series = TimeSeries {
         hours: (0..HOURS as i64)

@@ -101,6 +101,7 @@ fn spec(c: &Case, url: &str, db: &str, credentials: Credentials) -> RunSpec {
         default_account: None,
         default_group: None,
         group_from: None,
+        min_impressions: None,
         top_n: 10,
         concurrency: 4,
         rate: None,
