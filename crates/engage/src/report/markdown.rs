@@ -1,6 +1,7 @@
 //! `top.md`: the Markdown report, also what the terminal shows at the end of a run.
 
-use super::summary::Summary;
+use super::summary::{RateFigures, Summary};
+use crate::groups::RATE_SCALE;
 
 impl Summary {
     /// The Markdown report (also what the terminal shows).
@@ -43,6 +44,12 @@ impl Summary {
                 m, self.totals[i], self.served[i]
             ));
         }
+        if let Some(r) = &self.rate {
+            s.push_str(&rate_markdown(r));
+        }
+        if !self.groups.is_empty() {
+            s.push_str(&self.groups_markdown());
+        }
         if !self.messages.is_empty() {
             s.push_str(
                 "\n## Messages that came with the answers\n\n| message | from | responses | IDs |\n|---|---|---:|---:|\n",
@@ -74,6 +81,105 @@ impl Summary {
         }
         s
     }
+}
+
+/// A rate as a percentage with two decimals.
+pub(super) fn percent(rate: f64) -> String {
+    format!("{:.2} %", rate * 100.0)
+}
+
+/// The engagement rate section: the overall rate and the best Tweets.
+fn rate_markdown(r: &RateFigures) -> String {
+    let mut s = format!(
+        "\n## Engagement rate\n\nEngagements / impressions over the {} Tweets with both served: {}. \
+         Tweets are ranked with at least {} impressions.\n\n",
+        r.tweets,
+        r.overall().map_or("—".to_string(), percent),
+        r.min_impressions
+    );
+    if r.top.is_empty() {
+        s.push_str("No Tweet has enough impressions to be ranked.\n");
+        return s;
+    }
+    s.push_str("| rank | tweet | rate |\n|---:|---|---:|\n");
+    for (rank, (id, v)) in r.top.iter().enumerate() {
+        s.push_str(&format!(
+            "| {} | [{id}]({}) | {} |\n",
+            rank + 1,
+            super::summary::tweet_url(*id),
+            percent(*v as f64 / RATE_SCALE as f64)
+        ));
+    }
+    s
+}
+
+impl Summary {
+    /// The comparison of the groups: their counts and rates, what each lacks, and per metric each
+    /// group's total, per Tweet and share.
+    fn groups_markdown(&self) -> String {
+        let mut s = format!(
+            "\n## Groups compared\n\n{} groups. {}\n\n",
+            self.groups.len(),
+            self.several_sentence()
+        );
+        let rate = self.rate.is_some();
+        s.push_str("| group | unique IDs | ok | unavailable | forbidden | failed | pending |");
+        s.push_str(if rate { " engagement rate |\n" } else { "\n" });
+        s.push_str("|---|---:|---:|---:|---:|---:|---:|");
+        s.push_str(if rate { "---:|\n" } else { "\n" });
+        for g in &self.groups {
+            let c = &g.status;
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                g.name.replace('|', "\\|"),
+                c.unique(),
+                c.ok,
+                c.unavailable,
+                c.forbidden,
+                c.failed,
+                c.pending
+            ));
+            if let Some(r) = &g.rate {
+                s.push_str(&format!(
+                    " {} |",
+                    r.overall().map_or("—".to_string(), percent)
+                ));
+            }
+            s.push('\n');
+        }
+        let lacks = self.groups_lacking();
+        if !lacks.is_empty() {
+            s.push('\n');
+            for line in lacks {
+                s.push_str(&format!("- {line}\n"));
+            }
+        }
+        for (i, m) in self.metrics.iter().enumerate() {
+            let sum: u64 = self.groups.iter().map(|g| g.totals[i]).sum();
+            s.push_str(&format!(
+                "\n### {m} by group\n\n| group | total | over Tweets | per Tweet | share |\n|---|---:|---:|---:|---:|\n"
+            ));
+            for g in &self.groups {
+                s.push_str(&format!(
+                    "| {} | {} | {} | {} | {} |\n",
+                    g.name.replace('|', "\\|"),
+                    g.totals[i],
+                    g.served[i],
+                    g.mean(i).map_or("—".to_string(), |x| format!("{x:.2}")),
+                    share(g.totals[i], sum)
+                ));
+            }
+        }
+        s
+    }
+}
+
+/// `part` as a share of `whole`, in percent with one decimal (`—` when there is nothing).
+pub(super) fn share(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "—".to_string();
+    }
+    format!("{:.1} %", part as f64 * 100.0 / whole as f64)
 }
 
 #[cfg(test)]

@@ -278,6 +278,69 @@ impl Summary {
         ))
     }
 
+    /// How many Tweets are in several groups, and that each is counted in every one of them.
+    pub fn several_sentence(&self) -> String {
+        match self.in_several_groups {
+            0 => "No Tweet is in more than one group.".to_string(),
+            1 => "1 Tweet is in two groups or more and counted in each (shares add up to more than the Tweets).".to_string(),
+            n => format!(
+                "{n} Tweets are in two groups or more and counted in each (shares add up to more than the Tweets)."
+            ),
+        }
+    }
+
+    /// What each group lacks: per group, the metrics some of its `ok` Tweets have no value for,
+    /// with how many and why (a group of unowned Tweets, read with public metrics only, lacks the
+    /// owned ones).
+    pub fn groups_lacking(&self) -> Vec<String> {
+        const WHY: [&str; 3] = [
+            "older than 90 days",
+            "older than 1800 days",
+            "not returned (public metrics only, or the answer had none)",
+        ];
+        let mut out = Vec::new();
+        for g in &self.groups {
+            // Metrics missing for the same Tweets for the same reasons are named together.
+            let mut parts: Vec<((u64, Vec<&str>), Vec<&str>)> = Vec::new();
+            for (k, m) in self.metrics.iter().enumerate() {
+                let missing: u64 = g.withheld[k].iter().sum();
+                if missing == 0 {
+                    continue;
+                }
+                let why: Vec<&str> = WHY
+                    .iter()
+                    .zip(g.withheld[k])
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(w, _)| *w)
+                    .collect();
+                let key = (missing, why);
+                match parts.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, names)) => names.push(m.as_str()),
+                    None => parts.push((key, vec![m.as_str()])),
+                }
+            }
+            let parts: Vec<String> = parts
+                .into_iter()
+                .map(|((missing, why), names)| {
+                    let names = match names.split_last() {
+                        Some((last, [])) => last.to_string(),
+                        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+                        None => String::new(),
+                    };
+                    format!(
+                        "{names} for {missing} of its {} Tweets: {}",
+                        g.status.ok,
+                        why.join("; ")
+                    )
+                })
+                .collect();
+            if !parts.is_empty() {
+                out.push(format!("{} lacks {}.", g.name, parts.join("; ")));
+            }
+        }
+        out
+    }
+
     /// A few lines for the terminal: the counts, and per metric its total and best Tweet. Its length
     /// does not grow with N (the tables are in the files).
     pub fn overview(&self) -> String {
