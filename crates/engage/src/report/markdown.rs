@@ -187,7 +187,7 @@ mod tests {
     use engagement_api::Endpoint;
 
     use super::*;
-    use crate::report::fixture::{store_with, METRICS};
+    use crate::report::fixture::{grouped_store, store_with, METRICS};
     use crate::report::write_reports;
     use crate::store::IngestCounts;
 
@@ -198,6 +198,40 @@ mod tests {
             "{:?}",
             &md[md.len().saturating_sub(20)..]
         );
+    }
+
+    /// A run with groups: the comparison section lists each group's counts and, per metric, its
+    /// total, the Tweets it is over, per Tweet and share; the shares add up to 100 %.
+    #[test]
+    fn top_md_compares_the_groups() {
+        let d = tempfile::tempdir().unwrap();
+        let s = grouped_store(d.path(), 300, false);
+        let out = d.path().join("out");
+        let (summary, _) = write_reports(&out, &s, Endpoint::Totals, &METRICS, 5, None).unwrap();
+        let md = std::fs::read_to_string(out.join("top.md")).unwrap();
+        let section = &md[md.find("\n## Groups compared\n").expect("the section")..];
+        let several = (1..=300u64).filter(|k| k % 2 == 0 || k % 3 == 0).count();
+        assert!(
+            section.contains(&format!("{several} Tweets are in two groups or more")),
+            "{section}"
+        );
+        for (i, m) in METRICS.iter().enumerate() {
+            let table = &section[section.find(&format!("### {m} by group")).unwrap()..];
+            let mut shares = 0.0;
+            for g in &summary.groups {
+                let row = table
+                    .lines()
+                    .find(|l| l.starts_with(&format!("| {} |", g.name)))
+                    .unwrap_or_else(|| panic!("{} in {table}", g.name));
+                let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+                assert_eq!(cells[2], g.totals[i].to_string(), "{row}");
+                assert_eq!(cells[3], g.served[i].to_string(), "{row}");
+                assert_eq!(cells[4], format!("{:.2}", g.mean(i).unwrap()), "{row}");
+                shares += cells[5].trim_end_matches(" %").parse::<f64>().unwrap();
+            }
+            assert!((shares - 100.0).abs() < 0.2, "{m}: {shares}");
+        }
+        assert_one_final_newline(&md);
     }
 
     /// `top.md` of a run cut short: a tenth of the IDs still pending (so the page opens with the
