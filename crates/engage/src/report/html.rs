@@ -40,7 +40,10 @@ mod text;
 use super::markdown::{percent, share};
 use super::summary::tweet_url;
 pub use chart::MAX_POINTS;
-use chart::{curves_chart, daily, days_of, group_bars, top_bars, totals_chart, Day, GroupRow};
+use chart::{
+    curves_chart, daily, days_of, group_bars, group_curves_chart, top_bars, totals_chart, Day,
+    GroupRow,
+};
 use text::{day_label, escape, hour_label, machine_time, num, pct, stamp, utc, w, F};
 
 /// The most Tweets drawn in one curve chart (the highest of the top N).
@@ -67,6 +70,9 @@ pub struct TimeSeries {
     /// The per-Tweet series were kept by day (each day's value sits at its first hour in `top`): the
     /// top Tweets' curves are then drawn per day only.
     pub top_by_day: bool,
+    /// Per group (the summary's order): its name and, per metric, the sum of its Tweets' series,
+    /// kept like `top` (by day when `top_by_day`). Empty for a run without groups.
+    pub groups: Vec<(String, Vec<Vec<u64>>)>,
 }
 
 /// Renders `report.html`. A series with no hours draws no line charts; missing per-metric entries
@@ -615,6 +621,37 @@ fn metric_section(
             out.push_str("</ol>");
         }
         out.push_str("</figure></div>\n");
+        if !t.groups.is_empty() {
+            let lines: Vec<(&str, &[u64])> = t
+                .groups
+                .iter()
+                .map(|(name, per_metric)| {
+                    (name.as_str(), per_metric.get(i).map_or(&[][..], |v| &v[..]))
+                })
+                .collect();
+            w!(
+                out,
+                "<figure class=\"by-group\"><figcaption>By group {}</figcaption>\n",
+                if t.top_by_day {
+                    "<span class=\"muted\">per day (UTC)</span>"
+                } else {
+                    "<span class=\"muted hourly\">per hour</span><span class=\"muted daily\">per day (UTC)</span>"
+                }
+            );
+            group_curves_chart(out, metric, &t.hours, days, &lines, t.top_by_day);
+            out.push_str("<ul class=\"legend\">");
+            for (k, (name, values)) in lines.iter().enumerate() {
+                let sum = values.iter().fold(0u64, |a, v| a.saturating_add(*v));
+                w!(
+                    out,
+                    "<li title=\"{} over the window\"><span class=\"sw c{}\"></span>{}</li>",
+                    num(sum),
+                    k % 10,
+                    escape(name)
+                );
+            }
+            out.push_str("</ul></figure>\n");
+        }
     }
     out.push_str("</section>\n");
 }
@@ -778,6 +815,7 @@ mod tests {
                 .map(|t| t.iter().map(|(id, _)| (*id, curve(*id % 97, 10))).collect())
                 .collect(),
             top_by_day: false,
+            groups: Vec::new(),
         }
     }
 
@@ -966,6 +1004,7 @@ mod tests {
             totals: vec![vec![5], vec![0]],
             top: vec![vec![(1, vec![5])], vec![]],
             top_by_day: true,
+            groups: Vec::new(),
         };
         let html = render(&s, Some(&one_hour), NOW);
         assert_eq!(count(&html, "<svg class=\"chart\""), 6);
@@ -974,6 +1013,7 @@ mod tests {
             totals: vec![],
             top: vec![],
             top_by_day: false,
+            groups: Vec::new(),
         };
         assert_eq!(
             count(&render(&s, Some(&none), NOW), "<svg class=\"chart\""),

@@ -203,6 +203,62 @@ impl Store {
         Ok(())
     }
 
+    /// Calls `f` for every series row of `ok` Tweets that are in a group: (the Tweet's groups by
+    /// [`GroupRow::gid`], metric name, bucket start, value), in Tweet order. The memberships are
+    /// read beside the series, both in ID order (a merge, not a lookup per row).
+    pub fn for_each_group_series(
+        &self,
+        mut f: impl FnMut(&[i64], &str, i64, u64),
+    ) -> Result<(), StoreError> {
+        let err = |e| self.err(e);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT s.tweet_id, s.metric, s.bucket, s.value FROM series s \
+                 JOIN outcomes o ON o.id = s.tweet_id WHERE o.status = 'ok' \
+                 ORDER BY s.tweet_id, s.metric, s.bucket",
+            )
+            .map_err(err)?;
+        let mut links = self
+            .conn
+            .prepare("SELECT id, gid FROM id_groups ORDER BY id, gid")
+            .map_err(err)?;
+        let mut rows = stmt.query([]).map_err(err)?;
+        let mut links = links.query([]).map_err(err)?;
+        let read_link = |links: &mut rusqlite::Rows<'_>| -> Result<Option<(i64, i64)>, StoreError> {
+            Ok(match links.next().map_err(err)? {
+                Some(r) => Some((r.get(0).map_err(err)?, r.get(1).map_err(err)?)),
+                None => None,
+            })
+        };
+        let mut next = read_link(&mut links)?;
+        let (mut current, mut gids): (Option<i64>, Vec<i64>) = (None, Vec::new());
+        while let Some(row) = rows.next().map_err(err)? {
+            let id: i64 = row.get(0).map_err(err)?;
+            if current != Some(id) {
+                current = Some(id);
+                gids.clear();
+                while let Some((lid, gid)) = next {
+                    if lid > id {
+                        break;
+                    }
+                    if lid == id {
+                        gids.push(gid);
+                    }
+                    next = read_link(&mut links)?;
+                }
+            }
+            if gids.is_empty() {
+                continue;
+            }
+            let m = row.get_ref(1).map_err(err)?.as_str().unwrap_or("");
+            let b: i64 = row.get(2).map_err(err)?;
+            let v: i64 = row.get(3).map_err(err)?;
+            f(&gids, m, b, v as u64);
+        }
+        Ok(())
+    }
+
     /// The series of one Tweet and metric: (bucket start, value), ascending.
     pub fn series_of(&self, tweet_id: u64, metric: Metric) -> Result<Vec<(i64, u64)>, StoreError> {
         let mut stmt = self

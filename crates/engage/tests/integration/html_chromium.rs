@@ -148,6 +148,7 @@ fn made_up_report() -> (Summary, TimeSeries) {
         totals: series_totals,
         top: series_top,
         top_by_day: false,
+        groups: Vec::new(),
     };
     (summary, series)
 }
@@ -460,6 +461,45 @@ fn report_loads_in_headless_chromium() {
     assert!(section.contains("1180 Tweets are in two groups or more"));
     assert!(section.contains("rival lacks impressions and engagements for 9120 of its 9120 Tweets"));
     assert!(dom.contains("id=\"rate\""));
+
+    // A time series with groups: besides the above, one line per group for every metric.
+    let grouped_series_summary = with_groups(&summary);
+    let mut grouped_series = series.clone();
+    grouped_series.groups = grouped_series_summary
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(k, g)| {
+            let curves = series
+                .totals
+                .iter()
+                .map(|hourly| {
+                    // Each group's share of the hour, rising and falling at its own pace.
+                    hourly
+                        .iter()
+                        .enumerate()
+                        .map(|(h, v)| {
+                            let phase = (h as f64 / 24.0 + k as f64).sin() * 0.5 + 0.6;
+                            (*v as f64 * phase / (k + 2) as f64) as u64
+                        })
+                        .collect()
+                })
+                .collect();
+            (g.name.clone(), curves)
+        })
+        .collect();
+    let html = render(&grouped_series_summary, Some(&grouped_series), GENERATED);
+    let m = grouped_series_summary.metrics.len();
+    let page = check_in_browser(&bin, dir.path(), "groups-series.html", &html, m * 4 + m + 1);
+    let dom = chromium(&bin, &page, &["--dump-dom".to_string()]);
+    assert_eq!(dom.matches("data-kind=\"group-curves\"").count(), m);
+    for g in &grouped_series_summary.groups {
+        assert!(
+            dom.matches(&format!("{} · ", g.name)).count() >= m,
+            "{}: a line per metric",
+            g.name
+        );
+    }
 
     if let Some(shot) = std::env::var_os("ENGAGE_GROUPS_SCREENSHOT") {
         // The same page with the sections above the comparison hidden, so it shows at the top.

@@ -677,6 +677,48 @@ pub(super) fn curves_chart(
     out.push_str("</g></svg>\n");
 }
 
+/// One line per group: each group's sum over its Tweets (colour `c0`… in the groups' order).
+pub(super) fn group_curves_chart(
+    out: &mut String,
+    metric: &str,
+    hours: &[OffsetDateTime],
+    days: &[Day],
+    groups: &[(&str, &[u64])],
+    by_day: bool,
+) {
+    if groups.iter().all(|(_, v)| v.iter().all(|x| *x == 0)) {
+        empty_chart(out, metric, "group-curves", LINE_W);
+        return;
+    }
+    let title = format!(
+        "{metric}: {} groups {}",
+        groups.len(),
+        if by_day {
+            "per day"
+        } else {
+            "per hour and per day"
+        }
+    );
+    chart_open(out, metric, "group-curves", LINE_W, LINE_H, &title);
+    let lines: Vec<Line<'_>> = groups
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(k, (name, values))| Line {
+            hourly: values,
+            daily: daily(values, days),
+            class: format!("c{}", k % 10),
+            label: format!(
+                "{name} · {}",
+                num(values.iter().fold(0u64, |a, v| a.saturating_add(*v)))
+            ),
+        })
+        .collect();
+    out.push_str("<g class=\"curves\">");
+    line_chart(out, hours, days, &lines, false, by_day);
+    out.push_str("</g></svg>\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
