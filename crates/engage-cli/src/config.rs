@@ -82,9 +82,10 @@ impl From<FormatArg> for Format {
 /// `--group-from`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum GroupFromArg {
-    /// The input file's name without its extensions.
+    // Plain comments: a documented value would switch `--help` to its long layout.
+    // The input file's name without its extensions.
     File,
-    /// The first folder under an input folder.
+    // The first folder under an input folder.
     Folder,
 }
 

@@ -46,8 +46,22 @@ pub struct DemoArgs {
     pub seed: u64,
 }
 
-/// Writes `n` realistic snowflake IDs from the last `days` days, with about 2% duplicates and a few
-/// lines of the kinds spreadsheets and exports leave behind.
+/// The demo's groups: the brand's own Tweets, a competitor's, and two campaigns that share Tweets
+/// with the brand (a cell names several groups with `|`).
+fn group_cell(rng: &mut impl Rng) -> &'static str {
+    match rng.random_range(0..100) {
+        0..30 => "brand",
+        30..40 => "brand|spring-sale",
+        40..45 => "brand|fall-launch",
+        45..75 => "competitor",
+        75..90 => "spring-sale",
+        _ => "fall-launch",
+    }
+}
+
+/// Writes `n` realistic snowflake IDs from the last `days` days as a CSV with a `group` column (see
+/// [`group_cell`]), with about 2% duplicates and a few lines of the kinds spreadsheets and exports
+/// leave behind.
 fn generate(path: &std::path::Path, n: usize, days: u64, seed: u64) -> std::io::Result<()> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() as u64 * 1000;
@@ -62,9 +76,15 @@ fn generate(path: &std::path::Path, n: usize, days: u64, seed: u64) -> std::io::
         "99999999999999999999999",
         "https://x.com/someone/status/12",
     ];
+    writeln!(w, "tweet_id,group")?;
     for i in 0..n {
         if i % 2000 == 1999 {
-            writeln!(w, "{}", bad[(i / 2000) % bad.len()])?;
+            writeln!(
+                w,
+                "{},{}",
+                bad[(i / 2000) % bad.len()],
+                group_cell(&mut rng)
+            )?;
         }
         let id = if !recent.is_empty() && rng.random_bool(0.02) {
             recent[rng.random_range(0..recent.len())]
@@ -79,7 +99,7 @@ fn generate(path: &std::path::Path, n: usize, days: u64, seed: u64) -> std::io::
             }
             id
         };
-        writeln!(w, "{id}")?;
+        writeln!(w, "{id},{}", group_cell(&mut rng))?;
     }
     w.flush()
 }
@@ -143,7 +163,7 @@ pub async fn run(args: DemoArgs) -> u8 {
             }
         },
     };
-    let input = dir.join("ids.txt");
+    let input = dir.join("ids.csv");
     let db = dir.join("demo.db");
     let out = dir.join("out");
     // Taken before the folder's last store is deleted, so that a demo never deletes a store in use;

@@ -2586,7 +2586,7 @@ mod store_safety {
         );
         assert!(text(&o.stderr).contains(&format!("pid {pid}")));
         assert!(
-            !dir.join("ids.txt").exists(),
+            !dir.join("ids.csv").exists(),
             "the refused demo wrote its input"
         );
         let now = StoreProgress::read_settled(&db);

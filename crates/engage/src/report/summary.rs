@@ -360,6 +360,7 @@ impl Summary {
             .iter()
             .map(|m| m.as_str().len())
             .chain(["metric".len()])
+            .chain(self.rate.as_ref().map(|_| "engagement rate".len()))
             .max()
             .unwrap_or(0);
         // The Tweets each total is over, when that is not every `ok` Tweet.
@@ -386,10 +387,57 @@ impl Summary {
                 self.totals[i]
             ));
         }
+        if let Some(r) = &self.rate {
+            // One row like the metrics': the ratio of the sums, and the best-ranked Tweet.
+            let best = match r.top.first() {
+                Some((id, v)) => format!("{id} ({:.2} %)", *v as f64 * 100.0 / RATE_SCALE as f64),
+                None => "-".to_string(),
+            };
+            let rate = r
+                .overall()
+                .map_or("-".to_string(), |x| format!("{:.2} %", x * 100.0));
+            let tweets = if over {
+                format!("  {:>11}", r.tweets)
+            } else {
+                String::new()
+            };
+            s.push_str(&format!(
+                "{:width$}  {rate:>15}{tweets}  {best}\n",
+                "engagement rate"
+            ));
+        }
         if let Some(line) = self.not_served_sentence() {
             s.push('\n');
             s.push_str(&line);
             s.push('\n');
+        }
+        if !self.groups.is_empty() {
+            s.push_str(&format!(
+                "\n{} groups, compared in top.md, report.html and groups.csv (top.json `groups`). {}\n",
+                self.groups.len(),
+                self.several_sentence()
+            ));
+            let width = self
+                .groups
+                .iter()
+                .map(|g| g.name.chars().count())
+                .max()
+                .unwrap_or(0);
+            for g in &self.groups {
+                let rate = g
+                    .rate
+                    .as_ref()
+                    .and_then(|r| r.overall())
+                    .map_or(String::new(), |x| {
+                        format!(", engagement rate {:.2} %", x * 100.0)
+                    });
+                s.push_str(&format!(
+                    "  {:width$}  {} IDs, {} ok{rate}\n",
+                    g.name,
+                    g.status.unique(),
+                    g.status.ok
+                ));
+            }
         }
         if !self.messages.is_empty() {
             s.push_str(&format!(
