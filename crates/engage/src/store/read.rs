@@ -59,7 +59,7 @@ pub struct MessageRow {
     pub source: MessageSource,
     /// Responses that brought it.
     pub responses: u64,
-    /// Its texts differed in their numbers (counts, times): `text` is the least of them.
+    /// Its texts differed in their numbers (counts, times): `text` is the first of them.
     pub varies: bool,
     /// IDs it is about.
     pub ids: u64,
@@ -520,14 +520,13 @@ impl Store {
     }
 
     /// The texts of the messages kept, by number: what the report walks need (without the counts,
-    /// which read every link).
+    /// which read every link). A message's text never changes once kept, so a row written early in a
+    /// run's report pass reads as one written at the end.
     pub fn message_texts(&self) -> Result<std::collections::HashMap<i64, String>, StoreError> {
         let err = |e| self.err(e);
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT mid, CASE WHEN varies THEN text || ' (numbers vary)' ELSE text END FROM messages",
-            )
+            .prepare_cached("SELECT mid, text FROM messages")
             .map_err(err)?;
         let rows = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
