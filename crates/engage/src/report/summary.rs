@@ -301,7 +301,9 @@ impl Summary {
         let mut out = Vec::new();
         for g in &self.groups {
             // Metrics missing for the same Tweets for the same reasons are named together.
-            let mut parts: Vec<((u64, Vec<&str>), Vec<&str>)> = Vec::new();
+            // ((Tweets without a value, reasons), metric names).
+            type Lack<'a> = ((u64, Vec<&'a str>), Vec<&'a str>);
+            let mut parts: Vec<Lack> = Vec::new();
             for (k, m) in self.metrics.iter().enumerate() {
                 let missing: u64 = g.withheld[k].iter().sum();
                 if missing == 0 {

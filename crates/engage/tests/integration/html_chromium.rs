@@ -435,12 +435,12 @@ fn report_loads_in_headless_chromium() {
 
     // Groups compared: a rate chart and one chart per metric, one bar per group.
     let grouped = with_groups(&totals_only);
-    let html = render(&grouped, None, GENERATED);
+    let groups_html = render(&grouped, None, GENERATED);
     let groups_page = check_in_browser(
         &bin,
         dir.path(),
         "groups.html",
-        &html,
+        &groups_html,
         grouped.metrics.len() * 2 + 1,
     );
     let dom = chromium(&bin, &groups_page, &["--dump-dom".to_string()]);
@@ -490,8 +490,9 @@ fn report_loads_in_headless_chromium() {
         .collect();
     let html = render(&grouped_series_summary, Some(&grouped_series), GENERATED);
     let m = grouped_series_summary.metrics.len();
-    let page = check_in_browser(&bin, dir.path(), "groups-series.html", &html, m * 4 + m + 1);
-    let dom = chromium(&bin, &page, &["--dump-dom".to_string()]);
+    let series_page =
+        check_in_browser(&bin, dir.path(), "groups-series.html", &html, m * 4 + m + 1);
+    let dom = chromium(&bin, &series_page, &["--dump-dom".to_string()]);
     assert_eq!(dom.matches("data-kind=\"group-curves\"").count(), m);
     for g in &grouped_series_summary.groups {
         assert!(
@@ -503,7 +504,7 @@ fn report_loads_in_headless_chromium() {
 
     if let Some(shot) = std::env::var_os("ENGAGE_GROUPS_SCREENSHOT") {
         // The same page with the sections above the comparison hidden, so it shows at the top.
-        let only = html.replace(
+        let only = groups_html.replace(
             "</head>",
             "<style>#outcomes,#totals,#rate,.metric{display:none}</style></head>",
         );
