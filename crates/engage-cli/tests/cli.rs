@@ -3245,4 +3245,45 @@ mod groups {
             assert_eq!(results_of(&out, f), results_of(&ref_out, f), "{f}");
         }
     }
+
+    /// `--group-from folder`: the first folder under the input folder names the group of every
+    /// file below it (however deep); a file directly in the input folder takes `--group`.
+    #[test]
+    fn group_from_folder_names_groups_by_the_first_folder_under_the_input() {
+        let d = tempfile::tempdir().unwrap();
+        let sim = Sim::start(44, &[]);
+        let mut rng = StdRng::seed_from_u64(44);
+        let ids = snowflakes(90, &mut rng);
+        let root = d.path().join("tweets");
+        for (dir, part) in [
+            ("brand/2026", &ids[0..30]),
+            ("rival", &ids[30..60]),
+            ("", &ids[60..90]),
+        ] {
+            let folder = root.join(dir);
+            std::fs::create_dir_all(&folder).unwrap();
+            let lines: Vec<String> = part.iter().map(u64::to_string).collect();
+            std::fs::write(folder.join("ids.txt"), lines.join("\n") + "\n").unwrap();
+        }
+        let out = d.path().join("out");
+        expect_code(
+            run_cmd(&sim.url, &root, &d.path().join("run.db"), &out).args([
+                "--group-from",
+                "folder",
+                "--group",
+                "loose",
+            ]),
+            exit::OK,
+        );
+        let top = read_json(&out.join("top.json"));
+        let groups = top["groups"].as_object().expect("groups");
+        assert_eq!(
+            groups.keys().collect::<Vec<_>>(),
+            ["brand", "loose", "rival"]
+        );
+        for g in ["brand", "loose", "rival"] {
+            assert_eq!(groups[g]["counts"]["unique_ids"], 30, "{g}");
+        }
+        assert_eq!(top["in_several_groups"], 0);
+    }
 }
