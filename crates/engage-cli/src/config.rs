@@ -161,6 +161,8 @@ pub struct FileConfig {
     pub outage_limit_secs: Option<u64>,
     /// `/historical`: the period's length in days (the other endpoints ignore it).
     pub days: Option<u32>,
+    /// The history store a finished run is added to (`--history`).
+    pub history: Option<PathBuf>,
     /// Credentials (or the names of environment variables holding them).
     #[serde(default)]
     pub credentials: FileCredentials,
@@ -476,6 +478,10 @@ pub struct RunArgs {
     /// at least 100, rejected); without it such an input stops the run before anything is fetched.
     #[arg(long)]
     pub accept_rejects: bool,
+    /// When the run has finished (exit 0 or 3), add it to this history store (created if there is
+    /// none; see `engage history`).
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
     /// First backoff delay in milliseconds [default: 250].
     #[arg(long, hide = true)]
     pub backoff_ms: Option<u64>,
@@ -562,6 +568,15 @@ fn period_flags(args: &RunArgs, e: &WindowError, days: &Layered<u32>) -> String 
         "--start/--end/--days".to_string()
     } else {
         named.join(" ")
+    }
+}
+
+/// The history a finished run is added to: `--history`, else the config file's `history`.
+pub fn history_path(args: &RunArgs) -> Result<Option<PathBuf>> {
+    match (&args.history, &args.config) {
+        (Some(h), _) => Ok(Some(h.clone())),
+        (None, Some(p)) => Ok(FileConfig::load(p)?.history),
+        (None, None) => Ok(None),
     }
 }
 
@@ -829,6 +844,20 @@ mod tests {
     fn args(extra: &[&str]) -> RunArgs {
         let base = ["run", "--input", "ids.txt", "--db", "x.db", "--out", "out"];
         Cli::try_parse_from(base.iter().chain(extra)).unwrap().run
+    }
+
+    #[test]
+    fn the_history_comes_from_the_flag_else_the_config_file() {
+        assert_eq!(history_path(&args(&[])).unwrap(), None);
+        let (_d, path) = file("history = \"nightly-history.db\"");
+        assert_eq!(
+            history_path(&args(&["--config", &path])).unwrap(),
+            Some(PathBuf::from("nightly-history.db"))
+        );
+        assert_eq!(
+            history_path(&args(&["--config", &path, "--history", "other.db"])).unwrap(),
+            Some(PathBuf::from("other.db"))
+        );
     }
 
     /// A config file in a temporary folder, with literal demo credentials so that every endpoint

@@ -11,7 +11,7 @@ use crate::config::{EndpointArg, FileConfig};
 pub const TEXT: &str = include_str!("defaults.toml");
 
 /// The keys of [`FileConfig`] that have no default, and so are absent from [`TEXT`].
-pub const WITHOUT_DEFAULT: &[&str] = &["rate", "credentials", "accounts"];
+pub const WITHOUT_DEFAULT: &[&str] = &["rate", "history", "credentials", "accounts"];
 
 /// Every default, each one set.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -44,6 +44,11 @@ pub struct DemoArgs {
     /// Seed of the generated collection and of the simulator.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Run this many nights, the simulator's clock 24 hours apart (the last one now), each one
+    /// added to a history (`history.db`), and report what moved (`history/`): movers, nights,
+    /// history.html. Each night reads the IDs posted by then.
+    #[arg(long, default_value_t = 1)]
+    pub nights: u32,
 }
 
 /// The demo's groups: the brand's own Tweets, a competitor's, and two campaigns that share Tweets
@@ -164,11 +169,170 @@ pub async fn run(args: DemoArgs) -> u8 {
         },
     };
     let input = dir.join("ids.csv");
-    let db = dir.join("demo.db");
-    let out = dir.join("out");
+    let first_db = if args.nights <= 1 {
+        dir.join("demo.db")
+    } else {
+        dir.join("night1.db")
+    };
+    // Taken before anything in the folder is written or deleted, so that a demo never touches the
+    // folder of a store in use; the (first) run below shares it.
+    let mut lock = match engage::lock::WriterLock::acquire(&first_db) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    if let Err(e) = generate(&input, ids, id_days, args.seed) {
+        eprintln!("error: writing {}: {e}", input.display());
+        return exit::INTERNAL;
+    }
+    if args.nights <= 1 {
+        let run = Night {
+            input,
+            db: first_db,
+            out: dir.join("out"),
+            now: None,
+        };
+        return night(
+            &args,
+            &run,
+            lock,
+            endpoint,
+            concurrency,
+            period,
+            series,
+            ids,
+        )
+        .await;
+    }
+    // Night after night: the simulator's clock a day apart, each night reading the IDs posted by
+    // then, and each finished night added to the history.
+    let history = dir.join("history.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", history.display()));
+    }
+    let mut code = exit::OK;
+    for k in 0..args.nights {
+        let when = now - time::Duration::days(i64::from(args.nights - 1 - k));
+        let run = Night {
+            input: dir.join(format!("ids-night{}.csv", k + 1)),
+            db: dir.join(format!("night{}.db", k + 1)),
+            out: dir.join(format!("out-night{}", k + 1)),
+            now: Some(when),
+        };
+        if let Err(e) = posted_by(&input, &run.input, when) {
+            eprintln!("error: writing {}: {e}", run.input.display());
+            return exit::INTERNAL;
+        }
+        eprintln!(
+            "night {} of {}: the simulator's clock at {}",
+            k + 1,
+            args.nights,
+            engagement_api::timefmt::rfc3339_z(when)
+        );
+        // A /historical period ends at the night's own "now".
+        let period = period.and_then(|_| {
+            engagement_api::window::resolve_period(None, None, Some(args.days), when).ok()
+        });
+        code = night(
+            &args,
+            &run,
+            lock.take(),
+            endpoint,
+            concurrency,
+            period,
+            series,
+            ids,
+        )
+        .await;
+        if code != exit::OK && code != exit::FAILED_IDS {
+            return code;
+        }
+        if let Err(e) = crate::history::add(&history, std::slice::from_ref(&run.db), Some(when)) {
+            eprintln!("error: {e}");
+            return e.exit_code();
+        }
+    }
+    let report = dir.join("history");
+    match engage::history::History::open(&history, false)
+        .and_then(|h| engage::history::write_report(&h, &report, defaults.top, None))
+    {
+        Ok((movers, files)) => {
+            println!(
+                "\nwhat moved since the night before ({}):",
+                history.display()
+            );
+            for (i, m) in movers.metrics.iter().enumerate() {
+                let line: Vec<String> = movers.gains[i]
+                    .iter()
+                    .take(3)
+                    .map(|g| format!("{} {:+}{}", g.id, g.gain, if g.new { " (new)" } else { "" }))
+                    .collect();
+                if !line.is_empty() {
+                    println!("  {m}: {}", line.join(", "));
+                }
+            }
+            if !movers.gone.is_empty() {
+                println!("  gone: {} Tweets", movers.gone.len());
+            }
+            for f in files {
+                println!("  {}", f.display());
+            }
+            code
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// One night of the demo: its input, store, reports, and the simulator's clock (`None`: the real one).
+struct Night {
+    input: PathBuf,
+    db: PathBuf,
+    out: PathBuf,
+    now: Option<time::OffsetDateTime>,
+}
+
+/// Copies the IDs of `all` posted by `when` (snowflake time) into `to`, bad lines kept.
+fn posted_by(
+    all: &std::path::Path,
+    to: &std::path::Path,
+    when: time::OffsetDateTime,
+) -> std::io::Result<()> {
+    let limit = (when.unix_timestamp() as u64 * 1000).saturating_sub(TWEPOCH_MS);
+    let text = std::fs::read_to_string(all)?;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(to)?);
+    for line in text.lines() {
+        // The ID is the CSV's first cell.
+        match line.split(',').next().unwrap_or("").parse::<u64>() {
+            Ok(id) if (id >> 22) > limit => {}
+            _ => writeln!(w, "{line}")?,
+        }
+    }
+    w.flush()
+}
+
+/// Runs one night of the demo against its own simulator, with the lock of its store if the caller
+/// took it.
+#[allow(clippy::too_many_arguments)]
+async fn night(
+    args: &DemoArgs,
+    night: &Night,
+    lock: Option<engage::lock::WriterLock>,
+    endpoint: Endpoint,
+    concurrency: usize,
+    period: Option<engagement_api::Window>,
+    series: Option<Granularity>,
+    ids: usize,
+) -> u8 {
+    let defaults = crate::defaults::get();
+    let (input, db, out) = (night.input.clone(), night.db.clone(), night.out.clone());
     // Taken before the folder's last store is deleted, so that a demo never deletes a store in use;
     // the run below shares it.
-    let _lock = match engage::lock::WriterLock::acquire(&db) {
+    let _lock = match lock.map_or_else(|| engage::lock::WriterLock::acquire(&db), Ok) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
@@ -180,15 +344,12 @@ pub async fn run(args: DemoArgs) -> u8 {
             let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
         }
     }
-    if let Err(e) = generate(&input, ids, id_days, args.seed) {
-        eprintln!("error: writing {}: {e}", input.display());
-        return exit::INTERNAL;
-    }
 
     let sim_config = engage_sim::SimConfig {
         seed: args.seed,
         deleted: 0.003,
         protected: 0.0005,
+        now: night.now,
         ..engage_sim::SimConfig::default()
     };
     let sim = match engage_sim::start(sim_config, SocketAddr::from(([127, 0, 0, 1], 0))).await {
@@ -199,9 +360,13 @@ pub async fn run(args: DemoArgs) -> u8 {
         }
     };
     eprintln!(
-        "simulator listening on {}; {} IDs generated in {}",
+        "simulator listening on {}; {} in {}",
         sim.url(),
-        ids,
+        if night.now.is_some() {
+            format!("the IDs of {ids} generated that were posted by then")
+        } else {
+            format!("{ids} IDs generated")
+        },
         input.display()
     );
 
@@ -251,7 +416,7 @@ pub async fn run(args: DemoArgs) -> u8 {
         accept_rejects: false,
     };
     let started = std::time::Instant::now();
-    let code = crate::run_job(spec).await;
+    let code = crate::run_job(spec, None).await;
     eprintln!(
         "demo finished in {:.1} s; store {}, reports in {}",
         started.elapsed().as_secs_f64(),

@@ -7,6 +7,7 @@ mod config;
 mod defaults;
 mod demo;
 mod failures;
+mod history;
 mod progress;
 
 use std::path::PathBuf;
@@ -55,6 +56,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Start the Engagement API simulator.
     Sim(engage_sim::cli::SimArgs),
+    /// Keep finished runs night after night and report what moved (docs/history.md).
+    History(history::HistoryArgs),
 }
 
 fn init_logging() {
@@ -86,8 +89,10 @@ fn main() -> ExitCode {
     };
     let code = rt.block_on(async move {
         match cli.command {
-            Command::Run(args) => match config::build(&args) {
-                Ok(spec) => run_job(spec).await,
+            Command::Run(args) => match config::build(&args)
+                .and_then(|spec| Ok((spec, config::history_path(&args)?)))
+            {
+                Ok((spec, history)) => run_job(spec, history.as_deref()).await,
                 Err(e) => {
                     eprintln!("error: {e:#}");
                     exit::USAGE
@@ -96,6 +101,7 @@ fn main() -> ExitCode {
             Command::Status { db } => report_cmd(db, None),
             Command::Report { db, out } => report_cmd(db, Some(config::expand_date(&out))),
             Command::Demo(args) => demo::run(args).await,
+            Command::History(args) => history::run(args),
             Command::Sim(args) => match engage_sim::cli::run(args).await {
                 Ok(()) => exit::OK,
                 Err(e) => {
@@ -135,8 +141,27 @@ fn shutdown_signal() -> std::io::Result<CancellationToken> {
 }
 
 /// Runs a job with progress display; then prints a short overview and the report files on stdout
-/// (the tables are in the files: with a large `--top` they would flood the terminal).
-pub async fn run_job(spec: engage::run::RunSpec) -> u8 {
+/// (the tables are in the files: with a large `--top` they would flood the terminal). A finished
+/// run (exit 0 or 3) is then added to `history`, if given; a failure to add is the command's exit
+/// code.
+pub async fn run_job(spec: engage::run::RunSpec, history: Option<&std::path::Path>) -> u8 {
+    let db = spec.db.clone();
+    let code = run_only(spec).await;
+    match history {
+        Some(h) if code == exit::OK || code == exit::FAILED_IDS => {
+            match history::add(h, &[db], None) {
+                Ok(()) => code,
+                Err(e) => {
+                    eprintln!("error: the run finished, but adding it to the history failed: {e}");
+                    e.exit_code()
+                }
+            }
+        }
+        _ => code,
+    }
+}
+
+async fn run_only(spec: engage::run::RunSpec) -> u8 {
     let progress = Arc::new(Progress::default());
     let cancel = match shutdown_signal() {
         Ok(token) => token,

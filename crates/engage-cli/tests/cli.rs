@@ -94,8 +94,13 @@ struct Sim {
 impl Sim {
     /// `engage sim --addr 127.0.0.1:0 --now NOW --seed SEED EXTRA...`; waits for its first stdout line.
     fn start(seed: u64, extra: &[&str]) -> Sim {
+        Sim::start_at(seed, NOW, extra)
+    }
+
+    /// The same with the simulator's clock at `now`.
+    fn start_at(seed: u64, now: &str, extra: &[&str]) -> Sim {
         let mut child = engage()
-            .args(["sim", "--addr", "127.0.0.1:0", "--now", NOW, "--seed"])
+            .args(["sim", "--addr", "127.0.0.1:0", "--now", now, "--seed"])
             .arg(seed.to_string())
             .args(extra)
             .stdin(Stdio::null())
@@ -3285,5 +3290,221 @@ mod groups {
             assert_eq!(groups[g]["counts"]["unique_ids"], 30, "{g}");
         }
         assert_eq!(top["in_several_groups"], 0);
+    }
+}
+
+/// `engage run --history` night after night, and `engage history add|status|report` on the files
+/// they leave: a killed add, a repeated add, an unfinished store.
+mod history {
+    use super::*;
+
+    const NIGHTS: [&str; 3] = [NOW, "2026-11-21T12:00:00Z", "2026-11-22T12:00:00Z"];
+
+    fn history_cmd(args: &[&str], history: &Path) -> Command {
+        let mut c = engage();
+        c.arg("history").args(args).arg("--history").arg(history);
+        c
+    }
+
+    /// What `history report` writes that does not change with the time it is written.
+    fn report_files(history: &Path, out: &Path) -> BTreeMap<String, String> {
+        let o = expect_code(
+            history_cmd(&["report"], history).arg("--out").arg(out),
+            exit::OK,
+        );
+        assert!(
+            text(&o.stdout).contains("movers.json"),
+            "{}",
+            text(&o.stdout)
+        );
+        ["movers.json", "movers.md", "movers.csv", "nights.csv"]
+            .iter()
+            .map(|f| (f.to_string(), std::fs::read_to_string(out.join(f)).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn nights_added_by_run_and_a_killed_add_leaves_the_history_before_or_after() {
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("ids.txt");
+        let c = collection(31, 400, 0, &[]);
+        c.write(&input);
+        let hist = d.path().join("history.db");
+        let db = |k: usize| d.path().join(format!("night{k}.db"));
+        // Two nights through `engage run --history`.
+        for (k, night) in NIGHTS.iter().enumerate().take(2) {
+            let sim = Sim::start_at(31, night, &[]);
+            let o = expect_code(
+                run_cmd(&sim.url, &input, &db(k), &d.path().join(format!("out{k}")))
+                    .arg("--history")
+                    .arg(&hist),
+                exit::OK,
+            );
+            assert!(text(&o.stdout).contains("added to"), "{}", text(&o.stdout));
+        }
+        let before = report_files(&hist, &d.path().join("before"));
+        let movers: serde_json::Value = serde_json::from_str(&before["movers.json"]).unwrap();
+        assert!(
+            !movers["metrics"]["impressions"]
+                .as_array()
+                .unwrap()
+                .is_empty(),
+            "a day of the simulator's clock moves impressions: {movers}"
+        );
+        // The third night without it, then added by hand.
+        let sim = Sim::start_at(31, NIGHTS[2], &[]);
+        expect_code(
+            &mut run_cmd(&sim.url, &input, &db(2), &d.path().join("out2")),
+            exit::OK,
+        );
+        drop(sim);
+        let add = || {
+            let mut c = history_cmd(&["add"], &hist);
+            c.arg("--db").arg(db(2));
+            c
+        };
+        // How many Tweets the add changes, from an add into a copy of the history.
+        let copy = d.path().join("copy.db");
+        std::fs::copy(&hist, &copy).unwrap();
+        let o = expect_code(
+            history_cmd(&["add"], &copy).arg("--db").arg(db(2)),
+            exit::OK,
+        );
+        let out = text(&o.stdout);
+        let rows: usize = out
+            .split("IDs; ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no row count in {out}"));
+        assert!(rows > 10, "{out}");
+        // Aborted inside the add (as kill -9 would) at several points, the commit's eve included.
+        let points = [
+            "history-add:1".to_string(),
+            format!("history-add:{}", rows / 2),
+            format!("history-add:{rows}"),
+            "history-commit:1".to_string(),
+        ];
+        for point in &points {
+            let o = add()
+                .env("ENGAGE_FAILPOINT", point)
+                .output()
+                .expect("engage history add runs");
+            assert_eq!(
+                o.status.signal(),
+                Some(libc::SIGABRT),
+                "{point}: {}",
+                text(&o.stderr)
+            );
+            assert_eq!(
+                report_files(&hist, &d.path().join("after-abort")),
+                before,
+                "{point}"
+            );
+        }
+        // A real SIGKILL at some point of the add: before or after, nothing between.
+        let mut child = add().stdout(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        let _ = child.kill();
+        let _ = child.wait();
+        let killed = report_files(&hist, &d.path().join("killed"));
+        // Added whole (if the kill came late, this finds it held).
+        let o = expect_code(&mut add(), exit::OK);
+        let out = text(&o.stdout);
+        assert!(
+            out.contains("added to") || out.contains("already in"),
+            "{out}"
+        );
+        let after = report_files(&hist, &d.path().join("after"));
+        assert!(
+            killed == before || killed == after,
+            "a killed add left something between"
+        );
+        assert_ne!(after, before);
+        assert_eq!(
+            after["nights.csv"]
+                .lines()
+                .filter(|l| l.contains(",impressions,"))
+                .count(),
+            3
+        );
+        // Adding it again changes nothing.
+        let o = expect_code(&mut add(), exit::OK);
+        assert!(
+            text(&o.stdout).contains("already in"),
+            "{}",
+            text(&o.stdout)
+        );
+        assert_eq!(report_files(&hist, &d.path().join("again")), after);
+
+        let o = expect_code(&mut history_cmd(&["status"], &hist), exit::OK);
+        let status = text(&o.stdout);
+        assert!(status.contains("runs:      3\n"), "{status}");
+        assert_eq!(status.matches("/totals").count(), 3, "{status}");
+        assert!(status.contains("400 IDs (400 ok)"), "{status}");
+        assert!(status.contains("MB on disk"), "{status}");
+    }
+
+    #[test]
+    fn demo_nights_adds_each_night_and_shows_the_movers() {
+        let d = tempfile::tempdir().unwrap();
+        let o = expect_code(
+            engage()
+                .args(["demo", "--nights", "2", "--ids", "3000", "--dir"])
+                .arg(d.path()),
+            exit::OK,
+        );
+        let out = text(&o.stdout);
+        assert!(out.contains("what moved since the night before"), "{out}");
+        assert!(out.contains("  impressions: "), "{out}");
+        let movers = read_json(&d.path().join("history/movers.json"));
+        assert_eq!(movers["snapshots"].as_array().unwrap().len(), 2, "{movers}");
+        assert!(!movers["metrics"]["impressions"]
+            .as_array()
+            .unwrap()
+            .is_empty());
+        for f in ["nights.csv", "movers.md", "movers.csv", "history.html"] {
+            assert!(d.path().join("history").join(f).is_file(), "{f}");
+        }
+    }
+
+    #[test]
+    fn an_unfinished_run_adds_nothing_and_is_refused_by_history_add() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("ids.txt");
+        collection(32, 300, 0, &[]).write(&input);
+        let db = d.path().join("run.db");
+        let hist = d.path().join("history.db");
+        expect_code(
+            run_cmd(&url, &input, &db, &d.path().join("out"))
+                .args(["--outage-limit-secs", "1", "--history"])
+                .arg(&hist),
+            exit::INTERRUPTED,
+        );
+        assert!(!hist.exists(), "an interrupted run created the history");
+        let o = expect_code(
+            history_cmd(&["add"], &hist)
+                .arg("--db")
+                .arg(&db)
+                .args(["--as-of", NOW]),
+            exit::USAGE,
+        );
+        let err = text(&o.stderr);
+        assert!(err.contains("has not finished"), "{err}");
+        assert!(err.contains("300 of 300 IDs pending"), "{err}");
+        assert!(err.contains(&db.display().to_string()), "{err}");
+        // Nothing to report from a history with no run, and no history where there is none.
+        expect_code(
+            history_cmd(&["report"], &d.path().join("none.db"))
+                .arg("--out")
+                .arg(d.path()),
+            exit::USAGE,
+        );
+        // A run store is not a history.
+        let o = expect_code(&mut history_cmd(&["status"], &db), exit::STORE);
+        assert!(text(&o.stderr).contains("run store"), "{}", text(&o.stderr));
     }
 }

@@ -17,6 +17,7 @@
 //! - [`topn`]: bounded top-N per metric and grand totals;
 //! - [`report`]: `top.json`, `top.md`, `top.csv`, `tweets.csv`, `outcomes.csv`, `rejects.csv`,
 //!   `series.csv`, `hourly.csv`, and [`report::html`]: `report.html`, one self-contained page;
+//! - [`history`]: the history store of finished runs, night after night, and its movers report;
 //! - [`exit`]: the documented exit codes, which every error type maps itself to;
 //! - [`failpoint`], [`fsutil`]: crash-test hooks and file permissions.
 #![warn(missing_docs)]
@@ -28,6 +29,7 @@ pub mod fsutil;
 pub mod gate;
 pub mod groups;
 pub mod health;
+pub mod history;
 pub mod ids;
 pub mod lock;
 pub mod outcome;

@@ -336,6 +336,15 @@ pub async fn run(
     let interrupted = matches!(ended, FetchEnd::Stopped)
         || cancel.is_cancelled()
         || (!ingest_done && !store.ingest_state()?.0);
+    if pass.is_some() && !interrupted && matches!(ended, FetchEnd::Complete) {
+        // What a history takes as the time this run's values are "as of": when the life that
+        // finished the fetch ended it. A life that fetched nothing keeps the earlier stamp.
+        // To the nanosecond: it also tells apart two runs of the same collection (a history's key).
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        store.set_meta(MetaKey::FetchedAt, &now)?;
+    }
 
     progress.set_phase("report");
     let (summary, files) = write_reports(&spec, &store, pass)?;

@@ -29,6 +29,9 @@ pub enum MetaKey {
     /// The number of the writer's last transaction, set by every one of them (see
     /// [`marker_path`](super::marker_path)); nothing else writes it.
     CommitSeq,
+    /// When the fetch of a finished run ended (RFC 3339, UTC): the time its values are "as of" in a
+    /// history (`engage history add`). Set by the life that finished the fetch.
+    FetchedAt,
     /// IDs in two groups or more, set when the ingest ends (runs with groups only).
     SharedIds,
     /// The fewest impressions a ranked engagement rate needs (`--min-impressions`), as the last run
@@ -38,7 +41,7 @@ pub enum MetaKey {
 
 impl MetaKey {
     /// Every key.
-    pub const ALL: [MetaKey; 11] = [
+    pub const ALL: [MetaKey; 12] = [
         MetaKey::Identity,
         MetaKey::Period,
         MetaKey::IngestDone,
@@ -48,6 +51,7 @@ impl MetaKey {
         MetaKey::DoneBelow,
         MetaKey::ReportPass,
         MetaKey::CommitSeq,
+        MetaKey::FetchedAt,
         MetaKey::SharedIds,
         MetaKey::MinImpressions,
     ];
@@ -64,6 +68,7 @@ impl MetaKey {
             MetaKey::DoneBelow => "done_below",
             MetaKey::ReportPass => "report_pass",
             MetaKey::CommitSeq => "commit_seq",
+            MetaKey::FetchedAt => "fetched_at",
             MetaKey::SharedIds => "shared_ids",
             MetaKey::MinImpressions => "min_impressions",
         }
@@ -145,6 +150,7 @@ mod tests {
                 "done_below",
                 "report_pass",
                 "commit_seq",
+                "fetched_at",
                 "shared_ids",
                 "min_impressions",
             ]

@@ -530,3 +530,158 @@ fn report_loads_in_headless_chromium() {
         eprintln!("screenshot: {}", shot.display());
     }
 }
+
+/// A made-up history: `nights` snapshots of three metrics (the last with no mover, so the page
+/// shows its empty state) and, with `series`, two days of hourly totals.
+fn made_up_history(nights: usize, series: bool) -> engage::history::Movers {
+    use engage::history::{Gain, Movers, Night};
+    let metrics = vec![Metric::Impressions, Metric::Favorites, Metric::VideoViews];
+    let snapshots: Vec<OffsetDateTime> = (0..nights)
+        .map(|k| GENERATED - time::Duration::days((nights - 1 - k) as i64))
+        .collect();
+    let mut rng = Lcg(7);
+    let gains: Vec<Vec<Gain>> = metrics
+        .iter()
+        .enumerate()
+        .map(|(i, _)| {
+            if i == 2 {
+                return Vec::new();
+            }
+            (0..TOP_N as u64)
+                .map(|k| {
+                    let base = (rng.next() * 50_000.0) as u64;
+                    let gain =
+                        (20_000.0 / (1.0 + k as f64)) as i64 - if k == 9 { 30_000 } else { 0 };
+                    let new = k == 3;
+                    Gain {
+                        id: 1_790_000_000_000_000_000 + k * 7919,
+                        base: (!new).then_some(base),
+                        latest: (if new { 0 } else { base } as i64 + gain.max(-(base as i64)))
+                            as u64,
+                        gain,
+                        new,
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let trajectories = gains
+        .iter()
+        .map(|g| {
+            g.iter()
+                .take(5)
+                .map(|g| {
+                    let v = (0..nights)
+                        .map(|k| {
+                            (k > 0 || !g.new).then(|| g.latest * (k as u64 + 1) / nights as u64)
+                        })
+                        .collect();
+                    (g.id, v)
+                })
+                .collect()
+        })
+        .collect();
+    let nights_rows = snapshots
+        .iter()
+        .flat_map(|t| {
+            metrics.iter().map(move |m| Night {
+                as_of: *t,
+                endpoint: "totals".into(),
+                metric: *m,
+                total: 1_000_000 + (t.unix_timestamp() as u64 % 977) * 1000,
+                tweets: 5000,
+            })
+        })
+        .collect();
+    let hourly = metrics
+        .iter()
+        .map(|_| {
+            if !series {
+                return Vec::new();
+            }
+            (0..48)
+                .map(|h| {
+                    (
+                        START.unix_timestamp() + h * 3600,
+                        (rng.next() * 1000.0) as u64,
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    Movers {
+        latest: snapshots.last().copied(),
+        base: snapshots.len().checked_sub(2).map(|b| snapshots[b]),
+        top: TOP_N,
+        metrics: metrics.clone(),
+        gains,
+        entered: vec![vec![1_790_000_000_000_000_000]; 3],
+        left: vec![Vec::new(); 3],
+        gone: vec![1_790_000_000_000_000_001],
+        tally: vec![Vec::new(); 3],
+        hourly,
+        by_day: false,
+        nights: nights_rows,
+        snapshots,
+        trajectories,
+    }
+}
+
+#[test]
+fn history_loads_in_headless_chromium() {
+    let Some(bin) = find_chromium() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("chromium is not installed, and CI must run the browser test (apt-get install chromium)");
+        }
+        eprintln!("note: chromium not found; skipping the browser test of history.html");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Per metric: nights, movers, trajectories, and with time series the hourly curve. A single
+    // night draws as well as many.
+    for (name, nights, series, charts) in [
+        ("history.html", 6, true, 12),
+        ("totals-only.html", 6, false, 9),
+        ("one-night.html", 1, false, 9),
+    ] {
+        let m = made_up_history(nights, series);
+        let html = engage::history::render_html(&m, GENERATED);
+        let page = dir.path().join(name);
+        std::fs::write(&page, &html).unwrap();
+        let dom = chromium(&bin, &page, &["--dump-dom".to_string()]);
+        let root = dom
+            .find("<html")
+            .map(|at| &dom[at..at + dom[at..].find('>').unwrap_or(0)])
+            .unwrap_or_else(|| panic!("no <html> in the dumped DOM of {name}"));
+        assert!(
+            !root.contains("data-errors"),
+            "script errors in {name}: {root}"
+        );
+        assert!(
+            root.contains("data-ready=\"1\""),
+            "{name} did not finish: {root}"
+        );
+        assert_eq!(
+            dom.matches("<svg class=\"chart\"").count(),
+            charts,
+            "charts in {name}"
+        );
+        for kind in ["nights", "movers", "trajectories"] {
+            assert_eq!(
+                dom.matches(&format!("data-kind=\"{kind}\"")).count(),
+                3,
+                "{kind} charts in {name}"
+            );
+        }
+        assert!(
+            dom.contains("video_views: no Tweet moved"),
+            "{name} shows the empty state"
+        );
+        // Every mover of a metric with movers is drawn, the loss as a loss.
+        assert_eq!(dom.matches("class=\"loss\"").count(), 2, "{name}");
+        assert!(
+            !html.contains("http://") && !html.contains("src="),
+            "{name} loads nothing"
+        );
+    }
+}
