@@ -210,6 +210,9 @@ impl Store {
         &self,
         mut f: impl FnMut(&[i64], &str, i64, u64),
     ) -> Result<(), StoreError> {
+        if !self.has_group_tables()? {
+            return Ok(());
+        }
         let err = |e| self.err(e);
         let mut stmt = self
             .conn
@@ -386,12 +389,16 @@ impl Store {
                 "SELECT id, mid FROM id_messages WHERE id >= ?1{bound} ORDER BY id, mid"
             ))
             .map_err(err)?;
-        let mut group_stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT id, gid FROM id_groups WHERE id >= ?1{bound} ORDER BY id, gid"
-            ))
-            .map_err(err)?;
+        // A store of schema 3 read through a cursor (which upgrades nothing) has no memberships:
+        // the same parameters, no row.
+        let group_sql = if self.has_group_tables()? {
+            format!("SELECT id, gid FROM id_groups WHERE id >= ?1{bound} ORDER BY id, gid")
+        } else if to.is_some() {
+            "SELECT ?1, ?2 WHERE 0".to_string()
+        } else {
+            "SELECT ?1, ?1 WHERE 0".to_string()
+        };
+        let mut group_stmt = self.conn.prepare(&group_sql).map_err(err)?;
         let (mut rows, mut links, mut group_links) = match to {
             Some(to) => (
                 stmt.query(params![from as i64, to as i64]).map_err(err)?,
@@ -470,8 +477,24 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the store has the group tables (schema 4 on): a store of an earlier schema read
+    /// through a cursor, which upgrades nothing, does not.
+    fn has_group_tables(&self) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'id_groups'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
+    }
+
     /// The run's groups, by name.
     pub fn groups(&self) -> Result<Vec<GroupRow>, StoreError> {
+        if !self.has_group_tables()? {
+            return Ok(Vec::new());
+        }
         let err = |e| self.err(e);
         let mut stmt = self
             .conn

@@ -284,3 +284,62 @@ mod tests {
         assert_eq!(statuses, ["pending", "ok", "ok", "failed"]);
     }
 }
+
+#[cfg(test)]
+mod v3_cursor_tests {
+    use super::super::{tmp, Store};
+    use super::*;
+    use crate::outcome::{IdOutcome, NotServed, Settled, Status};
+
+    /// A cursor does not upgrade the store it reads (`engage history add` reads run stores that
+    /// way): a schema 3 store, without the group tables, is walked as before, with no groups.
+    #[test]
+    fn a_schema_3_store_read_through_a_cursor_has_its_outcomes_and_no_groups() {
+        let (_d, p) = tmp();
+        let metrics = [Metric::Favorites];
+        {
+            let mut s = Store::open(&p).unwrap();
+            let tx = s.ingest_tx().unwrap();
+            tx.insert_ids(&[(5, None), (9, None)]).unwrap();
+            tx.commit(None).unwrap();
+            let ok = |id| IdOutcome {
+                id,
+                status: Status::Ok,
+                values: vec![Some(id)],
+                note: None,
+                series: vec![],
+                not_served: NotServed::NONE,
+            };
+            s.record(
+                &metrics,
+                &[Settled {
+                    window: 0,
+                    windows: 1,
+                    outcomes: vec![ok(5), ok(9)],
+                    hourly: vec![],
+                    via: None,
+                    origin: 5,
+                    messages: Vec::new(),
+                }],
+                None,
+            )
+            .unwrap();
+        }
+        // Back to schema 3 as an earlier engage left it.
+        Connection::open(&p)
+            .unwrap()
+            .execute_batch("DROP TABLE groups; DROP TABLE id_groups; PRAGMA user_version = 3;")
+            .unwrap();
+        let s = Store::open_cursor(&p).unwrap();
+        let mut seen = Vec::new();
+        s.for_each_outcome(0, None, &metrics, |row| {
+            seen.push((row.id, row.values[0], row.groups.to_vec()))
+        })
+        .unwrap();
+        assert_eq!(seen, vec![(5, Some(5), vec![]), (9, Some(9), vec![])]);
+        assert!(s.groups().unwrap().is_empty());
+        let mut series = 0;
+        s.for_each_group_series(|_, _, _, _| series += 1).unwrap();
+        assert_eq!(series, 0);
+    }
+}
