@@ -624,6 +624,7 @@ fn made_up_history(nights: usize, series: bool) -> engage::history::Movers {
         nights: nights_rows,
         snapshots,
         trajectories,
+        groups: Vec::new(),
     }
 }
 
