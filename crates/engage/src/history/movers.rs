@@ -88,6 +88,9 @@ pub struct Movers {
     pub groups: Vec<(String, Vec<Vec<Gain>>)>,
 }
 
+/// Per metric, the best gains: (base value, latest value) by gain.
+type GainHeaps = Vec<Best<(Option<u64>, u64)>>;
+
 /// The N best by a signed key, ties to the lower Tweet ID.
 struct Best<T: Ord> {
     n: usize,
@@ -194,7 +197,7 @@ impl Movers {
             .enumerate()
             .map(|(k, (gid, _))| (*gid, k))
             .collect();
-        let mut group_gains: Vec<Vec<Best<(Option<u64>, u64)>>> = group_names
+        let mut group_gains: Vec<GainHeaps> = group_names
             .iter()
             .map(|_| (0..k).map(|_| Best::new(top)).collect())
             .collect();
@@ -272,7 +275,7 @@ impl Movers {
                 }
             }
         }
-        let to_gains = |heaps: Vec<Best<(Option<u64>, u64)>>| -> Vec<Vec<Gain>> {
+        let to_gains = |heaps: GainHeaps| -> Vec<Vec<Gain>> {
             heaps
                 .into_iter()
                 .map(|g| {
