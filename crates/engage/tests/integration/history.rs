@@ -650,7 +650,7 @@ async fn a_grouped_history_keeps_the_labels_and_gives_movers_per_group() {
     let dir = tmp.path();
     let ids = ids_from(NOW - DAY * 30, 30 * 24, 90, 5);
     // Every ID in `all`, and in `even` or `odd` by its place.
-    let group_of = |k: usize| if k % 2 == 0 { "even" } else { "odd" };
+    let group_of = |k: usize| if k.is_multiple_of(2) { "even" } else { "odd" };
     let csv: String = std::iter::once("tweet_id,group\n".to_string())
         .chain(
             ids.iter()
