@@ -58,6 +58,7 @@ fn config() -> SimConfig {
         name: format!("account-{i}"),
         access_token: format!("access-token-{i}"),
         access_token_secret: format!("access-token-secret-{i}"),
+        app: None,
     };
     SimConfig {
         seed: 42,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use engage::apps::{AppSpec, DEFAULT_APP};
 use engage::fetch::RetryPolicy;
 use engage::health::OutagePolicy;
 use engage::ids::{Format, ReadOptions};
@@ -114,10 +115,8 @@ impl From<SeriesArg> for Granularity {
     }
 }
 
-/// The most requests in flight. The server's per-minute budget, not the number of open requests,
-/// bounds throughput long before this; the cap keeps sockets, buffered answers and the queues
-/// between the stages (sized from it) bounded when a value is mistyped.
-pub const MAX_CONCURRENCY: usize = 256;
+/// The most requests in flight, fixed or adaptive (see [`engage::concurrency`]).
+pub const MAX_CONCURRENCY: usize = engage::concurrency::MAX_CONCURRENCY;
 
 /// Checks a number of requests in flight; `what` names where it came from (`--concurrency`, or
 /// the config file's key).
@@ -147,9 +146,9 @@ pub struct FileConfig {
     pub base_url: Option<String>,
     /// N of the top-N per metric.
     pub top: Option<usize>,
-    /// Requests in flight.
+    /// Requests in flight; left out, the limit adapts.
     pub concurrency: Option<usize>,
-    /// Requests per window (local pace).
+    /// Requests per window (local pace), for each app without a `rate` of its own.
     pub rate: Option<u32>,
     /// The pace's window in seconds.
     pub window_secs: Option<u64>,
@@ -166,9 +165,29 @@ pub struct FileConfig {
     /// Credentials (or the names of environment variables holding them).
     #[serde(default)]
     pub credentials: FileCredentials,
+    /// Apps beside the one of `[credentials]`/`ENGAGE_*`, each with its own budget; their keys
+    /// and tokens come from the named environment variables only.
+    #[serde(default)]
+    pub apps: Vec<FileApp>,
     /// Owner accounts; their tokens come from the named environment variables only.
     #[serde(default)]
     pub accounts: Vec<FileAccount>,
+}
+
+/// An app in the config file: only the names of the environment variables that hold its keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileApp {
+    /// The name accounts refer to, shown in the report and `engage status`.
+    pub name: String,
+    /// Environment variable holding the app's consumer key (with the secret: user context).
+    pub consumer_key_env: Option<String>,
+    /// Environment variable holding the app's consumer secret.
+    pub consumer_secret_env: Option<String>,
+    /// Environment variable holding the app's bearer token (public metrics on /totals).
+    pub bearer_token_env: Option<String>,
+    /// The app's budget: requests per `window_secs` (its contract's rate).
+    pub rate: Option<u32>,
 }
 
 /// An owner account in the config file.
@@ -181,6 +200,9 @@ pub struct FileAccount {
     pub access_token_env: String,
     /// Environment variable holding the account's access token secret.
     pub access_token_secret_env: String,
+    /// The app (`[[apps]]` name) whose keys sign for this account [default: the app of
+    /// `[credentials]`/`ENGAGE_*`].
+    pub app: Option<String>,
 }
 
 /// Credentials in the config file: each value literally, or `<name>_env` naming an environment
@@ -257,10 +279,12 @@ pub const DEFAULT_ACCOUNT: &str = "default";
 
 /// Credentials found in the environment and the file.
 pub struct FoundCredentials {
-    /// Owner accounts with their user-context credentials.
-    pub accounts: Vec<(String, UserCredentials)>,
-    /// The bearer token, if any.
-    pub bearer: Option<BearerToken>,
+    /// The apps: name and own rate (index = the app's number below).
+    pub apps: Vec<(String, Option<u32>)>,
+    /// Owner accounts with their user-context credentials and their app.
+    pub accounts: Vec<(String, UserCredentials, usize)>,
+    /// The bearer tokens, each with its app.
+    pub bearers: Vec<(usize, BearerToken)>,
 }
 
 /// Collects credentials: `ENGAGE_*` variables first, then the file.
@@ -296,6 +320,54 @@ pub fn credentials(file: &FileConfig, path: &Path) -> Result<FoundCredentials> {
         &c.bearer_token_env,
         path,
     )?;
+    let mut apps: Vec<(String, Option<u32>)> = Vec::new();
+    // Consumer key and secret per app, by index.
+    let mut keys: Vec<Option<(String, String)>> = Vec::new();
+    let mut bearers = Vec::new();
+    if ck.is_some() || cs.is_some() || bt.is_some() {
+        apps.push((DEFAULT_APP.to_string(), None));
+        keys.push(ck.clone().zip(cs.clone()));
+        if let Some(t) = bt {
+            bearers.push((0, BearerToken(t)));
+        }
+    }
+    let default_app = apps.iter().position(|(n, _)| n == DEFAULT_APP);
+    for app in &file.apps {
+        let where_ = format!("config file {}: app `{}`", path.display(), app.name);
+        if app.name.trim().is_empty() || app.name == DEFAULT_APP {
+            bail!(
+                "config file {}: app name `{}` is not allowed",
+                path.display(),
+                app.name
+            );
+        }
+        if apps.iter().any(|(n, _)| *n == app.name) {
+            bail!("{where_} is listed twice");
+        }
+        if app.rate == Some(0) {
+            bail!("{where_}: rate must be at least 1");
+        }
+        let var = |v: &str| -> Result<String> {
+            match std::env::var(v) {
+                Ok(x) if !x.is_empty() => Ok(x),
+                _ => bail!("{where_}: environment variable {v} is not set"),
+            }
+        };
+        let pair = match (&app.consumer_key_env, &app.consumer_secret_env) {
+            (Some(k), Some(s)) => Some((var(k)?, var(s)?)),
+            (None, None) => None,
+            _ => bail!("{where_}: consumer_key_env and consumer_secret_env go together"),
+        };
+        if pair.is_none() && app.bearer_token_env.is_none() {
+            bail!("{where_}: needs consumer_key_env and consumer_secret_env, or bearer_token_env");
+        }
+        let i = apps.len();
+        if let Some(v) = &app.bearer_token_env {
+            bearers.push((i, BearerToken(var(v)?)));
+        }
+        apps.push((app.name.clone(), app.rate));
+        keys.push(pair);
+    }
     let mut accounts = Vec::new();
     match (&ck, &cs, at, ats) {
         (Some(_), Some(_), None, None) | (None, None, None, None) => {}
@@ -313,6 +385,7 @@ pub fn credentials(file: &FileConfig, path: &Path) -> Result<FoundCredentials> {
                     access_token,
                     access_token_secret,
                 },
+                default_app.unwrap_or(0),
             ));
         }
         (ck, cs, at, ats) => {
@@ -333,12 +406,34 @@ pub fn credentials(file: &FileConfig, path: &Path) -> Result<FoundCredentials> {
         }
     }
     for a in &file.accounts {
-        let (Some(consumer_key), Some(consumer_secret)) = (&ck, &cs) else {
-            bail!(
-                "config file {}: account `{}` needs the app's consumer key and secret (ENGAGE_CONSUMER_KEY / ENGAGE_CONSUMER_SECRET or [credentials])",
-                path.display(),
-                a.name
-            );
+        let app = match &a.app {
+            None => default_app,
+            Some(name) => Some(apps.iter().position(|(n, _)| n == name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "config file {}: account `{}`: no app `{name}` (apps: {})",
+                    path.display(),
+                    a.name,
+                    apps.iter()
+                        .map(|(n, _)| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?),
+        };
+        let Some((app, Some((consumer_key, consumer_secret)))) = app.map(|i| (i, keys[i].clone()))
+        else {
+            match &a.app {
+                None => bail!(
+                    "config file {}: account `{}` needs the app's consumer key and secret (ENGAGE_CONSUMER_KEY / ENGAGE_CONSUMER_SECRET or [credentials])",
+                    path.display(),
+                    a.name
+                ),
+                Some(name) => bail!(
+                    "config file {}: account `{}`: app `{name}` has no consumer_key_env/consumer_secret_env",
+                    path.display(),
+                    a.name
+                ),
+            }
         };
         if a.name.trim().is_empty() || a.name == "bearer" {
             bail!(
@@ -347,7 +442,7 @@ pub fn credentials(file: &FileConfig, path: &Path) -> Result<FoundCredentials> {
                 a.name
             );
         }
-        if accounts.iter().any(|(n, _)| *n == a.name) {
+        if accounts.iter().any(|(n, _, _)| *n == a.name) {
             bail!(
                 "config file {}: account `{}` is listed twice",
                 path.display(),
@@ -367,16 +462,18 @@ pub fn credentials(file: &FileConfig, path: &Path) -> Result<FoundCredentials> {
         accounts.push((
             a.name.clone(),
             UserCredentials {
-                consumer_key: consumer_key.clone(),
-                consumer_secret: consumer_secret.clone(),
+                consumer_key,
+                consumer_secret,
                 access_token: var(&a.access_token_env)?,
                 access_token_secret: var(&a.access_token_secret_env)?,
             },
+            app,
         ));
     }
     Ok(FoundCredentials {
+        apps,
         accounts,
-        bearer: bt.map(BearerToken),
+        bearers,
     })
 }
 
@@ -407,10 +504,12 @@ pub struct RunArgs {
     /// Metrics, comma-separated [default: every metric the endpoint and auth allow].
     #[arg(long, value_delimiter = ',')]
     pub metrics: Option<Vec<String>>,
-    /// Requests in flight, 1 to 256.
+    /// Requests in flight, 1 to 256 [default: adaptive, up to 256: grows while answers come back as
+    /// fast, halves on 429s, 5xx, timeouts or rising latency].
     #[arg(long)]
     pub concurrency: Option<usize>,
-    /// Local budget: at most this many requests per --window-secs (your contract's per-minute limit).
+    /// Local budget: at most this many requests per --window-secs (your contract's per-minute
+    /// limit), per app ([[apps]] may set their own).
     #[arg(long)]
     pub rate: Option<u32>,
     /// The budget's window in seconds.
@@ -604,21 +703,36 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
             }
             Routes {
                 endpoint,
+                account_apps: found.accounts.iter().map(|(_, _, a)| *a).collect(),
                 accounts: found
                     .accounts
                     .into_iter()
-                    .map(|(n, c)| (n, Credentials::User(c)))
+                    .map(|(n, c, _)| (n, Credentials::User(c)))
                     .collect(),
-                bearer: found.bearer.map(Credentials::Bearer),
+                bearers: found
+                    .bearers
+                    .into_iter()
+                    .map(|(a, t)| (a, Credentials::Bearer(t)))
+                    .collect(),
                 bearer_only: false,
             }
         }
-        AuthKind::Bearer => Routes::bearer_only(
-            endpoint,
-            found.bearer.ok_or_else(|| {
-                anyhow::anyhow!("no credentials: set ENGAGE_BEARER_TOKEN, or the four ENGAGE_CONSUMER_*/ENGAGE_ACCESS_TOKEN* variables, or a --config file")
-            })?,
-        ),
+        AuthKind::Bearer => {
+            if found.bearers.is_empty() {
+                bail!("no credentials: set ENGAGE_BEARER_TOKEN, or the four ENGAGE_CONSUMER_*/ENGAGE_ACCESS_TOKEN* variables, or a --config file");
+            }
+            Routes {
+                endpoint,
+                accounts: Vec::new(),
+                account_apps: Vec::new(),
+                bearers: found
+                    .bearers
+                    .into_iter()
+                    .map(|(a, t)| (a, Credentials::Bearer(t)))
+                    .collect(),
+                bearer_only: true,
+            }
+        }
     };
     if args.min_impressions == Some(0) {
         bail!("--min-impressions 0: a rate needs at least 1 impression");
@@ -732,15 +846,14 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
             other => anyhow::anyhow!("{url_from}: {other}"),
         },
     )?;
-    let concurrency = layer(
-        args.concurrency,
-        "--concurrency",
-        file.concurrency,
-        "concurrency",
-        &path,
-        d.concurrency,
-    );
-    let concurrency = check_concurrency(concurrency.value, &concurrency.from)?;
+    let concurrency = match (args.concurrency, file.concurrency) {
+        (Some(n), _) => Some(check_concurrency(n, "--concurrency")?),
+        (None, Some(n)) => Some(check_concurrency(
+            n,
+            &format!("config file {}: concurrency", path.display()),
+        )?),
+        (None, None) => None,
+    };
     let window_secs = layer(
         args.window_secs,
         "--window-secs",
@@ -798,7 +911,14 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
         min_impressions: args.min_impressions,
         top_n: top,
         concurrency,
-        rate: rate.map(|n| (n, Duration::from_secs(window_secs))),
+        apps: found
+            .apps
+            .into_iter()
+            .map(|(name, own)| AppSpec {
+                name,
+                rate: own.or(rate).map(|n| (n, Duration::from_secs(window_secs))),
+            })
+            .collect(),
         client: client_config(base_url, timeout, args.allow_insecure_http),
         retry,
         outage: OutagePolicy {
@@ -931,7 +1051,7 @@ mod tests {
         assert_eq!(spec.endpoint, Endpoint::from(d.endpoint));
         assert_eq!(spec.client.base_url, d.base_url);
         assert_eq!(spec.top_n, d.top);
-        assert_eq!(spec.concurrency, d.concurrency);
+        assert_eq!(spec.concurrency, None, "adaptive unless given");
         assert_eq!(spec.retry.max_attempts, d.max_attempts);
         assert_eq!(
             spec.client.request_timeout,
@@ -939,7 +1059,7 @@ mod tests {
         );
         assert_eq!(spec.client.connect_timeout, Duration::from_secs(10));
         assert_eq!(spec.outage.limit, Duration::from_secs(d.outage_limit_secs));
-        assert_eq!(spec.rate, None);
+        assert_eq!(spec.apps, AppSpec::single(None));
         let spec = build(&args(&[
             "--config",
             &path,
@@ -950,7 +1070,10 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(spec.period_spec.as_deref(), Some("days=28"));
-        assert_eq!(spec.rate, Some((5, Duration::from_secs(d.window_secs))));
+        assert_eq!(
+            spec.apps,
+            AppSpec::single(Some((5, Duration::from_secs(d.window_secs))))
+        );
     }
 
     #[test]
@@ -962,7 +1085,7 @@ mod tests {
         let spec = build(&args(&["--config", &path])).unwrap();
         assert_eq!(spec.endpoint, Endpoint::Historical);
         assert_eq!(spec.top_n, 3);
-        assert_eq!(spec.concurrency, 2);
+        assert_eq!(spec.concurrency, Some(2));
         assert_eq!(spec.period_spec.as_deref(), Some("days=60"));
         assert_eq!(spec.client.request_timeout, Duration::from_secs(5));
         assert_eq!(spec.client.connect_timeout, Duration::from_secs(5));
@@ -977,7 +1100,7 @@ mod tests {
             "4",
         ]))
         .unwrap();
-        assert_eq!((spec.top_n, spec.concurrency), (7, 4));
+        assert_eq!((spec.top_n, spec.concurrency), (7, Some(4)));
         assert_eq!(spec.period_spec.as_deref(), Some("days=30"));
         // The file's days is the start only when --start does not give one.
         let spec = build(&args(&["--config", &path, "--start", "2024-03-01"])).unwrap();
@@ -985,6 +1108,82 @@ mod tests {
         // Another endpoint ignores the file's days; only the flag is refused there.
         let spec = build(&args(&["--config", &path, "--endpoint", "totals"])).unwrap();
         assert_eq!(spec.period, None);
+    }
+
+    /// `[[apps]]` name environment variables only; accounts name their app; each app's rate is its
+    /// own or `--rate`; mistakes name the file, the app and the variable.
+    #[test]
+    fn apps_from_the_file_route_accounts_and_bearer_tokens() {
+        // Names only this test uses, so that tests running at the same time do not see them.
+        std::env::set_var("I16_TEST_KEY", "kb");
+        std::env::set_var("I16_TEST_SECRET", "sb");
+        std::env::set_var("I16_TEST_BEARER", "tb");
+        std::env::set_var("I16_TEST_TOKEN", "t2");
+        std::env::set_var("I16_TEST_TOKEN_SECRET", "s2");
+        let apps = "[[apps]]\nname = \"b\"\nconsumer_key_env = \"I16_TEST_KEY\"\n\
+                    consumer_secret_env = \"I16_TEST_SECRET\"\nbearer_token_env = \"I16_TEST_BEARER\"\n\
+                    rate = 30\n\n[[apps]]\nname = \"c\"\nbearer_token_env = \"I16_TEST_BEARER\"\n";
+        let account = "[[accounts]]\nname = \"two\"\napp = \"b\"\n\
+                       access_token_env = \"I16_TEST_TOKEN\"\naccess_token_secret_env = \"I16_TEST_TOKEN_SECRET\"\n";
+        let (_dir, path) = file(&format!("{apps}\n{account}"));
+        let spec = build(&args(&[
+            "--config",
+            &path,
+            "--rate",
+            "5",
+            "--window-secs",
+            "1",
+        ]))
+        .unwrap();
+        let names: Vec<(&str, Option<(u32, Duration)>)> = spec
+            .apps
+            .iter()
+            .map(|a| (a.name.as_str(), a.rate))
+            .collect();
+        let sec = Duration::from_secs(1);
+        assert_eq!(
+            names,
+            [
+                ("default", Some((5, sec))),
+                ("b", Some((30, sec))),
+                ("c", Some((5, sec)))
+            ]
+        );
+        let accounts: Vec<&str> = spec
+            .routes
+            .accounts
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(accounts, ["default", "two"]);
+        assert_eq!(spec.routes.account_apps, [0, 1]);
+        match &spec.routes.accounts[1].1 {
+            Credentials::User(u) => assert_eq!(
+                (u.consumer_key.as_str(), u.access_token.as_str()),
+                ("kb", "t2")
+            ),
+            _ => panic!("user context"),
+        }
+        let bearer_apps: Vec<usize> = spec.routes.bearers.iter().map(|(a, _)| *a).collect();
+        assert_eq!(bearer_apps, [1, 2]);
+
+        // An app with only a bearer token cannot sign for an account.
+        let (_dir, path) = file(&format!("{apps}\n{}", account.replace("\"b\"", "\"c\"")));
+        let err = error(&["--config", &path]);
+        assert!(err.contains("app `c` has no consumer_key_env"), "{err}");
+        let (_dir, path) = file(&format!("{apps}\n{}", account.replace("\"b\"", "\"x\"")));
+        let err = error(&["--config", &path]);
+        assert!(err.contains(&path) && err.contains("no app `x`"), "{err}");
+        let (_dir, path) = file(&apps.replace("I16_TEST_SECRET", "I16_TEST_UNSET"));
+        let err = error(&["--config", &path]);
+        assert!(
+            err.contains(&path) && err.contains("app `b`") && err.contains("I16_TEST_UNSET"),
+            "{err}"
+        );
+        let (_dir, path) = file(&apps.replace("name = \"c\"", "name = \"b\""));
+        assert!(error(&["--config", &path]).contains("listed twice"));
+        let (_dir, path) = file(&apps.replace("rate = 30", "rate = 0"));
+        assert!(error(&["--config", &path]).contains("rate must be at least 1"));
     }
 
     #[test]

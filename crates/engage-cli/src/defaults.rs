@@ -11,7 +11,14 @@ use crate::config::{EndpointArg, FileConfig};
 pub const TEXT: &str = include_str!("defaults.toml");
 
 /// The keys of [`FileConfig`] that have no default, and so are absent from [`TEXT`].
-pub const WITHOUT_DEFAULT: &[&str] = &["rate", "history", "credentials", "accounts"];
+pub const WITHOUT_DEFAULT: &[&str] = &[
+    "concurrency",
+    "rate",
+    "history",
+    "credentials",
+    "apps",
+    "accounts",
+];
 
 /// Every default, each one set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +29,6 @@ pub struct Defaults {
     pub base_url: String,
     /// `top`.
     pub top: usize,
-    /// `concurrency`.
-    pub concurrency: usize,
     /// `window_secs`.
     pub window_secs: u64,
     /// `max_attempts`.
@@ -44,14 +49,18 @@ impl Defaults {
         fn set<T>(key: &str, v: Option<T>) -> Result<T, String> {
             v.ok_or_else(|| format!("no default for `{key}`"))
         }
-        if f.rate.is_some() || !f.accounts.is_empty() || f.credentials.is_set() {
+        if f.concurrency.is_some()
+            || f.rate.is_some()
+            || !f.apps.is_empty()
+            || !f.accounts.is_empty()
+            || f.credentials.is_set()
+        {
             return Err(format!("{WITHOUT_DEFAULT:?} have no default"));
         }
         Ok(Defaults {
             endpoint: set("endpoint", f.endpoint)?,
             base_url: set("base_url", f.base_url)?,
             top: set("top", f.top)?,
-            concurrency: set("concurrency", f.concurrency)?,
             window_secs: set("window_secs", f.window_secs)?,
             max_attempts: set("max_attempts", f.max_attempts)?,
             request_timeout_secs: set("request_timeout_secs", f.request_timeout_secs)?,
@@ -72,8 +81,7 @@ pub fn get() -> &'static Defaults {
 
 /// The subcommands whose flags take a default from the file, and which keys: `engage demo` has its
 /// own `--days`.
-const DOCUMENTED: &[(&str, Option<&[&str]>)] =
-    &[("run", None), ("demo", Some(&["endpoint", "concurrency"]))];
+const DOCUMENTED: &[(&str, Option<&[&str]>)] = &[("run", None), ("demo", Some(&["endpoint"]))];
 
 /// Appends `[default: VALUE]` to the help of each flag named like a key of the defaults file, so the
 /// help cannot disagree with the defaults in force.

@@ -38,7 +38,7 @@ pub struct DemoArgs {
     /// Folder for the input, the store and the reports [default: a new temporary folder, kept].
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Requests in flight (1 to 256).
+    /// Requests in flight, 1 to 256 [default: adaptive, up to 256].
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// Seed of the generated collection and of the simulator.
@@ -115,16 +115,16 @@ pub async fn run(args: DemoArgs) -> u8 {
     let defaults = crate::defaults::get();
     let endpoint: Endpoint = args.endpoint.unwrap_or(defaults.endpoint).into();
     // Validated as `engage run` validates them, before anything is created.
-    let checked = crate::config::check_concurrency(
-        args.concurrency.unwrap_or(defaults.concurrency),
-        "--concurrency",
-    )
-    .and_then(|concurrency| match endpoint {
-        Endpoint::Historical => {
-            crate::config::check_days(args.days, "--days").map(|()| concurrency)
-        }
-        _ => Ok(concurrency),
-    });
+    let checked = args
+        .concurrency
+        .map(|n| crate::config::check_concurrency(n, "--concurrency"))
+        .transpose()
+        .and_then(|concurrency| match endpoint {
+            Endpoint::Historical => {
+                crate::config::check_days(args.days, "--days").map(|()| concurrency)
+            }
+            _ => Ok(concurrency),
+        });
     let concurrency = match checked {
         Ok(c) => c,
         Err(e) => {
@@ -323,7 +323,7 @@ async fn night(
     night: &Night,
     lock: Option<engage::lock::WriterLock>,
     endpoint: Endpoint,
-    concurrency: usize,
+    concurrency: Option<usize>,
     period: Option<engagement_api::Window>,
     series: Option<Granularity>,
     ids: usize,
@@ -394,7 +394,7 @@ async fn night(
         min_impressions: None,
         top_n: defaults.top,
         concurrency,
-        rate: None,
+        apps: engage::apps::AppSpec::single(None),
         client: ClientConfig {
             base_url: sim.url(),
             connect_timeout: Duration::from_secs(5),

@@ -186,6 +186,10 @@ async fn run_only(spec: engage::run::RunSpec) -> u8 {
                 "{} requests, {} retries, {} answered 429 in this run",
                 outcome.requests, outcome.retries, outcome.rate_limited
             );
+            // Per app over every life of the run: the same lines as `engage status`.
+            for app in &outcome.apps {
+                eprintln!("app {}", app.line());
+            }
             if let Some(dir) = outcome.files.first().and_then(|f| f.parent()) {
                 eprintln!("reports in {}", dir.display());
             }
@@ -296,6 +300,9 @@ fn report_cmd(db: PathBuf, out: Option<PathBuf>) -> u8 {
                     "complete:  {}",
                     if summary.complete() { "yes" } else { "no" }
                 );
+                for app in engage::apps::load(&run.store)? {
+                    println!("app {}", app.line());
+                }
                 let not_served: Vec<String> = summary
                     .metrics
                     .iter()

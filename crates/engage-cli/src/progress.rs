@@ -1,6 +1,7 @@
 //! Progress: an indicatif bar on a terminal (IDs resolved / total, rate, ETA, and a visible
 //! "waiting for rate limit until HH:MM:SS" or "API unreachable since HH:MM:SS UTC: <cause>; next probe
-//! in N s" state); off a terminal, a log line every 10 seconds.
+//! in N s" state) and the limit on requests in flight (`in flight ≤ 24, adaptive`); off a terminal,
+//! a log line every 10 seconds.
 //!
 //! The rate and the ETA come from the IDs resolved over the last minute ([`Rate`]), waits for the
 //! rate limit included: a run that fetches for ten seconds and then waits fifty is going at a sixth
@@ -90,6 +91,15 @@ fn rate_text(rate: &Rate, left: u64) -> String {
     }
 }
 
+/// `in flight ≤ 24, adaptive` (or `in flight ≤ 8` when fixed); empty before the fetch starts.
+fn limit_text(limit: Option<(usize, bool)>) -> String {
+    match limit {
+        Some((n, true)) => format!("in flight ≤ {n}, adaptive"),
+        Some((n, false)) => format!("in flight ≤ {n}"),
+        None => String::new(),
+    }
+}
+
 /// `API unreachable since 02:41:07 UTC: connection refused; next probe in 40 s`.
 fn outage_text(o: &OutageView) -> String {
     let next = match o.next_probe {
@@ -126,7 +136,11 @@ impl Display {
                 let total = progress.total.load(Ordering::Relaxed);
                 let done = progress.resolved.load(Ordering::Relaxed);
                 rate.push(Instant::now(), done);
-                let speed = rate_text(&rate, total.saturating_sub(done));
+                let mut speed = rate_text(&rate, total.saturating_sub(done));
+                let limit = limit_text(progress.concurrency());
+                if !limit.is_empty() {
+                    speed = format!("{speed}, {limit}");
+                }
                 // An outage first: while it lasts, the gate's state says nothing.
                 let waiting = match (progress.health.outage(), progress.waiting_until()) {
                     (Some(o), _) => Some(outage_text(&o)),
@@ -189,6 +203,13 @@ mod tests {
             r.push(t0 + Duration::from_millis(ms), resolved(ms));
         }
         r
+    }
+
+    #[test]
+    fn the_limit_in_flight_says_whether_it_adapts() {
+        assert_eq!(limit_text(Some((24, true))), "in flight ≤ 24, adaptive");
+        assert_eq!(limit_text(Some((8, false))), "in flight ≤ 8");
+        assert_eq!(limit_text(None), "");
     }
 
     #[test]

@@ -1622,12 +1622,23 @@ mod secrets {
     const ACCESS_TOKEN: &str = "SeCrEt-token-6a5b4c";
     const ACCESS_TOKEN_SECRET: &str = "SeCrEt-tsecret-0d9e8f";
     const BEARER_TOKEN: &str = "SeCrEt-bearer-7e6d5c";
-    const ALL: [&str; 5] = [
+    // A second app's keys and bearer token, and an account whose token that app issued.
+    const APP_KEY: &str = "SeCrEt-appkey-1a2b3c";
+    const APP_SECRET: &str = "SeCrEt-appsecret-4d5e6f";
+    const APP_BEARER: &str = "SeCrEt-appbearer-7a8b9c";
+    const TWO_TOKEN: &str = "SeCrEt-twotoken-0f1e2d";
+    const TWO_SECRET: &str = "SeCrEt-twosecret-3c4b5a";
+    const ALL: [&str; 10] = [
         CONSUMER_KEY,
         CONSUMER_SECRET,
         ACCESS_TOKEN,
         ACCESS_TOKEN_SECRET,
         BEARER_TOKEN,
+        APP_KEY,
+        APP_SECRET,
+        APP_BEARER,
+        TWO_TOKEN,
+        TWO_SECRET,
     ];
 
     fn contains(hay: &[u8], needle: &str) -> bool {
@@ -1734,6 +1745,102 @@ mod secrets {
                     assert_clean(&p.display().to_string(), &std::fs::read(&p).unwrap());
                     assert_eq!(file_mode(&p), 0o600, "{}", p.display());
                 }
+            }
+        }
+    }
+
+    /// A run over two apps (`[[apps]]` naming only environment variables), with an owner account
+    /// of each: no key, secret or token of either app is in the output, the status, the reports
+    /// or the store, and the figures per app name the apps.
+    #[test]
+    fn the_keys_of_every_app_appear_nowhere() {
+        let d = tempfile::tempdir().unwrap();
+        let sim_config = d.path().join("sim.toml");
+        std::fs::write(
+            &sim_config,
+            format!(
+                "consumer_key = \"{CONSUMER_KEY}\"\nconsumer_secret = \"{CONSUMER_SECRET}\"\n\
+                 bearer_tokens = [\"{BEARER_TOKEN}\"]\n\n\
+                 [[apps]]\nname = \"team\"\nconsumer_key = \"{APP_KEY}\"\n\
+                 consumer_secret = \"{APP_SECRET}\"\nbearer_tokens = [\"{APP_BEARER}\"]\n\n\
+                 [[accounts]]\nname = \"owner\"\n\
+                 access_token = \"{ACCESS_TOKEN}\"\naccess_token_secret = \"{ACCESS_TOKEN_SECRET}\"\n\n\
+                 [[accounts]]\nname = \"two\"\napp = \"team\"\n\
+                 access_token = \"{TWO_TOKEN}\"\naccess_token_secret = \"{TWO_SECRET}\"\n"
+            ),
+        )
+        .unwrap();
+        let sim = Sim::start(32, &["--config", sim_config.to_str().unwrap()]);
+        let config = d.path().join("engage.toml");
+        std::fs::write(
+            &config,
+            "[[apps]]\nname = \"team\"\nconsumer_key_env = \"TEAM_KEY\"\n\
+             consumer_secret_env = \"TEAM_SECRET\"\nbearer_token_env = \"TEAM_BEARER\"\n\n\
+             [[accounts]]\nname = \"two\"\napp = \"team\"\n\
+             access_token_env = \"TWO_TOKEN\"\naccess_token_secret_env = \"TWO_SECRET\"\n\n\
+             [[accounts]]\nname = \"owner\"\n\
+             access_token_env = \"OWNER_TOKEN\"\naccess_token_secret_env = \"OWNER_SECRET\"\n",
+        )
+        .unwrap();
+        // The simulator's owners: with two accounts, `owner` owns the even IDs, `two` the odd.
+        let c = collection(32, 800, 0, &[]);
+        let input = d.path().join("ids.csv");
+        let mut csv = String::from("tweet_id,account\n");
+        for (i, id) in c.unique.iter().enumerate() {
+            let owner = match (i % 3, id % 2) {
+                (0, _) => "",
+                (_, 0) => "owner",
+                _ => "two",
+            };
+            csv.push_str(&format!("{id},{owner}\n"));
+        }
+        std::fs::write(&input, csv).unwrap();
+        let (db, out) = (d.path().join("run.db"), d.path().join("out"));
+        let mut cmd = engage();
+        cmd.env("RUST_LOG", "trace")
+            .env("ENGAGE_CONSUMER_KEY", CONSUMER_KEY)
+            .env("ENGAGE_CONSUMER_SECRET", CONSUMER_SECRET)
+            .env("ENGAGE_BEARER_TOKEN", BEARER_TOKEN)
+            .env("TEAM_KEY", APP_KEY)
+            .env("TEAM_SECRET", APP_SECRET)
+            .env("TEAM_BEARER", APP_BEARER)
+            .env("TWO_TOKEN", TWO_TOKEN)
+            .env("TWO_SECRET", TWO_SECRET)
+            .env("OWNER_TOKEN", ACCESS_TOKEN)
+            .env("OWNER_SECRET", ACCESS_TOKEN_SECRET)
+            .arg("run")
+            .args(["--base-url", &sim.url, "--backoff-ms", "5", "--config"])
+            .arg(&config)
+            .arg("--input")
+            .arg(&input)
+            .arg("--db")
+            .arg(&db)
+            .arg("--out")
+            .arg(&out);
+        let o = expect_code(&mut cmd, exit::OK);
+        assert_clean("stdout of the run", &o.stdout);
+        assert_clean("stderr of the run", &o.stderr);
+        let n = counts(&read_json(&out.join("top.json")));
+        assert_eq!(n["ok"], c.unique.len() as u64, "{n:?}");
+        let said = text(&o.stderr);
+        assert!(
+            said.contains("app default: ") && said.contains("app team: "),
+            "{said}"
+        );
+        let status = expect_code(engage().arg("status").arg("--db").arg(&db), exit::OK);
+        assert_clean("engage status stdout", &status.stdout);
+        let shown = text(&status.stdout);
+        assert!(
+            shown.contains("app default: ") && shown.contains("app team: "),
+            "{shown}"
+        );
+        for f in files_in(&out) {
+            assert_clean(&f.display().to_string(), &std::fs::read(&f).unwrap());
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let p = PathBuf::from(format!("{}{suffix}", db.display()));
+            if p.exists() {
+                assert_clean(&p.display().to_string(), &std::fs::read(&p).unwrap());
             }
         }
     }

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use time::OffsetDateTime;
 
-use crate::config::{parse_now, Account, HourWithoutDay, SimConfig, SimError};
+use crate::config::{parse_now, Account, App, HourWithoutDay, SimConfig, SimError};
 
 /// Flags of `engage sim`. Every config key has a flag; a flag that is given wins over the file.
 #[derive(Debug, Clone, clap::Args)]
@@ -40,9 +40,13 @@ pub struct SimArgs {
     #[arg(long)]
     pub consumer_secret: Option<String>,
     /// A user account; repeat for several (replaces the file's list). With n accounts, the i-th
-    /// (from 0) owns the Tweet IDs with id % n == i.
-    #[arg(long = "account", value_name = "NAME:TOKEN:SECRET", value_parser = parse_account)]
+    /// (from 0) owns the Tweet IDs with id % n == i. `APP/NAME:...`: the token is that --app's.
+    #[arg(long = "account", value_name = "[APP/]NAME:TOKEN:SECRET", value_parser = parse_account)]
     pub accounts: Vec<Account>,
+    /// Another app, with its own keys, bearer token and rate limit per window (RATE left out or
+    /// empty: not limited); repeat for several (replaces the file's list).
+    #[arg(long = "app", value_name = "NAME:KEY:SECRET[:BEARER[:RATE]]", value_parser = parse_app)]
+    pub apps: Vec<App>,
     /// An app-only bearer token; repeat for several (replaces the file's list).
     #[arg(long = "bearer-token", value_name = "TOKEN")]
     pub bearer_tokens: Vec<String>,
@@ -100,14 +104,52 @@ fn parse_account(s: &str) -> Result<Account, String> {
         (Some(name), Some(token), Some(secret))
             if !name.is_empty() && !token.is_empty() && !secret.is_empty() =>
         {
+            // `APP/NAME`: the account belongs to that app.
+            let (app, name) = match name.split_once('/') {
+                Some((app, name)) if !app.is_empty() && !name.is_empty() => {
+                    (Some(app.to_string()), name)
+                }
+                Some(_) => {
+                    return Err("expected [APP/]NAME:ACCESS_TOKEN:ACCESS_TOKEN_SECRET".into())
+                }
+                None => (None, name),
+            };
             Ok(Account {
                 name: name.into(),
                 access_token: token.into(),
                 access_token_secret: secret.into(),
+                app,
             })
         }
         _ => Err("expected NAME:ACCESS_TOKEN:ACCESS_TOKEN_SECRET".into()),
     }
+}
+
+fn parse_app(s: &str) -> Result<App, String> {
+    const FORM: &str = "expected NAME:CONSUMER_KEY:CONSUMER_SECRET[:BEARER_TOKEN[:RATE]]";
+    let parts: Vec<&str> = s.split(':').collect();
+    let (name, key, secret) = match parts[..] {
+        [n, k, s, ..] if !n.is_empty() && !k.is_empty() && !s.is_empty() => (n, k, s),
+        _ => return Err(FORM.into()),
+    };
+    if parts.len() > 5 {
+        return Err(FORM.into());
+    }
+    let bearer = parts.get(3).filter(|b| !b.is_empty());
+    let rate_limit = match parts.get(4).filter(|r| !r.is_empty()) {
+        Some(r) => Some(
+            r.parse()
+                .map_err(|_| format!("{FORM}: RATE `{r}` is not a number"))?,
+        ),
+        None => None,
+    };
+    Ok(App {
+        name: name.into(),
+        consumer_key: key.into(),
+        consumer_secret: secret.into(),
+        bearer_tokens: bearer.map(|b| b.to_string()).into_iter().collect(),
+        rate_limit,
+    })
 }
 
 impl SimArgs {
@@ -133,6 +175,9 @@ impl SimArgs {
         }
         if !self.bearer_tokens.is_empty() {
             c.bearer_tokens = self.bearer_tokens.clone();
+        }
+        if !self.apps.is_empty() {
+            c.apps = self.apps.clone();
         }
         if self.rate_limit.is_some() {
             c.rate_limit = self.rate_limit;
@@ -203,10 +248,21 @@ fn summary(c: &SimConfig) -> String {
         engagement_api::window::format_time,
     );
     let accounts: Vec<&str> = c.accounts.iter().map(|a| a.name.as_str()).collect();
-    let rate = c.rate_limit.map_or_else(
-        || "off".to_string(),
-        |n| format!("{n} requests per {} s", c.window_secs),
-    );
+    let limit = |l: Option<u32>| {
+        l.map_or_else(
+            || "off".to_string(),
+            |n| format!("{n} requests per {} s", c.window_secs),
+        )
+    };
+    let mut rate = limit(c.rate_limit);
+    for a in &c.apps {
+        rate.push_str(&format!(
+            "; app {}: {}, {} bearer tokens",
+            a.name,
+            limit(a.rate_limit),
+            a.bearer_tokens.len()
+        ));
+    }
     let f = &c.faults;
     format!(
         "seed {}, now {now}\naccounts: {} (account i owns IDs with id % {} == i)\nbearer tokens: {}\n\
@@ -280,6 +336,38 @@ mod tests {
         assert_eq!(c.bearer_tokens, SimConfig::default().bearer_tokens);
         assert_eq!(parse(&[]).to_config().unwrap(), SimConfig::default());
         assert_eq!(parse(&[]).addr.to_string(), "127.0.0.1:8787");
+    }
+
+    #[test]
+    fn apps_and_their_accounts_from_flags() {
+        let c = parse(&[
+            "--app",
+            "b:kb:sb:tb:30",
+            "--app",
+            "c:kc:sc",
+            "--account",
+            "b/x:t1:s1",
+            "--account",
+            "y:t2:s2",
+        ])
+        .to_config()
+        .unwrap();
+        assert_eq!(c.apps.len(), 2);
+        assert_eq!(
+            (c.apps[0].bearer_tokens.clone(), c.apps[0].rate_limit),
+            (vec!["tb".to_string()], Some(30))
+        );
+        assert_eq!(
+            (c.apps[1].bearer_tokens.len(), c.apps[1].rate_limit),
+            (0, None)
+        );
+        assert_eq!(c.accounts[0].app.as_deref(), Some("b"));
+        assert_eq!(c.accounts[0].name, "x");
+        assert_eq!(c.accounts[1].app, None);
+        assert!(summary(&c).contains("app b: 30 requests per 60 s, 1 bearer tokens"));
+        assert!(Cli::try_parse_from(["sim", "--app", "b:kb"]).is_err());
+        assert!(Cli::try_parse_from(["sim", "--app", "b:kb:sb:t:many"]).is_err());
+        assert!(parse(&["--account", "nope/x:t:s"]).to_config().is_err());
     }
 
     #[test]

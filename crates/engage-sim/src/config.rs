@@ -72,6 +72,10 @@ pub struct Account {
     pub access_token: String,
     /// The token secret (second half of the signing key).
     pub access_token_secret: String,
+    /// The app (an `[[apps]]` name) that issued the token; its consumer key must sign with it.
+    /// `None`: the top-level app.
+    #[serde(default)]
+    pub app: Option<String>,
 }
 
 impl fmt::Debug for Account {
@@ -80,6 +84,36 @@ impl fmt::Debug for Account {
         f.debug_struct("Account")
             .field("name", &self.name)
             .field("access_token", &self.access_token)
+            .field("app", &self.app)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An app beside the top-level one: its own keys, bearer tokens and rate limit, as the real API
+/// counts each app's requests against its own budget.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    /// Its name, which accounts refer to.
+    pub name: String,
+    /// Its consumer key.
+    pub consumer_key: String,
+    /// Its consumer secret.
+    pub consumer_secret: String,
+    /// Its app-only bearer tokens.
+    #[serde(default)]
+    pub bearer_tokens: Vec<String>,
+    /// Its requests per window; `None`: not limited (and no rate-limit headers).
+    pub rate_limit: Option<u32>,
+}
+
+impl fmt::Debug for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App")
+            .field("name", &self.name)
+            .field("consumer_key", &self.consumer_key)
+            .field("bearer_tokens", &self.bearer_tokens.len())
+            .field("rate_limit", &self.rate_limit)
             .finish_non_exhaustive()
     }
 }
@@ -140,8 +174,12 @@ pub struct SimConfig {
     pub accounts: Vec<Account>,
     /// App-only bearer tokens accepted on `/totals`.
     pub bearer_tokens: Vec<String>,
-    /// Requests allowed per window over all endpoints; `None` disables limiting and its headers.
+    /// Requests allowed per window over all endpoints, for the top-level app; `None` disables
+    /// limiting and its headers.
     pub rate_limit: Option<u32>,
+    /// More apps, each with its own keys, bearer tokens and rate limit (the top-level keys are the
+    /// first app). Accounts name their app.
+    pub apps: Vec<App>,
     /// Length of the fixed rate-limit window, aligned to multiples of it since the Unix epoch.
     pub window_secs: u64,
     /// Answer 406 when `Accept-Encoding` lacks gzip.
@@ -167,9 +205,11 @@ impl Default for SimConfig {
                 name: DEMO.account.into(),
                 access_token: DEMO.access_token.into(),
                 access_token_secret: DEMO.access_token_secret.into(),
+                app: None,
             }],
             bearer_tokens: vec![DEMO.bearer_token.into()],
             rate_limit: None,
+            apps: Vec::new(),
             window_secs: 60,
             require_gzip: true,
             deleted: 0.0,
@@ -240,7 +280,56 @@ impl SimConfig {
                 "rate_limit must be at least 1 (leave it out to disable limiting)".into(),
             ));
         }
+        let mut keys = vec![self.consumer_key.as_str()];
+        let mut bearers: Vec<&str> = self.bearer_tokens.iter().map(String::as_str).collect();
+        for (i, app) in self.apps.iter().enumerate() {
+            let key = format!("apps[{i}] ({})", app.name);
+            if app.name.is_empty() || self.apps[..i].iter().any(|a| a.name == app.name) {
+                return Err(SimError::Invalid(format!(
+                    "{key}: the name must be given and unique"
+                )));
+            }
+            if app.rate_limit == Some(0) {
+                return Err(SimError::Invalid(format!(
+                    "{key}: rate_limit must be at least 1 (leave it out to disable limiting)"
+                )));
+            }
+            keys.push(&app.consumer_key);
+            bearers.extend(app.bearer_tokens.iter().map(String::as_str));
+        }
+        for (what, list) in [("consumer key", &mut keys), ("bearer token", &mut bearers)] {
+            list.sort_unstable();
+            if list.windows(2).any(|w| w[0] == w[1]) {
+                return Err(SimError::Invalid(format!("apps: two apps share a {what}")));
+            }
+        }
+        for a in &self.accounts {
+            if let Some(app) = &a.app {
+                if !self.apps.iter().any(|x| &x.name == app) {
+                    return Err(SimError::Invalid(format!(
+                        "accounts: `{}` names app `{app}`, which apps does not list",
+                        a.name
+                    )));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The index of the app (0: the top-level one, i + 1: `apps[i]`) named `name` (`None`: the
+    /// top-level one).
+    pub fn app_index(&self, name: Option<&str>) -> Option<usize> {
+        match name {
+            None => Some(0),
+            Some(n) => self.apps.iter().position(|a| a.name == n).map(|i| i + 1),
+        }
+    }
+
+    /// Each app's rate limit, by index (see [`Self::app_index`]).
+    pub fn rate_limits(&self) -> Vec<Option<u32>> {
+        std::iter::once(self.rate_limit)
+            .chain(self.apps.iter().map(|a| a.rate_limit))
+            .collect()
     }
 }
 
@@ -312,6 +401,36 @@ mod tests {
         let c: SimConfig = toml::from_str("[faults]\ndoc_shapes = 1.5").unwrap();
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("faults.doc_shapes"), "{err}");
+    }
+
+    #[test]
+    fn apps_have_their_own_keys_and_accounts_name_existing_apps() {
+        let c: SimConfig = toml::from_str(
+            "[[apps]]\nname = \"b\"\nconsumer_key = \"kb\"\nconsumer_secret = \"sb\"\n\
+             bearer_tokens = [\"tb\"]\nrate_limit = 30\n\
+             [[accounts]]\nname = \"x\"\naccess_token = \"t\"\naccess_token_secret = \"s\"\napp = \"b\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.app_index(Some("b")), Some(1));
+        assert_eq!(c.rate_limits(), [None, Some(30)]);
+        let mut bad = c.clone();
+        bad.accounts[0].app = Some("nope".into());
+        assert!(bad.validate().unwrap_err().to_string().contains("nope"));
+        let mut bad = c.clone();
+        bad.apps[0].consumer_key = bad.consumer_key.clone();
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("consumer key"));
+        let mut bad = c;
+        bad.apps[0].bearer_tokens = bad.bearer_tokens.clone();
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("bearer token"));
     }
 
     #[test]

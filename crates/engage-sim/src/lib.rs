@@ -26,5 +26,5 @@ pub mod ratelimit;
 mod render;
 mod server;
 
-pub use config::{Account, FaultConfig, HourWithoutDay, SimConfig, SimError, DEMO};
+pub use config::{Account, App, FaultConfig, HourWithoutDay, SimConfig, SimError, DEMO};
 pub use server::{start, SimHandle, GZIP_REQUIRED, NOT_FOUND};

@@ -11,7 +11,7 @@
 //! - `oauth_timestamp` must be within 15 minutes of the real clock (not the pinned `now`);
 //! - a nonce may be used once per token within the accepted timestamp range.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -81,6 +81,8 @@ pub struct Principal {
     pub kind: AuthKind,
     /// The signing account's index in the config (user context only).
     pub account: Option<usize>,
+    /// The app the request is from (0: the top-level one; see [`SimConfig::app_index`]).
+    pub app: usize,
 }
 
 /// The parts of an HTTP request that authentication looks at.
@@ -103,29 +105,76 @@ pub struct RequestParts<'a> {
 /// Verifies requests against one configuration; built once at start.
 #[derive(Debug)]
 pub struct Verifier {
-    consumer_key: String,
-    consumer_secret: String,
-    /// access token → (account index, token secret)
-    tokens: HashMap<String, (usize, String)>,
-    bearers: HashSet<String>,
+    /// consumer key → (app index, consumer secret)
+    consumers: HashMap<String, (usize, String)>,
+    /// access token → (account index, token secret, app index)
+    tokens: HashMap<String, (usize, String, usize)>,
+    /// bearer token → app index
+    bearers: HashMap<String, usize>,
     nonces: NonceCache,
 }
 
 impl Verifier {
     /// Indexes the config's tokens.
     pub fn new(config: &SimConfig) -> Verifier {
+        let mut consumers = HashMap::new();
+        consumers.insert(
+            config.consumer_key.clone(),
+            (0, config.consumer_secret.clone()),
+        );
+        let mut bearers: HashMap<String, usize> = config
+            .bearer_tokens
+            .iter()
+            .map(|t| (t.clone(), 0))
+            .collect();
+        for (i, app) in config.apps.iter().enumerate() {
+            consumers.insert(
+                app.consumer_key.clone(),
+                (i + 1, app.consumer_secret.clone()),
+            );
+            bearers.extend(app.bearer_tokens.iter().map(|t| (t.clone(), i + 1)));
+        }
         Verifier {
-            consumer_key: config.consumer_key.clone(),
-            consumer_secret: config.consumer_secret.clone(),
+            consumers,
             tokens: config
                 .accounts
                 .iter()
                 .enumerate()
-                .map(|(i, a)| (a.access_token.clone(), (i, a.access_token_secret.clone())))
+                .map(|(i, a)| {
+                    let app = config.app_index(a.app.as_deref()).unwrap_or(0);
+                    (
+                        a.access_token.clone(),
+                        (i, a.access_token_secret.clone(), app),
+                    )
+                })
                 .collect(),
-            bearers: config.bearer_tokens.iter().cloned().collect(),
+            bearers,
             nonces: NonceCache::default(),
         }
+    }
+
+    /// The app a request says it is from, without verifying anything (the rate limit is counted
+    /// before authentication, per app): the bearer token's app, or the `oauth_consumer_key`'s;
+    /// 0 (the top-level app) when neither is known.
+    pub fn app_of(&self, authorization: Option<&str>) -> usize {
+        let Some((scheme, rest)) = authorization
+            .map(str::trim)
+            .and_then(|h| h.split_once(|c: char| c.is_ascii_whitespace()))
+        else {
+            return 0;
+        };
+        if scheme.eq_ignore_ascii_case("Bearer") {
+            return self.bearers.get(rest.trim()).copied().unwrap_or(0);
+        }
+        rest.split(',')
+            .filter_map(|p| p.trim().split_once('='))
+            .find(|(k, _)| k.trim() == "oauth_consumer_key")
+            .and_then(|(_, v)| {
+                let v = v.trim().trim_matches('"');
+                let v = percent_decode_str(v).decode_utf8().ok()?;
+                self.consumers.get(v.as_ref()).map(|(app, _)| *app)
+            })
+            .unwrap_or(0)
     }
 
     /// Authenticates a request at real Unix time `now_secs`.
@@ -135,13 +184,13 @@ impl Verifier {
             .split_once(|c: char| c.is_ascii_whitespace())
             .ok_or(AuthError::UnknownType)?;
         if scheme.eq_ignore_ascii_case("Bearer") {
-            return if self.bearers.contains(rest.trim()) {
-                Ok(Principal {
+            return match self.bearers.get(rest.trim()) {
+                Some(&app) => Ok(Principal {
                     kind: AuthKind::Bearer,
                     account: None,
-                })
-            } else {
-                Err(AuthError::TokenNotFound)
+                    app,
+                }),
+                None => Err(AuthError::TokenNotFound),
             };
         }
         if !scheme.eq_ignore_ascii_case("OAuth") {
@@ -175,10 +224,16 @@ impl Verifier {
         if method != "HMAC-SHA1" || get("oauth_version").is_some_and(|v| v != "1.0") {
             return Err(AuthError::UnknownType);
         }
-        if consumer_key != self.consumer_key {
-            return Err(AuthError::ConsumerKey);
+        let (app, consumer_secret) = self
+            .consumers
+            .get(consumer_key)
+            .ok_or(AuthError::ConsumerKey)?;
+        let (account, token_secret, token_app) =
+            self.tokens.get(token).ok_or(AuthError::TokenNotFound)?;
+        // A token is issued to one app: another app's keys cannot sign with it.
+        if token_app != app {
+            return Err(AuthError::TokenNotFound);
         }
-        let (account, token_secret) = self.tokens.get(token).ok_or(AuthError::TokenNotFound)?;
         let ts: i64 = timestamp.parse().map_err(|_| AuthError::Timestamp)?;
         // abs_diff: a timestamp such as i64::MIN must not overflow the difference (found by fuzzing).
         if now_secs
@@ -215,7 +270,7 @@ impl Verifier {
         }
         let base = base_string("POST", &base_url(req.host, req.path), &params);
         let given = B64.decode(signature).map_err(|_| AuthError::Signature)?;
-        let mut mac = hmac_for(&self.consumer_secret, token_secret);
+        let mut mac = hmac_for(consumer_secret, token_secret);
         mac.update(base.as_bytes());
         // `verify_slice` compares in constant time.
         mac.verify_slice(&given).map_err(|_| AuthError::Signature)?;
@@ -227,6 +282,7 @@ impl Verifier {
         Ok(Principal {
             kind: AuthKind::User,
             account: Some(*account),
+            app: *app,
         })
     }
 }
@@ -458,6 +514,7 @@ mod tests {
                 name: "x".into(),
                 access_token: "370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb".into(),
                 access_token_secret: "LswwdoUaIvS8ltyTt5jkRh4J50vUPVVHtR2YPi5kE".into(),
+                app: None,
             }],
             ..SimConfig::default()
         };
@@ -576,6 +633,58 @@ mod tests {
         );
         let h: &'static str = Box::leak(h.into_boxed_str());
         assert_eq!(v.verify(&parts(Some(h)), 100).unwrap().account, Some(0));
+    }
+
+    /// Each app signs with its own keys, for its own tokens only, and its requests are told apart
+    /// before verification (the rate limit is per app).
+    #[test]
+    fn a_token_signs_only_with_its_apps_keys() {
+        let mut config = SimConfig::default();
+        config.apps.push(crate::config::App {
+            name: "b".into(),
+            consumer_key: "kb".into(),
+            consumer_secret: "sb".into(),
+            bearer_tokens: vec!["tb".into()],
+            rate_limit: Some(5),
+        });
+        config.accounts.push(crate::config::Account {
+            name: "x".into(),
+            access_token: "xt".into(),
+            access_token_secret: "xs".into(),
+            app: Some("b".into()),
+        });
+        let v = Verifier::new(&config);
+        let header = |key: &str, secret: &str, token: &str, token_secret: &str, nonce: &str| {
+            authorization_header(
+                "http://h/p",
+                key,
+                secret,
+                token,
+                token_secret,
+                nonce,
+                100,
+                &[],
+            )
+        };
+        let parts = |auth: &str| RequestParts {
+            authorization: Some(Box::leak(auth.to_string().into_boxed_str())),
+            host: "h",
+            path: "/p",
+            query: None,
+            content_type: None,
+            body: b"",
+        };
+        let own = header("kb", "sb", "xt", "xs", "n1");
+        assert_eq!(v.app_of(Some(&own)), 1);
+        let p = v.verify(&parts(&own), 100).unwrap();
+        assert_eq!((p.account, p.app), (Some(1), 1));
+        let other = header(DEMO.consumer_key, DEMO.consumer_secret, "xt", "xs", "n2");
+        assert_eq!(v.app_of(Some(&other)), 0);
+        assert_eq!(v.verify(&parts(&other), 100), Err(AuthError::TokenNotFound));
+        assert_eq!(v.verify(&parts("Bearer tb"), 100).unwrap().app, 1);
+        assert_eq!(v.app_of(Some("Bearer tb")), 1);
+        assert_eq!(v.app_of(Some(&format!("Bearer {}", DEMO.bearer_token))), 0);
+        assert_eq!(v.app_of(None), 0);
     }
 
     #[test]

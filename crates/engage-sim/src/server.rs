@@ -53,7 +53,8 @@ const HANG: Duration = Duration::from_secs(3600);
 struct Sim {
     config: SimConfig,
     verifier: Verifier,
-    rate: Option<RateLimiter>,
+    /// Each app's budget, by app index (see [`SimConfig::app_index`]).
+    rates: Vec<Option<RateLimiter>>,
     faults: Faults,
     /// Tweet IDs answered with a 200 so far (each request's distinct IDs), for tests that count
     /// how often an ID was asked for (`/sim/requests`' `ids`).
@@ -133,9 +134,11 @@ pub async fn start(config: SimConfig, addr: SocketAddr) -> io::Result<SimHandle>
     let (tx, rx) = watch::channel(false);
     let sim = Arc::new(Sim {
         verifier: Verifier::new(&config),
-        rate: config
-            .rate_limit
-            .map(|n| RateLimiter::new(n, config.window_secs)),
+        rates: config
+            .rate_limits()
+            .into_iter()
+            .map(|l| l.map(|n| RateLimiter::new(n, config.window_secs)))
+            .collect(),
         faults: Faults::new(config.faults.clone(), config.seed),
         ids_answered: std::sync::atomic::AtomicU64::new(0),
         shutdown: rx.clone(),
@@ -215,7 +218,14 @@ async fn handle(
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    let rate = sim.rate.as_ref().map(|r| r.check(real_now));
+    // Each app has its own budget: the request counts against the app it says it is from.
+    let app = sim.verifier.app_of(
+        headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let limiter = sim.rates.get(app).and_then(Option::as_ref);
+    let rate = limiter.map(|r| r.check(real_now));
     let plan = sim.faults.plan();
     let gzip = accepts_gzip(&headers);
     let reply = sim
@@ -225,7 +235,7 @@ async fn handle(
             &uri,
             &headers,
             &body,
-            rate,
+            rate.zip(limiter),
             plan.failure,
             plan.doc_shapes,
             gzip,
@@ -255,13 +265,13 @@ impl Sim {
         uri: &Uri,
         headers: &HeaderMap,
         body: &[u8],
-        rate: Option<RateStatus>,
+        rate: Option<(RateStatus, &RateLimiter)>,
         failure: Option<Failure>,
         doc_shapes: bool,
         gzip: bool,
         real_now: i64,
     ) -> Reply {
-        if let (Some(status), Some(limiter)) = (rate, &self.rate) {
+        if let Some((status, limiter)) = rate {
             if !status.allowed {
                 return Reply::error(429, &limiter.message());
             }
@@ -277,10 +287,8 @@ impl Sim {
             Some(Failure::Status(502)) => return Reply::error(502, "Bad Gateway"),
             Some(Failure::Status(s)) => return Reply::error(s, "Service Unavailable"),
             Some(Failure::TooManyRequests) => {
-                let text = self
-                    .rate
-                    .as_ref()
-                    .map_or_else(|| "Exceeded rate limit".to_string(), |r| r.message());
+                let text =
+                    rate.map_or_else(|| "Exceeded rate limit".to_string(), |(_, r)| r.message());
                 return Reply::error(429, &text);
             }
             Some(Failure::Hang) => {

@@ -35,6 +35,7 @@ fn two_accounts() -> SimConfig {
         name: "second".into(),
         access_token: "second-access-token".into(),
         access_token_secret: "second-access-token-secret".into(),
+        app: None,
     });
     c
 }

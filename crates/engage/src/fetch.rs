@@ -21,18 +21,19 @@
 //! last attempt is the one used.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use engagement_api::client::{Client, Fatal, Outcome, Retryable};
 use engagement_api::response::EngagementResponse;
 use engagement_api::{AuthKind, Endpoint, GroupBy, Metric, RequestBuilder, Window};
-use governor::DefaultDirectRateLimiter;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
-use crate::gate::{Admit, Gate, WallClock};
+use crate::apps::Lane;
+use crate::concurrency::{Concurrency, Feedback};
+use crate::gate::{Admit, WallClock};
 use crate::health::{Halt, Health, Signal};
 use crate::outcome::{AgeRule, IdOutcome, Message, MessageSource, NotServed, Settled, Status};
 use crate::route::{Route, Routes};
@@ -153,18 +154,20 @@ pub enum BatchEnd {
     Outage(String),
 }
 
-/// Sends batches, with the shared pace and gate.
+/// Sends batches, with each app's pace and gate.
 pub struct Fetcher {
     /// The HTTP client.
     pub client: Client,
     /// Which credentials serve which IDs.
     pub routes: Arc<Routes>,
-    /// The header-driven gate.
-    pub gate: Arc<Gate>,
+    /// One lane per app (its gate, pace and counters), in the order of the run's apps.
+    pub lanes: Vec<Lane>,
+    /// The in-flight limit: told every answer's round-trip time and back-pressure.
+    pub concurrency: Arc<Concurrency>,
+    /// Where the next bearer request starts looking for an open lane (so they take turns).
+    pub next_lane: AtomicUsize,
     /// The breaker that holds every batch while the API cannot be reached.
     pub health: Arc<Health>,
-    /// The local pace, when a budget was given.
-    pub pace: Option<Arc<DefaultDirectRateLimiter>>,
     /// Retry settings.
     pub retry: RetryPolicy,
     /// The job.
@@ -240,13 +243,14 @@ impl Fetcher {
         route: Route,
         queue: &mut Vec<(Vec<u64>, Route)>,
     ) -> Result<Answer, BatchEnd> {
-        let Some(credentials) = self.routes.credentials(route) else {
+        if !self.routes.serves(route) {
             let note = format!(
                 "no configured account owns it; /{} needs the owner's user context",
                 self.job.endpoint
             );
             return Ok(Answer::all(batch, Status::Forbidden, &note));
-        };
+        }
+        let apps = self.routes.apps(route);
         let mut attempt = 0u32;
         // Failures to connect in a row of this batch while the breaker was closed: its backoff only.
         let mut unreachable = 0u32;
@@ -255,20 +259,30 @@ impl Fetcher {
                 Halt::Shutdown => BatchEnd::Interrupted,
                 Halt::GaveUp(what) => BatchEnd::Outage(what),
             })?;
-            self.admit().await?;
+            let app = self.admit(&apps).await?;
+            let lane = &self.lanes[app];
+            let credentials = self
+                .routes
+                .credentials(route, app)
+                .expect("an admitted app serves the route");
             let request = self.build(window, batch, credentials.kind()).map_err(|e| {
-                self.gate.release();
+                lane.gate.release();
                 BatchEnd::Abort(Abort {
                     what: format!("invalid request: {e}"),
                 })
             })?;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let sent = tokio::time::Instant::now();
+            lane.counters.sent(sent);
+            self.concurrency.sending();
             let reply = self.client.send(&request, credentials).await;
+            let answered = tokio::time::Instant::now();
             // Inside the batch's span (first and last ID, route, window): one event per attempt.
             tracing::debug!(
                 attempts_used = attempt,
                 window,
                 ids = batch.len(),
+                app = %lane.spec.name,
                 status = ?reply.status,
                 "attempt answered"
             );
@@ -277,8 +291,20 @@ impl Fetcher {
                 reply.outcome,
                 Outcome::Retryable(Retryable::RateLimited { .. })
             );
-            self.gate.observe(&reply.rate, limited, now);
+            lane.gate.observe(&reply.rate, limited, now);
+            lane.counters.answered(answered, limited);
             let free = ticket.observe(&Signal::of(&reply));
+            // Back-pressure is what asks for less in flight; an attempt that never reached a
+            // server says nothing about the API's latency.
+            let feedback = match &reply.outcome {
+                Outcome::Retryable(
+                    Retryable::RateLimited { .. } | Retryable::Server { .. } | Retryable::Timeout,
+                ) => Feedback::BackPressure,
+                _ if free => Feedback::Unmeasured,
+                _ => Feedback::Fine,
+            };
+            self.concurrency
+                .answered(answered - sent, feedback, answered);
             if !free {
                 unreachable = 0;
             }
@@ -291,7 +317,7 @@ impl Fetcher {
                     if reply.rate.reset.is_none() {
                         // No header says when: back off like any transient error, but spend no attempt.
                         let wait = self.retry.delay(attempt.max(1) + 1);
-                        self.gate.close_until(now + wait);
+                        lane.gate.close_until(now + wait);
                     }
                 }
                 Outcome::Retryable(err) if free => {
@@ -562,26 +588,60 @@ impl Fetcher {
         }
     }
 
-    async fn admit(&self) -> Result<(), BatchEnd> {
+    /// Waits until one of `apps` (indexes of lanes) admits a request under its gate and its pace;
+    /// returns that app. One app waits as it always did: for its gate, then for its pace. Several
+    /// take turns in where they start looking, so bearer batches spread over every budget.
+    async fn admit(&self, apps: &[usize]) -> Result<usize, BatchEnd> {
+        if let [app] = apps {
+            let lane = &self.lanes[*app];
+            loop {
+                if self.stop.is_cancelled() {
+                    return Err(BatchEnd::Interrupted);
+                }
+                match lane.gate.try_admit(self.clock.now()) {
+                    Admit::Go => break,
+                    Admit::WaitUntil(t) => {
+                        let d = t.duration_since(self.clock.now()).unwrap_or_default();
+                        self.sleep(d).await?;
+                    }
+                }
+            }
+            if let Some(pace) = &lane.pace {
+                tokio::select! {
+                    _ = pace.until_ready() => {}
+                    _ = self.stop.cancelled() => { lane.gate.release(); return Err(BatchEnd::Interrupted) }
+                }
+            }
+            return Ok(*app);
+        }
+        use governor::clock::Clock;
+        let clock = governor::clock::DefaultClock::default();
         loop {
             if self.stop.is_cancelled() {
                 return Err(BatchEnd::Interrupted);
             }
-            match self.gate.try_admit(self.clock.now()) {
-                Admit::Go => break,
-                Admit::WaitUntil(t) => {
-                    let d = t.duration_since(self.clock.now()).unwrap_or_default();
-                    self.sleep(d).await?;
+            let first = self.next_lane.fetch_add(1, Ordering::Relaxed);
+            let now = self.clock.now();
+            // Looked at again after at most this long, whatever the lanes say.
+            let mut wait = Duration::from_millis(250);
+            for k in 0..apps.len() {
+                let app = apps[(first + k) % apps.len()];
+                let lane = &self.lanes[app];
+                match lane.gate.try_admit(now) {
+                    Admit::Go => match lane.pace.as_ref().map(|p| p.check()) {
+                        None | Some(Ok(())) => return Ok(app),
+                        Some(Err(later)) => {
+                            lane.gate.release();
+                            wait = wait.min(later.wait_time_from(clock.now()));
+                        }
+                    },
+                    Admit::WaitUntil(t) => {
+                        wait = wait.min(t.duration_since(now).unwrap_or_default());
+                    }
                 }
             }
+            self.sleep(wait.max(Duration::from_millis(1))).await?;
         }
-        if let Some(pace) = &self.pace {
-            tokio::select! {
-                _ = pace.until_ready() => {}
-                _ = self.stop.cancelled() => { self.gate.release(); return Err(BatchEnd::Interrupted) }
-            }
-        }
-        Ok(())
     }
 
     async fn sleep(&self, d: Duration) -> Result<(), BatchEnd> {
@@ -660,6 +720,7 @@ fn api_messages(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gate::Gate;
 
     /// A fetcher that never reaches a server: enough to drive its waits.
     fn idle_fetcher(gate: Arc<Gate>, stop: CancellationToken) -> Fetcher {
@@ -676,9 +737,15 @@ mod tests {
                 Endpoint::Totals,
                 BearerToken("t".to_string()),
             )),
-            gate,
+            lanes: vec![Lane {
+                spec: crate::apps::AppSpec::single(None).remove(0),
+                gate,
+                pace: None,
+                counters: Arc::default(),
+            }],
+            concurrency: Concurrency::fixed(1),
+            next_lane: AtomicUsize::new(0),
             health: Arc::new(crate::health::Health::default()),
-            pace: None,
             retry: RetryPolicy::default(),
             job: Job {
                 endpoint: Endpoint::Totals,
@@ -780,7 +847,7 @@ mod tests {
         let f = idle_fetcher(gate.clone(), CancellationToken::new());
         gate.close_until(f.clock.now() + Duration::from_secs(30));
         let t0 = tokio::time::Instant::now();
-        f.admit().await.expect("admitted after the reset");
+        f.admit(&[0]).await.expect("admitted after the reset");
         let waited = t0.elapsed();
         assert!(
             waited >= Duration::from_secs(30) && waited <= Duration::from_millis(30_100),
@@ -788,7 +855,7 @@ mod tests {
         );
         // Open now: the next batch goes at once.
         let t1 = tokio::time::Instant::now();
-        f.admit().await.unwrap();
+        f.admit(&[0]).await.unwrap();
         assert_eq!(t1.elapsed(), Duration::ZERO);
     }
 
@@ -801,7 +868,7 @@ mod tests {
         gate.close_until(f.clock.now() + Duration::from_secs(3600));
         let waiter = {
             let f = f.clone();
-            tokio::spawn(async move { f.admit().await })
+            tokio::spawn(async move { f.admit(&[0]).await })
         };
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert!(!waiter.is_finished());

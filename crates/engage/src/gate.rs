@@ -71,12 +71,29 @@ struct State {
     /// Closed until then (a 429 without headers, or an exhausted window).
     closed_until: Option<SystemTime>,
     in_flight: i64,
+    /// The window's length, from the step between successive reset times (the shortest seen),
+    /// and the latest reset time seen (`reset` is forgotten when a window begins).
+    window: Option<Duration>,
+    latest_reset: Option<SystemTime>,
+    /// Windows answers came from (distinct reset times, in order).
+    windows_seen: u32,
 }
 
 /// The header-driven gate. Shared by all in-flight batches.
 #[derive(Debug, Default)]
 pub struct Gate {
     state: Mutex<State>,
+}
+
+/// The server's budget as its headers told it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Requests per window.
+    pub limit: u32,
+    /// The window's length.
+    pub window: Duration,
+    /// Windows the answers came from: the budget the run could use is `limit` times this.
+    pub windows: u32,
 }
 
 /// What a caller must do before sending.
@@ -143,6 +160,21 @@ impl Gate {
                 Some(cur) if !newer_window => cur.min(rem as i64),
                 _ => rem as i64,
             });
+            if let Some(new) = rate.reset {
+                match s.latest_reset {
+                    Some(old) if new > old => {
+                        let step = new.duration_since(old).unwrap_or_default();
+                        s.window = Some(s.window.map_or(step, |w| w.min(step)));
+                        s.latest_reset = Some(new);
+                        s.windows_seen += 1;
+                    }
+                    None => {
+                        s.latest_reset = Some(new);
+                        s.windows_seen = 1;
+                    }
+                    _ => {}
+                }
+            }
             if rate.reset.is_some() && (newer_window || s.reset.is_none()) {
                 s.reset = rate.reset;
             }
@@ -168,6 +200,18 @@ impl Gate {
     pub fn release(&self) {
         let mut s = self.state.lock().expect("gate lock");
         s.in_flight = (s.in_flight - 1).max(0);
+    }
+
+    /// The server's budget, once its headers said it: N requests per window (the step between
+    /// two reset times, else the minute the headers are named after), and how many windows the
+    /// answers came from.
+    pub fn budget(&self) -> Option<Budget> {
+        let s = self.state.lock().expect("gate lock");
+        Some(Budget {
+            limit: s.limit?,
+            window: s.window.unwrap_or(Duration::from_secs(60)),
+            windows: s.windows_seen,
+        })
     }
 
     /// When the gate is closed, until when (for the progress display).
@@ -225,6 +269,32 @@ mod tests {
         assert_eq!(g.try_admit(t(61)), Admit::Go);
         assert_eq!(g.try_admit(t(61)), Admit::Go);
         assert!(matches!(g.try_admit(t(61)), Admit::WaitUntil(_)));
+    }
+
+    #[test]
+    fn the_budget_is_the_limit_per_step_between_resets() {
+        let g = Gate::new();
+        assert_eq!(g.budget(), None);
+        g.try_admit(t(0));
+        g.observe(&rl(30, 29, 1), false, t(0));
+        let budget = |window: u64, windows: u32| {
+            Some(Budget {
+                limit: 30,
+                window: Duration::from_secs(window),
+                windows,
+            })
+        };
+        // One window seen: the headers' minute.
+        assert_eq!(g.budget(), budget(60, 1));
+        // The next window's answer after the gate refilled for it (which forgets the old reset).
+        assert_eq!(g.try_admit(t(2)), Admit::Go);
+        g.observe(&rl(30, 29, 2), false, t(1));
+        assert_eq!(g.budget(), budget(1, 2));
+        g.try_admit(t(5));
+        g.observe(&rl(30, 29, 6), false, t(5));
+        // An answer of an older window changes nothing.
+        g.observe(&rl(30, 28, 2), false, t(5));
+        assert_eq!(g.budget(), budget(1, 3), "the shortest step");
     }
 
     #[test]

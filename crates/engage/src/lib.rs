@@ -22,6 +22,8 @@
 //! - [`failpoint`], [`fsutil`]: crash-test hooks and file permissions.
 #![warn(missing_docs)]
 
+pub mod apps;
+pub mod concurrency;
 pub mod exit;
 pub mod failpoint;
 pub mod fetch;

@@ -9,6 +9,9 @@
 //!   `/28hr` and `/historical`, which need the owner, the ID ends `forbidden` without a request.
 //! - A `Forbidden to access tweets` answer for user context sends the listed IDs once more through the
 //!   bearer token where it can serve (`/totals` with a bearer token), else they end `forbidden`.
+//!
+//! With several apps (`[[apps]]`), an account belongs to one app and its batches go through that
+//! app's budget; a bearer batch goes through any app with a bearer token (see [`crate::apps`]).
 
 use engagement_api::auth::{BearerToken, Credentials, UserCredentials};
 use engagement_api::{AuthKind, Endpoint};
@@ -31,8 +34,11 @@ pub struct Routes {
     pub endpoint: Endpoint,
     /// Configured accounts, by name, with their user-context credentials.
     pub accounts: Vec<(String, Credentials)>,
-    /// The bearer token, if any.
-    pub bearer: Option<Credentials>,
+    /// The app (index into the run's apps) of each account, in the order of `accounts`; an
+    /// account beyond the list belongs to the first app.
+    pub account_apps: Vec<usize>,
+    /// The bearer tokens, each with its app's index; bearer batches may use any of them.
+    pub bearers: Vec<(usize, Credentials)>,
     /// `--auth bearer`: use the bearer token for everything.
     pub bearer_only: bool,
 }
@@ -45,7 +51,11 @@ impl std::fmt::Debug for Routes {
                 "accounts",
                 &self.accounts.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             )
-            .field("bearer", &self.bearer.is_some())
+            .field("account_apps", &self.account_apps)
+            .field(
+                "bearer_apps",
+                &self.bearers.iter().map(|(a, _)| a).collect::<Vec<_>>(),
+            )
             .field("bearer_only", &self.bearer_only)
             .finish()
     }
@@ -57,7 +67,8 @@ impl Routes {
         Routes {
             endpoint,
             accounts: vec![(name.to_string(), Credentials::User(creds))],
-            bearer: None,
+            account_apps: Vec::new(),
+            bearers: Vec::new(),
             bearer_only: false,
         }
     }
@@ -67,7 +78,8 @@ impl Routes {
         Routes {
             endpoint,
             accounts: Vec::new(),
-            bearer: Some(Credentials::Bearer(token)),
+            account_apps: Vec::new(),
+            bearers: vec![(0, Credentials::Bearer(token))],
             bearer_only: true,
         }
     }
@@ -82,7 +94,7 @@ impl Routes {
     }
 
     fn bearer_serves(&self) -> bool {
-        self.bearer.is_some() && self.endpoint.allows_auth(AuthKind::Bearer)
+        !self.bearers.is_empty() && self.endpoint.allows_auth(AuthKind::Bearer)
     }
 
     /// The route of an ID whose owner is `owner` (None: unknown).
@@ -107,11 +119,29 @@ impl Routes {
         }
     }
 
-    /// The credentials of a route.
-    pub fn credentials(&self, route: Route) -> Option<&Credentials> {
+    /// Whether any credentials serve a route.
+    pub fn serves(&self, route: Route) -> bool {
+        match route {
+            Route::User(i) => i < self.accounts.len(),
+            Route::Bearer => !self.bearers.is_empty(),
+            Route::NoOwner => false,
+        }
+    }
+
+    /// The apps whose budget a route may use: the account's app, or every app with a bearer token.
+    pub fn apps(&self, route: Route) -> Vec<usize> {
+        match route {
+            Route::User(i) => vec![self.account_apps.get(i).copied().unwrap_or(0)],
+            Route::Bearer => self.bearers.iter().map(|(a, _)| *a).collect(),
+            Route::NoOwner => Vec::new(),
+        }
+    }
+
+    /// The credentials of a route through app `app` (one of [`Self::apps`]).
+    pub fn credentials(&self, route: Route, app: usize) -> Option<&Credentials> {
         match route {
             Route::User(i) => self.accounts.get(i).map(|(_, c)| c),
-            Route::Bearer => self.bearer.as_ref(),
+            Route::Bearer => self.bearers.iter().find(|(a, _)| *a == app).map(|(_, c)| c),
             Route::NoOwner => None,
         }
     }
@@ -146,7 +176,11 @@ mod tests {
         Routes {
             endpoint,
             accounts: accounts.iter().map(|n| user(n)).collect(),
-            bearer: bearer.then(|| Credentials::Bearer(BearerToken("b".into()))),
+            account_apps: Vec::new(),
+            bearers: bearer
+                .then(|| (0, Credentials::Bearer(BearerToken("b".into()))))
+                .into_iter()
+                .collect(),
             bearer_only: false,
         }
     }
@@ -170,5 +204,28 @@ mod tests {
         assert_eq!(r.after_forbidden(Route::User(0)), None);
         let r = routes(Endpoint::Totals, &["a", "b"], false);
         assert_eq!(r.route(None), Route::NoOwner);
+    }
+
+    #[test]
+    fn an_account_uses_its_apps_budget_and_the_bearer_any_app_with_a_token() {
+        let mut r = routes(Endpoint::Totals, &["a", "b"], false);
+        r.account_apps = vec![1, 2];
+        r.bearers = vec![
+            (0, Credentials::Bearer(BearerToken("b0".into()))),
+            (2, Credentials::Bearer(BearerToken("b2".into()))),
+        ];
+        assert_eq!(r.apps(Route::User(0)), [1]);
+        assert_eq!(r.apps(Route::User(1)), [2]);
+        assert_eq!(r.apps(Route::Bearer), [0, 2]);
+        assert!(r.apps(Route::NoOwner).is_empty());
+        let token = |c: Option<&Credentials>| match c {
+            Some(Credentials::Bearer(t)) => t.0.clone(),
+            _ => String::new(),
+        };
+        assert_eq!(token(r.credentials(Route::Bearer, 2)), "b2");
+        assert!(r.credentials(Route::Bearer, 1).is_none());
+        // Without a list, every account is the first app's.
+        r.account_apps.clear();
+        assert_eq!(r.apps(Route::User(1)), [0]);
     }
 }

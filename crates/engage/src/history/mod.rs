@@ -274,31 +274,54 @@ impl History {
         };
         let conn = Connection::open(path).map_err(sql)?;
         crate::fsutil::restrict(path);
-        let app: i32 = match conn.query_row("PRAGMA application_id", [], |r| r.get(0)) {
+        // Before the first read: another `history add` may be creating this file right now.
+        conn.busy_timeout(std::time::Duration::from_secs(60))
+            .map_err(sql)?;
+        // Both in one read, so a history another process finishes creating in between is not
+        // taken for a foreign file (its mark and its tables appear in one transaction).
+        let (app, tables): (i32, i64) = match conn.query_row(
+            "SELECT (SELECT application_id FROM pragma_application_id), \
+             (SELECT count(*) FROM sqlite_master)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        ) {
             Ok(v) => v,
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) => {
                 return Err(not_history("not a SQLite database"))
             }
             Err(e) => return Err(sql(e)),
         };
-        if existed && app != HISTORY_APPLICATION_ID {
+        // An empty database without our mark is a history another process is creating (it has
+        // written the file's header, not yet its tables): `create` waits for it and checks again.
+        let blank = app == 0 && tables == 0;
+        if existed && app != HISTORY_APPLICATION_ID && !(blank && create) {
             return Err(not_history(if app == crate::store::APPLICATION_ID {
                 "this is a run store, not a history (a run store goes to --db)"
             } else {
                 "not an engage history"
             }));
         }
-        conn.busy_timeout(std::time::Duration::from_secs(60))
-            .map_err(sql)?;
         // WAL: `history add` reads the snapshots through a second connection while it writes the new
         // one, and `history report` can read while a night is added.
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
-            .map_err(sql)?;
+        // Switching to WAL takes the file's exclusive lock and does not wait for a busy one
+        // (another `history add` creating the same file): try again for as long as a lock waits.
+        let waited = std::time::Instant::now();
+        loop {
+            match conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") {
+                Err(e)
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                        && waited.elapsed() < std::time::Duration::from_secs(60) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                r => break r.map_err(sql)?,
+            }
+        }
         let h = History {
             conn,
             path: path.into(),
         };
-        if !existed {
+        if !existed || blank {
             h.create()?;
         }
         let version: i64 = h
@@ -334,12 +357,28 @@ impl History {
         Ok(h)
     }
 
-    /// Creates the layout, unless a process that raced this one already did.
+    /// Creates the layout, unless a process that raced this one already did: the write lock is
+    /// taken first (waiting for the other creator), then the file is looked at again.
     fn create(&self) -> Result<(), HistoryError> {
-        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
-        let app: i32 = tx
-            .query_row("PRAGMA application_id", [], |r| r.get(0))
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )
+        .map_err(|e| self.err(e))?;
+        let (app, tables): (i32, i64) = tx
+            .query_row(
+                "SELECT (SELECT application_id FROM pragma_application_id), \
+                 (SELECT count(*) FROM sqlite_master)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .map_err(|e| self.err(e))?;
+        if app == 0 && tables > 0 {
+            return Err(HistoryError::NotAHistory {
+                path: self.path.clone(),
+                what: "not an engage history".into(),
+            });
+        }
         if app == 0 {
             tx.execute_batch(&format!(
                 "{SCHEMA}{V2_GROUPS}
@@ -530,5 +569,41 @@ mod tests {
         assert_eq!(e.exit_code(), crate::exit::STORE, "{e}");
         let e = History::open(&d.path().join("none"), false).err().unwrap();
         assert_eq!(e.exit_code(), crate::exit::USAGE, "{e}");
+        // An SQLite database with tables of its own but no mark is not taken over either.
+        let other = d.path().join("other.db");
+        rusqlite::Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap();
+        let e = History::open(&other, true).err().unwrap();
+        assert_eq!(e.exit_code(), crate::exit::STORE, "{e}");
+    }
+
+    /// Two nightly jobs started together on a history that does not exist yet (cron on two
+    /// collections' runs, say) both get it: the one that did not create it waits for the other,
+    /// instead of taking the half-created file for a foreign one.
+    #[test]
+    fn histories_created_at_once_by_several_processes_are_one_history() {
+        for round in 0..20 {
+            let d = tempfile::tempdir().unwrap();
+            let p = d.path().join("h.db");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+            let opened: Vec<Result<(), String>> = (0..4)
+                .map(|_| {
+                    let (p, barrier) = (p.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        History::open(&p, true).map(drop).map_err(|e| e.to_string())
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .collect();
+            assert!(
+                opened.iter().all(Result::is_ok),
+                "round {round}: {opened:?}"
+            );
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! The fetch stage: up to K batches in flight, each through [`Fetcher::fetch_batch`] (the pace, the
-//! gate and every retry rule live there), each response's [`Settled`] handed to the writer.
+//! The fetch stage: batches in flight up to the run's limit (fixed, or adaptive: see
+//! [`crate::concurrency`]), each through [`Fetcher::fetch_batch`] (the paces, the gates and every
+//! retry rule live there), each response's [`Settled`] handed to the writer.
 
 use std::sync::Arc;
 
@@ -34,22 +35,26 @@ pub enum FetchEnd {
     Abort(Abort),
 }
 
-/// Fetches every batch from `batches`, K at a time, until the batcher is done or the run stops.
-/// An abort cancels `stop`, so the other stages stop too.
+/// Fetches every batch from `batches`, as many at a time as the limit allows, until the batcher is
+/// done or the run stops. An abort cancels `stop`, so the other stages stop too.
 pub async fn run(
     fetcher: Arc<Fetcher>,
     batches: mpsc::Receiver<Batch>,
     settled: mpsc::Sender<Settled>,
-    concurrency: usize,
     stop: CancellationToken,
 ) -> FetchEnd {
-    let batches =
-        futures::stream::unfold(
-            batches,
-            |mut rx| async move { rx.recv().await.map(|b| (b, rx)) },
-        );
+    let limit = fetcher.concurrency.clone();
+    let most = limit.max();
+    // A batch is taken from the batcher only with a permit in hand, which its task holds to the end.
+    let batches = futures::stream::unfold(batches, move |mut rx| {
+        let limit = limit.clone();
+        async move {
+            let permit = limit.acquire().await;
+            rx.recv().await.map(|b| ((b, permit), rx))
+        }
+    });
     let ends = batches
-        .map(|batch| {
+        .map(|(batch, permit)| {
             let (f, tx) = (fetcher.clone(), settled.clone());
             let span = tracing::debug_span!(
                 "batch",
@@ -63,8 +68,11 @@ pub async fn run(
             // on the thread that drives this loop.
             let task = tokio::spawn(
                 async move {
-                    f.fetch_batch(batch.ids, batch.window, batch.route, &tx)
-                        .await
+                    let end = f
+                        .fetch_batch(batch.ids, batch.window, batch.route, &tx)
+                        .await;
+                    drop(permit);
+                    end
                 }
                 .instrument(span),
             );
@@ -76,7 +84,7 @@ pub async fn run(
                 })
             }
         })
-        .buffer_unordered(concurrency.max(1));
+        .buffer_unordered(most);
     let mut ends = std::pin::pin!(ends);
     let mut end = FetchEnd::Complete;
     while let Some(e) = ends.next().await {

@@ -31,7 +31,7 @@ mod writer;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use engagement_api::client::{Client, ClientConfig, ClientError};
 use engagement_api::{Endpoint, Metric, Window};
@@ -40,8 +40,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use identity::{format_period, Identity};
 
+use crate::apps::{AppFigures, AppSpec, Lane};
+use crate::concurrency::Concurrency;
 use crate::fetch::{Abort, FetchStats, Fetcher, Job, RetryPolicy};
-use crate::gate::{pace, Gate};
+use crate::gate::Gate;
 use crate::health::{Health, OutagePolicy};
 use crate::ids::{IdsError, ReadOptions};
 use crate::lock::{LockError, WriterLock};
@@ -82,10 +84,12 @@ pub struct RunSpec {
     pub min_impressions: Option<u64>,
     /// N of the top-N.
     pub top_n: usize,
-    /// Requests in flight.
-    pub concurrency: usize,
-    /// Local budget: N requests per window.
-    pub rate: Option<(u32, Duration)>,
+    /// Requests in flight: fixed at N, or `None` for the adaptive limit (up to
+    /// [`crate::concurrency::MAX_CONCURRENCY`]).
+    pub concurrency: Option<usize>,
+    /// The apps, each with its budget when known (one app without `[[apps]]`); `routes` refers to
+    /// them by index.
+    pub apps: Vec<AppSpec>,
     /// HTTP settings.
     pub client: ClientConfig,
     /// Retry settings.
@@ -242,8 +246,11 @@ pub struct Progress {
     pub resolved: AtomicU64,
     /// Fetch counters.
     pub fetch: Arc<FetchStats>,
-    /// The run's gate, once the run has made it: shown as "waiting for rate limit until ...".
-    gate: OnceLock<Arc<Gate>>,
+    /// The run's gates (one per app), once the run has made them: shown as "waiting for rate limit
+    /// until ..." when every one is closed.
+    gates: OnceLock<Vec<Arc<Gate>>>,
+    /// The in-flight limit, once the run has made it.
+    limit: OnceLock<Arc<Concurrency>>,
     /// The breaker, to show "API unreachable since ..." and why a run gave up.
     pub health: Arc<Health>,
 }
@@ -270,9 +277,21 @@ impl Progress {
         Ok(pending)
     }
 
-    /// When the gate is closed, until when.
+    /// When every app's gate is closed, until the first opens.
     pub fn waiting_until(&self) -> Option<SystemTime> {
-        self.gate.get()?.closed_until(SystemTime::now())
+        let now = SystemTime::now();
+        let mut first = None::<SystemTime>;
+        for g in self.gates.get()? {
+            let t = g.closed_until(now)?;
+            first = Some(first.map_or(t, |f| f.min(t)));
+        }
+        first
+    }
+
+    /// The in-flight limit now, and whether it adapts (for the progress line).
+    pub fn concurrency(&self) -> Option<(usize, bool)> {
+        let c = self.limit.get()?;
+        Some((c.limit(), c.is_adaptive()))
     }
 }
 
@@ -291,6 +310,8 @@ pub struct RunOutcome {
     pub retries: u64,
     /// 429s in this life.
     pub rate_limited: u64,
+    /// Per app, over every life of the run (as `engage status` shows them).
+    pub apps: Vec<AppFigures>,
 }
 
 /// Runs (or resumes) the job to the end, or until `cancel` is cancelled (Ctrl-C, SIGTERM).
@@ -326,12 +347,17 @@ pub async fn run(
     let stop = cancel.child_token();
     let (mut ended, mut pass) = (FetchEnd::Complete, None);
     let ingest_done = ingest.is_none();
+    let mut life = Vec::new();
     if (pending > 0 || !ingest_done) && !stop.is_cancelled() {
         progress.set_phase("fetch");
-        let (s, p, e) = pipeline(&spec, store, ingest, windows, client, &progress, &stop).await?;
-        (store, pass, ended) = (s, Some(p), e);
+        let (s, p, e, l) =
+            pipeline(&spec, store, ingest, windows, client, &progress, &stop).await?;
+        (store, pass, ended, life) = (s, Some(p), e, l);
     }
-    tracing::info!(elapsed = ?started.elapsed(), "fetch done");
+    let apps = crate::apps::record(&store, &life)?;
+    // With the limit on requests in flight where it ended (adaptive: where it settled).
+    let limit = progress.concurrency().map_or(0, |(n, _)| n);
+    tracing::info!(elapsed = ?started.elapsed(), limit, "fetch done");
     // Stopped, or before the end of the inputs (with nothing pending, possibly): not a finished run.
     let interrupted = matches!(ended, FetchEnd::Stopped)
         || cancel.is_cancelled()
@@ -360,6 +386,7 @@ pub async fn run(
         requests: progress.fetch.requests.load(Ordering::Relaxed),
         retries: progress.fetch.retries.load(Ordering::Relaxed),
         rate_limited: progress.fetch.rate_limited.load(Ordering::Relaxed),
+        apps,
     })
 }
 
@@ -388,8 +415,8 @@ fn write_reports(
 }
 
 /// The stages wired together: ingest (when the inputs are not all in the store), batcher, fetch,
-/// writer and report pass, with bounded channels between them. Returns the store, the report pass
-/// and how the fetch ended; a stage's error is the run's.
+/// writer and report pass, with bounded channels between them. Returns the store, the report pass,
+/// how the fetch ended and each app's figures; a stage's error is the run's.
 async fn pipeline(
     spec: &RunSpec,
     store: Store,
@@ -398,8 +425,14 @@ async fn pipeline(
     client: Client,
     progress: &Arc<Progress>,
     stop: &CancellationToken,
-) -> Result<(Store, report::Scan, FetchEnd), RunError> {
-    let concurrency = spec.concurrency.max(1);
+) -> Result<(Store, report::Scan, FetchEnd, Vec<AppFigures>), RunError> {
+    let limit = match spec.concurrency {
+        Some(n) => Concurrency::fixed(n),
+        None => Concurrency::adaptive(crate::concurrency::MAX_CONCURRENCY),
+    };
+    let _ = progress.limit.set(limit.clone());
+    // The queues between the stages hold what the most batches in flight can use.
+    let concurrency = limit.max();
     let start = store.done_below()?;
     let pass = report_pass::begin(&store, &spec.out, &spec.metrics, spec.top_n)?;
     let (committed_tx, committed_rx) = watch::channel(start);
@@ -431,14 +464,22 @@ async fn pipeline(
         progress: progress.clone(),
         group_ids: Vec::new(),
     };
-    let gate = Arc::new(Gate::new());
-    let _ = progress.gate.set(gate.clone());
+    let apps = if spec.apps.is_empty() {
+        AppSpec::single(None)
+    } else {
+        spec.apps.clone()
+    };
+    let lanes: Vec<Lane> = apps.into_iter().map(Lane::new).collect();
+    let _ = progress
+        .gates
+        .set(lanes.iter().map(|l| l.gate.clone()).collect());
     let fetcher = Arc::new(Fetcher {
         client,
         routes: batcher.routes.clone(),
-        gate,
+        lanes,
+        concurrency: limit,
+        next_lane: Default::default(),
         health: progress.health.clone(),
-        pace: spec.rate.and_then(|(n, w)| pace(n, w)).map(Arc::new),
         retry: spec.retry,
         job: Job {
             endpoint: spec.endpoint,
@@ -480,7 +521,8 @@ async fn pipeline(
             r
         })
     };
-    let ended = fetching::run(fetcher, batch_rx, settled_tx, concurrency, stop.clone()).await;
+    let ended = fetching::run(fetcher.clone(), batch_rx, settled_tx, stop.clone()).await;
+    let figures = fetcher.lanes.iter().map(Lane::figures).collect();
 
     // Every sender of the writer's inputs is gone once the fetch and the ingest have ended; the
     // writer then returns, which ends the report pass.
@@ -495,7 +537,7 @@ async fn pipeline(
     read?;
     batched??;
     let pass = pass?.expect("report pass joined");
-    Ok((store, pass, ended))
+    Ok((store, pass, ended, figures))
 }
 
 /// Waits for a stage's thread without blocking the runtime.

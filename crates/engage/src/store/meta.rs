@@ -37,11 +37,13 @@ pub enum MetaKey {
     /// The fewest impressions a ranked engagement rate needs (`--min-impressions`), as the last run
     /// set it; `engage report` uses it.
     MinImpressions,
+    /// Requests, 429s and budget used per app (JSON, see [`crate::apps`]), added up over the lives.
+    AppStats,
 }
 
 impl MetaKey {
     /// Every key.
-    pub const ALL: [MetaKey; 12] = [
+    pub const ALL: [MetaKey; 13] = [
         MetaKey::Identity,
         MetaKey::Period,
         MetaKey::IngestDone,
@@ -54,6 +56,7 @@ impl MetaKey {
         MetaKey::FetchedAt,
         MetaKey::SharedIds,
         MetaKey::MinImpressions,
+        MetaKey::AppStats,
     ];
 
     /// The value of the `key` column.
@@ -71,6 +74,7 @@ impl MetaKey {
             MetaKey::FetchedAt => "fetched_at",
             MetaKey::SharedIds => "shared_ids",
             MetaKey::MinImpressions => "min_impressions",
+            MetaKey::AppStats => "app_stats",
         }
     }
 }
@@ -153,6 +157,7 @@ mod tests {
                 "fetched_at",
                 "shared_ids",
                 "min_impressions",
+                "app_stats",
             ]
         );
     }

@@ -99,8 +99,8 @@ async fn run_input(
         group_from: None,
         min_impressions: None,
         top_n: 10,
-        concurrency: 4,
-        rate: None,
+        concurrency: Some(4),
+        apps: engage::apps::AppSpec::single(None),
         client: ClientConfig {
             base_url: s.url(),
             connect_timeout: Duration::from_secs(2),
@@ -536,8 +536,8 @@ async fn an_unfinished_store_is_refused_and_the_history_is_left_alone() {
         group_from: None,
         min_impressions: None,
         top_n: 10,
-        concurrency: 1,
-        rate: None,
+        concurrency: Some(1),
+        apps: engage::apps::AppSpec::single(None),
         // Nothing listens there; the run is stopped before it asks.
         client: ClientConfig {
             base_url: "http://127.0.0.1:9".into(),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use engage::apps::AppSpec;
 use engage::fetch::RetryPolicy;
 use engage::health::OutagePolicy;
 use engage::ids::ReadOptions;
@@ -103,8 +104,8 @@ fn spec(c: &Case, url: &str, db: &str, credentials: Credentials) -> RunSpec {
         group_from: None,
         min_impressions: None,
         top_n: 10,
-        concurrency: 4,
-        rate: None,
+        concurrency: Some(4),
+        apps: AppSpec::single(None),
         client: ClientConfig {
             base_url: url.to_string(),
             connect_timeout: Duration::from_secs(2),
@@ -361,7 +362,7 @@ mod retries {
         let mut sp = spec(&c, &faulty.url(), "faulty.db", demo_user());
         sp.retry.max_attempts = 40;
         sp.client.request_timeout = Duration::from_millis(400);
-        sp.concurrency = 8;
+        sp.concurrency = Some(8);
         let out = go(sp).await.unwrap();
         let injected = out.retries + out.rate_limited;
         assert!(
@@ -587,7 +588,7 @@ mod resume {
             tx.cancel();
         });
         let mut sp = spec(&c, &s.url(), "parts.db", demo_user());
-        sp.concurrency = 1;
+        sp.concurrency = Some(1);
         let first = run(sp, progress, rx).await.unwrap();
         stopper.await.unwrap();
         assert!(first.interrupted);
@@ -811,7 +812,7 @@ mod time_series {
             tx.cancel();
         });
         let mut sp = historical(&c, &s.url(), "parts.db", period, Granularity::Day);
-        sp.concurrency = 1;
+        sp.concurrency = Some(1);
         let first = run(sp, progress, rx).await.unwrap();
         stopper.await.unwrap();
         assert!(first.interrupted);
@@ -891,6 +892,7 @@ mod accounts {
                     name: n.to_string(),
                     access_token: format!("{n}-token"),
                     access_token_secret: format!("{n}-secret"),
+                    app: None,
                 })
                 .collect(),
             ..SimConfig::default()
@@ -904,7 +906,16 @@ mod accounts {
                 .iter()
                 .map(|n| (n.to_string(), Credentials::User(account(n))))
                 .collect(),
-            bearer: bearer.then(|| Credentials::Bearer(BearerToken(DEMO.bearer_token.into()))),
+            account_apps: Vec::new(),
+            bearers: bearer
+                .then(|| {
+                    (
+                        0,
+                        Credentials::Bearer(BearerToken(DEMO.bearer_token.into())),
+                    )
+                })
+                .into_iter()
+                .collect(),
             bearer_only: false,
         }
     }
@@ -1071,7 +1082,7 @@ mod outage {
         let progress = Arc::new(Progress::default());
         let mut sp = spec(&c, &s.url(), "outage.db", demo_user());
         // 120 batches at 40 a second: the 5 s outage, from 5,000 IDs resolved on, falls inside.
-        sp.rate = Some((40, Duration::from_secs(1)));
+        sp.apps = AppSpec::single(Some((40, Duration::from_secs(1))));
         let down = outage(
             s,
             config,
@@ -1110,7 +1121,7 @@ mod outage {
 
         let progress = Arc::new(Progress::default());
         let mut sp = spec(&c, &url, "outage.db", demo_user());
-        sp.rate = Some((40, Duration::from_secs(1)));
+        sp.apps = AppSpec::single(Some((40, Duration::from_secs(1))));
         sp.outage.limit = Duration::from_secs(2);
         let down = outage(s, config.clone(), progress.clone(), 2_000, None);
         let rx = CancellationToken::new();
@@ -1145,5 +1156,159 @@ mod outage {
             results(&c.dir.join("outage.db.out/top.json")),
             results(&c.dir.join("clean.db.out/top.json"))
         );
+    }
+}
+
+mod apps {
+    use super::*;
+    use engage_sim::App;
+
+    fn sim_app(name: &str, rate_limit: Option<u32>) -> App {
+        App {
+            name: name.into(),
+            consumer_key: format!("{name}-key"),
+            consumer_secret: format!("{name}-secret"),
+            bearer_tokens: vec![format!("{name}-bearer")],
+            rate_limit,
+        }
+    }
+
+    fn bearer(name: &str) -> Credentials {
+        Credentials::Bearer(BearerToken(format!("{name}-bearer")))
+    }
+
+    fn app(name: &str) -> AppSpec {
+        AppSpec {
+            name: name.into(),
+            rate: None,
+        }
+    }
+
+    /// Three apps with budgets of 20, 30 and 50 requests a second, a bearer run with the adaptive
+    /// limit: every ID is served, each app's share follows its budget, no app is sent more than
+    /// its budget allows, and each app's figures are kept in the store.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn three_apps_of_different_rates_share_a_bearer_run_by_their_budgets() {
+        let s = sim(SimConfig {
+            rate_limit: Some(20),
+            window_secs: 1,
+            apps: vec![sim_app("b", Some(30)), sim_app("c", Some(50))],
+            ..SimConfig::default()
+        })
+        .await;
+        // 300 requests: three seconds of the three budgets together.
+        let unique = ids(75_000, 21);
+        let c = case(&unique.iter().map(|i| i.to_string()).collect::<Vec<_>>());
+        let mut sp = spec(
+            &c,
+            &s.url(),
+            "run.db",
+            Credentials::Bearer(BearerToken(DEMO.bearer_token.into())),
+        );
+        sp.concurrency = None;
+        sp.routes.bearers = vec![
+            (
+                0,
+                Credentials::Bearer(BearerToken(DEMO.bearer_token.into())),
+            ),
+            (1, bearer("b")),
+            (2, bearer("c")),
+        ];
+        sp.apps = vec![app("a"), app("b"), app("c")];
+        let out = go(sp).await.unwrap();
+        assert_eq!(out.summary.status.ok, 75_000, "{:?}", out.summary.status);
+        let figures = &out.apps;
+        let names: Vec<&str> = figures.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(
+            figures.iter().map(|f| f.requests).sum::<u64>(),
+            out.requests
+        );
+        for (f, limit) in figures.iter().zip([20u64, 30, 50]) {
+            // Never more than the budget allows in the one-second windows it touched (the
+            // headers' limit times the windows the answers came from).
+            let capacity = f.capacity.expect("the headers said the budget");
+            assert_eq!(capacity % limit as f64, 0.0, "{f:?}");
+            assert!(f.requests as f64 <= capacity, "{f:?}");
+            assert!(
+                capacity <= (limit * (f.active_secs.ceil() as u64 + 1)) as f64,
+                "{f:?}"
+            );
+        }
+        let (a, b, c3) = (&figures[0], &figures[1], &figures[2]);
+        assert!(
+            a.requests <= b.requests && b.requests <= c3.requests && a.requests < c3.requests,
+            "{figures:?}"
+        );
+        let limited: u64 = figures.iter().map(|f| f.rate_limited).sum();
+        assert!(limited * 100 <= out.requests, "{figures:?}");
+        let store = Store::open(&c.dir.join("run.db")).unwrap();
+        let kept: Vec<(String, u64, u64)> = engage::apps::load(&store)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.name, f.requests, f.rate_limited))
+            .collect();
+        let said: Vec<(String, u64, u64)> = figures
+            .iter()
+            .map(|f| (f.name.clone(), f.requests, f.rate_limited))
+            .collect();
+        assert_eq!(kept, said);
+    }
+
+    /// Two owners whose tokens belong to two apps: each owner's batches are signed with its own
+    /// app's keys (the simulator refuses a token signed with another app's), and each app's
+    /// requests are counted apart.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_owner_is_fetched_through_its_apps_keys() {
+        let account = |name: &str, app: Option<&str>| engage_sim::Account {
+            name: name.into(),
+            access_token: format!("{name}-token"),
+            access_token_secret: format!("{name}-token-secret"),
+            app: app.map(String::from),
+        };
+        let s = sim(SimConfig {
+            apps: vec![sim_app("b", None)],
+            accounts: vec![account("one", None), account("two", Some("b"))],
+            ..SimConfig::default()
+        })
+        .await;
+        let unique = ids(2_000, 22);
+        let mut lines = vec!["tweet_id,account".to_string()];
+        for id in &unique {
+            lines.push(format!("{id},{}", if id % 2 == 0 { "one" } else { "two" }));
+        }
+        let c = case_named("ids.csv", &lines);
+        let mut sp = spec(&c, &s.url(), "run.db", demo_user());
+        let user = |name: &str, key: &str, secret: &str| {
+            (
+                name.to_string(),
+                Credentials::User(UserCredentials {
+                    consumer_key: key.into(),
+                    consumer_secret: secret.into(),
+                    access_token: format!("{name}-token"),
+                    access_token_secret: format!("{name}-token-secret"),
+                }),
+            )
+        };
+        sp.routes = Routes {
+            endpoint: Endpoint::Totals,
+            accounts: vec![
+                user("one", DEMO.consumer_key, DEMO.consumer_secret),
+                user("two", "b-key", "b-secret"),
+            ],
+            account_apps: vec![0, 1],
+            bearers: Vec::new(),
+            bearer_only: false,
+        };
+        sp.apps = vec![app("default"), app("b")];
+        let out = go(sp).await.unwrap();
+        assert_eq!(out.summary.status.ok, 2_000, "{:?}", out.summary.status);
+        let requests: Vec<(String, u64)> = out
+            .apps
+            .iter()
+            .map(|f| (f.name.clone(), f.requests))
+            .collect();
+        // 1,000 IDs each: four requests of 250.
+        assert_eq!(requests, [("default".to_string(), 4), ("b".to_string(), 4)]);
     }
 }
