@@ -80,6 +80,25 @@ impl From<FormatArg> for Format {
     }
 }
 
+/// `--group-from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GroupFromArg {
+    // Plain comments: a documented value would switch `--help` to its long layout.
+    // The input file's name without its extensions.
+    File,
+    // The first folder under an input folder.
+    Folder,
+}
+
+impl From<GroupFromArg> for engage::groups::GroupFrom {
+    fn from(g: GroupFromArg) -> engage::groups::GroupFrom {
+        match g {
+            GroupFromArg::File => engage::groups::GroupFrom::File,
+            GroupFromArg::Folder => engage::groups::GroupFrom::Folder,
+        }
+    }
+}
+
 /// `--series`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SeriesArg {
@@ -512,6 +531,21 @@ pub struct RunArgs {
     /// CSV column holding the Tweet ID [default: tweet_id, else id].
     #[arg(long)]
     pub id_column: Option<String>,
+    /// CSV column holding each ID's groups, several separated by `|` [default: group, when there is
+    /// one].
+    #[arg(long)]
+    pub group_column: Option<String>,
+    /// The group of every input ID that has none from its CSV group cell or --group-from.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Group each input's IDs by its file name (without extensions) or by the first folder under
+    /// the input folder given.
+    #[arg(long, value_enum)]
+    pub group_from: Option<GroupFromArg>,
+    /// Rank a Tweet's engagement rate (engagements / impressions) only with at least this many
+    /// impressions [default: 100, or what the last run of this --db set].
+    #[arg(long)]
+    pub min_impressions: Option<u64>,
     /// /historical window start (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ).
     #[arg(long)]
     pub start: Option<String>,
@@ -704,6 +738,17 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
             }
         }
     };
+    if args.min_impressions == Some(0) {
+        bail!("--min-impressions 0: a rate needs at least 1 impression");
+    }
+    if let Some(g) = &args.group {
+        if g.trim().is_empty() || g.contains(engage::ids::GROUP_SEPARATOR) || g.trim() != g {
+            bail!(
+                "--group {g:?}: a group name is not blank, has no surrounding spaces and no `{}` (it separates groups in a CSV cell)",
+                engage::ids::GROUP_SEPARATOR
+            );
+        }
+    }
     if let Some(a) = &args.account {
         if auth == AuthKind::User && !routes.accounts.iter().any(|(n, _)| n == a) {
             bail!(
@@ -857,6 +902,7 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
         read: ReadOptions {
             format: args.format.map(Format::from),
             id_column: args.id_column.clone(),
+            group_column: args.group_column.clone(),
         },
         db: args.db.clone(),
         out: expand_date(&args.out),
@@ -864,6 +910,9 @@ pub fn build(args: &RunArgs) -> Result<RunSpec> {
         metrics,
         routes,
         default_account: args.account.clone(),
+        default_group: args.group.clone(),
+        group_from: args.group_from.map(Into::into),
+        min_impressions: args.min_impressions,
         top_n: top,
         concurrency,
         apps: found

@@ -51,8 +51,22 @@ pub struct DemoArgs {
     pub nights: u32,
 }
 
-/// Writes `n` realistic snowflake IDs from the last `days` days, with about 2% duplicates and a few
-/// lines of the kinds spreadsheets and exports leave behind.
+/// The demo's groups: the brand's own Tweets, a competitor's, and two campaigns that share Tweets
+/// with the brand (a cell names several groups with `|`).
+fn group_cell(rng: &mut impl Rng) -> &'static str {
+    match rng.random_range(0..100) {
+        0..30 => "brand",
+        30..40 => "brand|spring-sale",
+        40..45 => "brand|fall-launch",
+        45..75 => "competitor",
+        75..90 => "spring-sale",
+        _ => "fall-launch",
+    }
+}
+
+/// Writes `n` realistic snowflake IDs from the last `days` days as a CSV with a `group` column (see
+/// [`group_cell`]), with about 2% duplicates and a few lines of the kinds spreadsheets and exports
+/// leave behind.
 fn generate(path: &std::path::Path, n: usize, days: u64, seed: u64) -> std::io::Result<()> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() as u64 * 1000;
@@ -67,9 +81,15 @@ fn generate(path: &std::path::Path, n: usize, days: u64, seed: u64) -> std::io::
         "99999999999999999999999",
         "https://x.com/someone/status/12",
     ];
+    writeln!(w, "tweet_id,group")?;
     for i in 0..n {
         if i % 2000 == 1999 {
-            writeln!(w, "{}", bad[(i / 2000) % bad.len()])?;
+            writeln!(
+                w,
+                "{},{}",
+                bad[(i / 2000) % bad.len()],
+                group_cell(&mut rng)
+            )?;
         }
         let id = if !recent.is_empty() && rng.random_bool(0.02) {
             recent[rng.random_range(0..recent.len())]
@@ -84,7 +104,7 @@ fn generate(path: &std::path::Path, n: usize, days: u64, seed: u64) -> std::io::
             }
             id
         };
-        writeln!(w, "{id}")?;
+        writeln!(w, "{id},{}", group_cell(&mut rng))?;
     }
     w.flush()
 }
@@ -148,7 +168,7 @@ pub async fn run(args: DemoArgs) -> u8 {
             }
         },
     };
-    let input = dir.join("ids.txt");
+    let input = dir.join("ids.csv");
     let first_db = if args.nights <= 1 {
         dir.join("demo.db")
     } else {
@@ -196,7 +216,7 @@ pub async fn run(args: DemoArgs) -> u8 {
     for k in 0..args.nights {
         let when = now - time::Duration::days(i64::from(args.nights - 1 - k));
         let run = Night {
-            input: dir.join(format!("ids-night{}.txt", k + 1)),
+            input: dir.join(format!("ids-night{}.csv", k + 1)),
             db: dir.join(format!("night{}.db", k + 1)),
             out: dir.join(format!("out-night{}", k + 1)),
             now: Some(when),
@@ -286,7 +306,8 @@ fn posted_by(
     let text = std::fs::read_to_string(all)?;
     let mut w = std::io::BufWriter::new(std::fs::File::create(to)?);
     for line in text.lines() {
-        match line.parse::<u64>() {
+        // The ID is the CSV's first cell.
+        match line.split(',').next().unwrap_or("").parse::<u64>() {
             Ok(id) if (id >> 22) > limit => {}
             _ => writeln!(w, "{line}")?,
         }
@@ -368,6 +389,9 @@ async fn night(
             },
         ),
         default_account: None,
+        default_group: None,
+        group_from: None,
+        min_impressions: None,
         top_n: defaults.top,
         concurrency,
         apps: engage::apps::AppSpec::single(None),

@@ -133,6 +133,18 @@ impl Sim {
 impl Sim {
     /// How many requests reached the API's paths so far (the simulator's `/sim/requests`).
     fn received(&self) -> u64 {
+        self.counted()["requests"]
+            .as_u64()
+            .expect("a request count")
+    }
+
+    /// How many Tweet IDs the simulator answered with a 200 so far (each request's distinct IDs).
+    fn ids_answered(&self) -> u64 {
+        self.counted()["ids"].as_u64().expect("an ID count")
+    }
+
+    /// The simulator's `/sim/requests` answer.
+    fn counted(&self) -> serde_json::Value {
         use std::io::{Read, Write};
         let addr = self.url.trim_start_matches("http://");
         let mut conn = std::net::TcpStream::connect(addr).expect("simulator reachable");
@@ -144,9 +156,8 @@ impl Sim {
         let mut answer = String::new();
         conn.read_to_string(&mut answer).unwrap();
         let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
-        serde_json::from_str::<serde_json::Value>(body.trim()).expect("a JSON body")["requests"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("unexpected answer {answer:?}"))
+        serde_json::from_str::<serde_json::Value>(body.trim())
+            .unwrap_or_else(|e| panic!("unexpected answer {answer:?}: {e}"))
     }
 }
 
@@ -2687,7 +2698,7 @@ mod store_safety {
         );
         assert!(text(&o.stderr).contains(&format!("pid {pid}")));
         assert!(
-            !dir.join("ids.txt").exists(),
+            !dir.join("ids.csv").exists(),
             "the refused demo wrote its input"
         );
         let now = StoreProgress::read_settled(&db);
@@ -3020,6 +3031,7 @@ mod partial_results {
             let conn = Connection::open(&db).unwrap();
             conn.execute_batch(
                 "DROP VIEW tweets; DROP TABLE messages; DROP TABLE id_messages;
+                 DROP TABLE groups; DROP TABLE id_groups;
                  ALTER TABLE outcomes DROP COLUMN not_served; ALTER TABLE partial DROP COLUMN not_served;
                  CREATE VIEW tweets AS SELECT i.id, coalesce(o.status, 'pending') AS status FROM ids i LEFT JOIN outcomes o ON o.id = i.id;
                  DELETE FROM outcomes WHERE id % 2 = 0; DELETE FROM meta WHERE key IN ('done_below', 'report_pass');
@@ -3033,7 +3045,7 @@ mod partial_results {
         let v: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 3);
+        assert_eq!(v, engage::store::SCHEMA_VERSION);
         let n: i64 = conn
             .query_row(
                 "SELECT count(*) FROM tweets WHERE not_served IS NULL AND status = 'ok'",
@@ -3042,6 +3054,349 @@ mod partial_results {
             )
             .unwrap();
         assert!(n > 0);
+    }
+}
+
+mod groups {
+    use super::*;
+
+    /// The parts of a `top.json` (or of one of its `groups`) that a run over a group's IDs alone
+    /// must equal: the outcome counts, the totals, what they are over, and the top-N lists.
+    fn figures(v: &serde_json::Value) -> serde_json::Value {
+        let c = &v["counts"];
+        let counts: serde_json::Map<String, serde_json::Value> = [
+            "unique_ids",
+            "ok",
+            "unavailable",
+            "forbidden",
+            "failed",
+            "pending",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), c[*k].clone()))
+        .collect();
+        serde_json::json!({
+            "counts": counts,
+            "totals": v["totals"],
+            "served": v["served"],
+            "not_served": v["not_served"],
+            "not_served_by_reason": v["not_served_by_reason"],
+            "top": v["top"],
+            "engagement_rate": v["engagement_rate"],
+        })
+    }
+
+    /// Each ranked engagement rate is its Tweet's engagements / impressions (tweets.csv), with at
+    /// least `min` impressions; the overall rate is the ratio of the sums over Tweets with both.
+    fn check_rates(out: &Path, min: u64) {
+        let top = read_json(&out.join("top.json"));
+        let rate = &top["engagement_rate"];
+        assert_eq!(rate["min_impressions"], min);
+        let text = std::fs::read_to_string(out.join("tweets.csv")).unwrap();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let col = |name| header.iter().position(|h| *h == name).unwrap();
+        let (e, i) = (col("engagements"), col("impressions"));
+        let mut rows = BTreeMap::new();
+        let (mut sum_e, mut sum_i, mut tweets) = (0u64, 0u64, 0u64);
+        let mut eligible = Vec::new();
+        for line in lines {
+            let f: Vec<&str> = line.split(',').collect();
+            let (Ok(ev), Ok(iv)) = (f[e].parse::<u64>(), f[i].parse::<u64>()) else {
+                continue;
+            };
+            let id: u64 = f[0].parse().unwrap();
+            rows.insert(id, (ev, iv));
+            (sum_e, sum_i, tweets) = (sum_e + ev, sum_i + iv, tweets + 1);
+            if iv >= min && ev > 0 {
+                eligible.push((ev * 1_000_000 / iv, id));
+            }
+        }
+        assert_eq!(
+            (rate["engagements"].as_u64(), rate["impressions"].as_u64()),
+            (Some(sum_e), Some(sum_i))
+        );
+        assert_eq!(rate["tweets"], tweets);
+        let want = sum_e as f64 / sum_i as f64;
+        assert!(
+            (rate["rate"].as_f64().unwrap() - want).abs() < 1e-12,
+            "{rate}"
+        );
+        eligible.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let listed: Vec<(u64, u64)> = rate["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let id: u64 = t["tweet_id"].as_str().unwrap().parse().unwrap();
+                let (ev, iv) = rows[&id];
+                assert!(iv >= min, "{id}: {iv} impressions ranked");
+                let v = t["value"].as_f64().unwrap();
+                assert!((v - ev as f64 / iv as f64).abs() < 1e-6, "{id}: {v}");
+                ((v * 1e6).round() as u64, id)
+            })
+            .collect();
+        let n = top["top_n"].as_u64().unwrap() as usize;
+        let expected: Vec<(u64, u64)> = eligible.into_iter().take(n).collect();
+        assert_eq!(listed, expected);
+    }
+
+    /// The issue's "done when": three overlapping groups (from a CSV group column, one cell naming
+    /// two groups, repeated rows, and a file's name) in one run; each group's figures equal a
+    /// separate run over that group's IDs alone, and each ID was asked for once.
+    #[test]
+    fn three_overlapping_groups_equal_three_separate_runs_and_shared_ids_are_fetched_once() {
+        let d = tempfile::tempdir().unwrap();
+        // No protected Tweets: every ID asked for is answered (deleted ones as unavailable).
+        let sim = Sim::start(41, &["--deleted", "0.05", "--protected", "0"]);
+        let mut rng = StdRng::seed_from_u64(41);
+        let ids = snowflakes(600, &mut rng);
+        let brand: BTreeSet<u64> = ids[0..250].iter().copied().collect();
+        let rival: BTreeSet<u64> = ids[200..420].iter().copied().collect();
+        let spring: BTreeSet<u64> = ids[150..300]
+            .iter()
+            .chain(&ids[400..450])
+            .copied()
+            .collect();
+        let union: BTreeSet<u64> = brand.iter().chain(&rival).chain(&spring).copied().collect();
+        let several = union
+            .iter()
+            .filter(|id| {
+                [&brand, &rival, &spring]
+                    .iter()
+                    .filter(|g| g.contains(id))
+                    .count()
+                    > 1
+            })
+            .count() as u64;
+
+        // campaigns.csv: brand and spring, as one `brand|spring` cell for half of the IDs in
+        // both and as two rows for the other half; rival.txt: named by --group-from file.
+        let mut rows = vec!["tweet_id,group".to_string()];
+        for (i, id) in union.iter().enumerate() {
+            match (brand.contains(id), spring.contains(id)) {
+                (true, true) if i % 2 == 0 => rows.push(format!("{id},brand | spring")),
+                (true, true) => {
+                    rows.push(format!("{id},spring"));
+                    rows.push(format!("{id},brand"));
+                }
+                (true, false) => rows.push(format!("{id},brand")),
+                (false, true) => rows.push(format!("{id},spring")),
+                (false, false) => {}
+            }
+        }
+        rows.shuffle(&mut rng);
+        let header = rows.iter().position(|r| r == "tweet_id,group").unwrap();
+        rows.swap(0, header);
+        let inputs = d.path().join("inputs");
+        std::fs::create_dir(&inputs).unwrap();
+        std::fs::write(inputs.join("campaigns.csv"), rows.join("\n") + "\n").unwrap();
+        let rival_lines: Vec<String> = rival.iter().map(u64::to_string).collect();
+        std::fs::write(inputs.join("rival.txt"), rival_lines.join("\n") + "\n").unwrap();
+
+        let (db, out) = (d.path().join("all.db"), d.path().join("all"));
+        let (requests, answered) = (sim.received(), sim.ids_answered());
+        expect_code(
+            run_cmd(&sim.url, &inputs, &db, &out).args(["--top", "5", "--group-from", "file"]),
+            exit::OK,
+        );
+        let grouped_requests = sim.received() - requests;
+        assert_eq!(
+            sim.ids_answered() - answered,
+            union.len() as u64,
+            "every ID, shared or not, asked for once"
+        );
+        let all = read_json(&out.join("top.json"));
+        assert_adds_up(&all);
+        assert_eq!(all["counts"]["unique_ids"], union.len() as u64);
+        check_rates(&out, 100);
+        assert_eq!(all["in_several_groups"], several);
+        let groups = all["groups"].as_object().expect("top.json has groups");
+        assert_eq!(
+            groups.keys().collect::<Vec<_>>(),
+            ["brand", "rival", "spring"]
+        );
+
+        let mut separate_requests = 0;
+        for (name, members) in [("brand", &brand), ("rival", &rival), ("spring", &spring)] {
+            let file = d.path().join(format!("{name}-alone.txt"));
+            let lines: Vec<String> = members.iter().map(u64::to_string).collect();
+            std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+            let (db1, out1) = (d.path().join(format!("{name}.db")), d.path().join(name));
+            let (requests, answered) = (sim.received(), sim.ids_answered());
+            expect_code(
+                run_cmd(&sim.url, &file, &db1, &out1).args(["--top", "5"]),
+                exit::OK,
+            );
+            separate_requests += sim.received() - requests;
+            assert_eq!(sim.ids_answered() - answered, members.len() as u64);
+            let alone = read_json(&out1.join("top.json"));
+            assert!(alone.get("groups").is_none(), "no groups, no key");
+            assert!(alone["engagement_rate"]["tweets"].as_u64().unwrap() > 0);
+            assert_eq!(figures(&groups[name]), figures(&alone), "group {name}");
+            assert_eq!(groups[name]["counts"]["unique_ids"], members.len() as u64);
+        }
+        assert!(
+            grouped_requests < separate_requests,
+            "{grouped_requests} requests for the groups together, {separate_requests} apart"
+        );
+
+        // groups.csv: one row per group and metric, its totals those of top.json.
+        let csv = std::fs::read_to_string(out.join("groups.csv")).unwrap();
+        let mut lines = csv.lines();
+        assert_eq!(
+            lines.next(),
+            Some("group,metric,tweets,total,mean,median,p90,max")
+        );
+        let metrics = all["totals"].as_object().unwrap().len();
+        let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+        assert_eq!(rows.len(), 3 * metrics);
+        for r in &rows {
+            assert_eq!(
+                groups[r[0]]["totals"][r[1]],
+                r[3].parse::<u64>().unwrap(),
+                "{r:?}"
+            );
+            assert_eq!(
+                groups[r[0]]["served"][r[1]],
+                r[2].parse::<u64>().unwrap(),
+                "{r:?}"
+            );
+            let max = groups[r[0]]["top"][r[1]][0]["value"].as_u64().unwrap_or(0);
+            assert_eq!(r[7].parse::<u64>().unwrap_or(0), max, "{r:?}");
+        }
+    }
+
+    /// Groups are part of the run's identity: a resume with another `--group` is refused naming
+    /// it, and a run stopped by SIGTERM resumes (same command) to the report of an uninterrupted
+    /// run, groups included.
+    #[test]
+    fn a_grouped_run_resumes_to_the_same_report_and_refuses_other_groups() {
+        let d = tempfile::tempdir().unwrap();
+        let sim = Sim::start(43, &["--deleted", "0.02", "--latency-ms", "20"]);
+        let c = collection(43, 3_000, 100, BAD_LINES);
+        let input = d.path().join("campaign.txt");
+        c.write(&input);
+        // Half of the IDs also in a CSV naming their group, the rest in --group's.
+        let mut csv = String::from("tweet_id,group\n");
+        for (i, id) in c.unique.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
+            csv.push_str(&format!(
+                "{id},{}\n",
+                if i % 4 == 0 { "rival" } else { "brand|rival" }
+            ));
+        }
+        let tagged = d.path().join("tagged.csv");
+        std::fs::write(&tagged, csv).unwrap();
+        let slow = ["--concurrency", "1", "--group", "campaign", "--top", "7"];
+        let cmd = |db: &Path, out: &Path| {
+            let mut c = run_cmd(&sim.url, &input, db, out);
+            c.arg("--input").arg(&tagged).args(slow);
+            c
+        };
+        let (ref_out, db, out) = (
+            d.path().join("ref-out"),
+            d.path().join("run.db"),
+            d.path().join("out"),
+        );
+        expect_code(&mut cmd(&d.path().join("ref.db"), &ref_out), exit::OK);
+        let reference = read_json(&ref_out.join("top.json"));
+        let groups = reference["groups"].as_object().expect("groups");
+        assert_eq!(
+            groups.keys().collect::<Vec<_>>(),
+            ["brand", "campaign", "rival"]
+        );
+        assert_eq!(
+            groups["campaign"]["counts"]["unique_ids"],
+            c.unique.len() as u64
+        );
+
+        let mut child = cmd(&db, &out)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let since = StoreProgress {
+            lines: u64::MAX,
+            done: 0,
+        };
+        wait_for_progress(&mut child, &db, since, "grouped run");
+        // SAFETY: kill(2) on our own child's pid, which is not reaped yet.
+        assert_eq!(
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) },
+            0
+        );
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(
+            code(o.status),
+            i32::from(exit::INTERRUPTED),
+            "{}",
+            text(&o.stderr)
+        );
+
+        let mut other = run_cmd(&sim.url, &input, &db, &out);
+        other.arg("--input").arg(&tagged).args([
+            "--concurrency",
+            "1",
+            "--group",
+            "brand",
+            "--top",
+            "7",
+        ]);
+        let err = text(&expect_code(&mut other, exit::USAGE).stderr);
+        assert!(
+            err.contains("group: stored Some(\"campaign\"), now Some(\"brand\")"),
+            "{err}"
+        );
+
+        expect_code(&mut cmd(&db, &out), exit::OK);
+        assert_eq!(
+            results_of(&out, "top.json"),
+            results_of(&ref_out, "top.json")
+        );
+        for f in ["groups.csv", "tweets.csv", "top.csv"] {
+            assert_eq!(results_of(&out, f), results_of(&ref_out, f), "{f}");
+        }
+    }
+
+    /// `--group-from folder`: the first folder under the input folder names the group of every
+    /// file below it (however deep); a file directly in the input folder takes `--group`.
+    #[test]
+    fn group_from_folder_names_groups_by_the_first_folder_under_the_input() {
+        let d = tempfile::tempdir().unwrap();
+        let sim = Sim::start(44, &[]);
+        let mut rng = StdRng::seed_from_u64(44);
+        let ids = snowflakes(90, &mut rng);
+        let root = d.path().join("tweets");
+        for (dir, part) in [
+            ("brand/2026", &ids[0..30]),
+            ("rival", &ids[30..60]),
+            ("", &ids[60..90]),
+        ] {
+            let folder = root.join(dir);
+            std::fs::create_dir_all(&folder).unwrap();
+            let lines: Vec<String> = part.iter().map(u64::to_string).collect();
+            std::fs::write(folder.join("ids.txt"), lines.join("\n") + "\n").unwrap();
+        }
+        let out = d.path().join("out");
+        expect_code(
+            run_cmd(&sim.url, &root, &d.path().join("run.db"), &out).args([
+                "--group-from",
+                "folder",
+                "--group",
+                "loose",
+            ]),
+            exit::OK,
+        );
+        let top = read_json(&out.join("top.json"));
+        let groups = top["groups"].as_object().expect("groups");
+        assert_eq!(
+            groups.keys().collect::<Vec<_>>(),
+            ["brand", "loose", "rival"]
+        );
+        for g in ["brand", "loose", "rival"] {
+            assert_eq!(groups[g]["counts"]["unique_ids"], 30, "{g}");
+        }
+        assert_eq!(top["in_several_groups"], 0);
     }
 }
 

@@ -56,6 +56,9 @@ struct Sim {
     /// Each app's budget, by app index (see [`SimConfig::app_index`]).
     rates: Vec<Option<RateLimiter>>,
     faults: Faults,
+    /// Tweet IDs answered with a 200 so far (each request's distinct IDs), for tests that count
+    /// how often an ID was asked for (`/sim/requests`' `ids`).
+    ids_answered: std::sync::atomic::AtomicU64,
     /// Becomes true at shutdown, so hanging requests end and graceful shutdown can finish.
     shutdown: watch::Receiver<bool>,
 }
@@ -137,6 +140,7 @@ pub async fn start(config: SimConfig, addr: SocketAddr) -> io::Result<SimHandle>
             .map(|l| l.map(|n| RateLimiter::new(n, config.window_secs)))
             .collect(),
         faults: Faults::new(config.faults.clone(), config.seed),
+        ids_answered: std::sync::atomic::AtomicU64::new(0),
         shutdown: rx.clone(),
         config,
     });
@@ -170,7 +174,11 @@ fn router(sim: Arc<Sim>) -> Router {
     app = app.route(
         RECEIVED_PATH,
         axum::routing::get(|State(sim): State<Arc<Sim>>| async move {
-            format!("{{\"requests\":{}}}\n", sim.faults.received())
+            format!(
+                "{{\"requests\":{},\"ids\":{}}}\n",
+                sim.faults.received(),
+                sim.ids_answered.load(std::sync::atomic::Ordering::Relaxed)
+            )
         }),
     );
     app.fallback(not_found).with_state(sim)
@@ -366,6 +374,8 @@ impl Sim {
             .iter()
             .partition(|&&id| metrics::is_deleted(seed, id, self.config.deleted));
 
+        self.ids_answered
+            .fetch_add(ids.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let body = render::success_body(&Answer {
             request: &request,
             returned: &returned,

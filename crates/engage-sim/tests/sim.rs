@@ -1450,7 +1450,8 @@ mod doc_shapes {
             .json()
             .await
             .unwrap();
-        assert_eq!(counted, json!({"requests": 3}));
+        // Two 200 answers, each to the same 4 IDs; the 401 answered none.
+        assert_eq!(counted, json!({"requests": 3, "ids": 8}));
     }
 }
 

@@ -31,6 +31,7 @@ pub mod failpoint;
 pub mod fetch;
 pub mod fsutil;
 pub mod gate;
+pub mod groups;
 pub mod health;
 pub mod history;
 pub mod ids;

@@ -296,6 +296,20 @@ fn write_meta(store: &Store, shards: &[ShardStore]) -> Result<(), MergeError> {
         figures.extend(apps::load(&s.run.store)?);
     }
     let rejected = rejected.unwrap_or(0);
+    // IDs in several groups: each ID's groups are all in its one shard.
+    let mut shared = None::<u64>;
+    for s in shards {
+        if let Some(n) = s.run.store.meta(MetaKey::SharedIds)? {
+            *shared.get_or_insert(0) += n.parse::<u64>().unwrap_or(0);
+        }
+    }
+    if let Some(n) = shared {
+        store.set_meta(MetaKey::SharedIds, &n.to_string())?;
+    }
+    // A report setting every shard was given alike (the pods share one command line).
+    if let Some(n) = shards[0].run.store.meta(MetaKey::MinImpressions)? {
+        store.set_meta(MetaKey::MinImpressions, &n)?;
+    }
     for (k, v) in [
         (MetaKey::InputLines, input_lines + rejected),
         (MetaKey::RejectedLines, rejected),

@@ -230,6 +230,8 @@ pub fn add(history: &Path, db: &Path, as_of: AsOf) -> Result<Added, HistoryError
     .map_err(sql)?;
     let me = tx.last_insert_rowid();
 
+    // The run's group labels, kept with it whatever its endpoint.
+    let gids = record_groups(&tx, &path, me, &run.store)?;
     let mut totals = vec![(0u64, 0u64); run.metrics.len()];
     if run.endpoint == Endpoint::Totals {
         if let Some(n) = next {
@@ -278,6 +280,14 @@ pub fn add(history: &Path, db: &Path, as_of: AsOf) -> Result<Added, HistoryError
         };
         // The run store's outcomes are read on a thread of their own, in chunks, while this one
         // merges and writes: the two halves of an add take about as long as each other.
+        // The newest snapshot's memberships are the ones the movers per group are counted over.
+        let newest = next.is_none();
+        if newest {
+            tx.execute("DELETE FROM cur_groups", []).map_err(sql)?;
+        }
+        let mut insert_group = tx
+            .prepare("INSERT OR IGNORE INTO cur_groups (tweet_id, gid) VALUES (?1, ?2)")
+            .map_err(sql)?;
         let store = run.store;
         let width = run.metrics.len();
         let (chunks_tx, chunks_rx) = std::sync::mpsc::sync_channel::<Chunk>(4);
@@ -288,6 +298,7 @@ pub fn add(history: &Path, db: &Path, as_of: AsOf) -> Result<Added, HistoryError
                 chunk.ids.push(row.id);
                 chunk.status.push(row.status);
                 chunk.values.extend_from_slice(row.values);
+                chunk.groups.extend(row.groups.iter().map(|g| (row.id, *g)));
                 if chunk.ids.len() == CHUNK {
                     // A closed channel means the merge failed; its error is the add's.
                     let _ = chunks_tx.send(std::mem::take(&mut chunk));
@@ -300,6 +311,19 @@ pub fn add(history: &Path, db: &Path, as_of: AsOf) -> Result<Added, HistoryError
         });
         let mut merged = Ok(());
         for chunk in chunks_rx.iter() {
+            if newest {
+                for (id, g) in &chunk.groups {
+                    if let Some(gid) = gids.get(g) {
+                        merged = insert_group.execute(params![*id as i64, gid]).map(|_| ());
+                        if merged.is_err() {
+                            break;
+                        }
+                    }
+                }
+                if merged.is_err() {
+                    break;
+                }
+            }
             for (k, (&id, &status)) in chunk.ids.iter().zip(&chunk.status).enumerate() {
                 merged = pass.feed(
                     id,
@@ -322,6 +346,7 @@ pub fn add(history: &Path, db: &Path, as_of: AsOf) -> Result<Added, HistoryError
         read?;
         pass.finish().map_err(sql)?;
         drop(pass);
+        drop(insert_group);
         drop(stmts);
         drop(reader);
     } else {
@@ -375,6 +400,40 @@ pub fn add(history: &Path, db: &Path, as_of: AsOf) -> Result<Added, HistoryError
     Ok(added)
 }
 
+/// Records the run store's groups as the history's (`hgroups`) and the run's labels with their sizes
+/// (`run_groups`); returns the history's number of each of the store's groups.
+fn record_groups(
+    tx: &rusqlite::Transaction<'_>,
+    history: &Path,
+    run: i64,
+    store: &Store,
+) -> Result<std::collections::HashMap<i64, i64>, HistoryError> {
+    let mut gids = std::collections::HashMap::new();
+    let sql = |e| HistoryError::Sqlite {
+        path: history.to_path_buf(),
+        source: e,
+    };
+    for g in store.groups()? {
+        tx.execute(
+            "INSERT OR IGNORE INTO hgroups (name) VALUES (?1)",
+            [&g.name],
+        )
+        .map_err(sql)?;
+        let gid: i64 = tx
+            .query_row("SELECT gid FROM hgroups WHERE name = ?1", [&g.name], |r| {
+                r.get(0)
+            })
+            .map_err(sql)?;
+        tx.execute(
+            "INSERT INTO run_groups (run, gid, ids) VALUES (?1, ?2, ?3)",
+            params![run, gid, g.ids as i64],
+        )
+        .map_err(sql)?;
+        gids.insert(g.gid, gid);
+    }
+    Ok(gids)
+}
+
 /// Outcomes per chunk read ahead.
 const CHUNK: usize = 4096;
 
@@ -384,6 +443,8 @@ struct Chunk {
     ids: Vec<u64>,
     status: Vec<Status>,
     values: Vec<Option<u64>>,
+    /// Memberships (Tweet, the run store's group number), in Tweet order.
+    groups: Vec<(u64, i64)>,
 }
 
 fn add_totals(totals: &mut [(u64, u64)], values: &[Option<u64>]) {

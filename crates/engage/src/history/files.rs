@@ -123,6 +123,29 @@ fn markdown(m: &Movers) -> String {
             s.push('\n');
         }
     }
+    for (name, per_metric) in &m.groups {
+        let _ = writeln!(s, "## Group {name}\n");
+        let mut any = false;
+        for (i, metric) in m.metrics.iter().enumerate() {
+            let Some(best) = per_metric[i].first() else {
+                continue;
+            };
+            any = true;
+            let _ = writeln!(
+                s,
+                "- {metric}: {} movers, the most [{}]({}) {:+}{}",
+                per_metric[i].len(),
+                best.id,
+                crate::report::tweet_url(best.id),
+                best.gain,
+                if best.new { " (new)" } else { "" }
+            );
+        }
+        if !any {
+            let _ = writeln!(s, "No Tweet of the group moved.");
+        }
+        s.push('\n');
+    }
     if !m.gone.is_empty() {
         let _ = writeln!(
             s,

@@ -42,7 +42,7 @@ pub use html::render as render_html;
 pub use movers::{Gain, Movers, Night};
 
 /// Bumped whenever the history's layout changes; a history from a newer version is refused.
-pub const HISTORY_VERSION: i64 = 1;
+pub const HISTORY_VERSION: i64 = 2;
 /// Marks a history apart from other SQLite files, run stores included (`PRAGMA application_id`,
 /// "ENGH").
 pub const HISTORY_APPLICATION_ID: i32 = 0x454e_4748;
@@ -227,6 +227,24 @@ CREATE TABLE buckets (
 ) WITHOUT ROWID;
 ";
 
+/// What version 2 adds: the groups of the runs (`docs/groups.md`). `run_groups` keeps each run's
+/// group labels with their sizes; `cur_groups` the memberships as of the newest snapshot, which the
+/// movers per group are counted over.
+const V2_GROUPS: &str = "
+CREATE TABLE hgroups (gid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE run_groups (
+    run INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    ids INTEGER NOT NULL,
+    PRIMARY KEY (run, gid)
+) WITHOUT ROWID;
+CREATE TABLE cur_groups (
+    tweet_id INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    PRIMARY KEY (tweet_id, gid)
+) WITHOUT ROWID;
+";
+
 /// The metric bit order of `snap.mask` and `buckets.metric`: [`Metric::ALL`]'s, recorded in `meta`
 /// so that a history is never read with another order.
 fn metric_order() -> String {
@@ -316,6 +334,14 @@ impl History {
                 found: version,
             });
         }
+        if version < 2 {
+            // Version 1 had no groups: the tables are added, empty, in one transaction.
+            h.conn
+                .execute_batch(&format!(
+                    "BEGIN IMMEDIATE; {V2_GROUPS} PRAGMA user_version = 2; COMMIT;"
+                ))
+                .map_err(sql)?;
+        }
         let order: Option<String> = h
             .conn
             .query_row(
@@ -355,7 +381,7 @@ impl History {
         }
         if app == 0 {
             tx.execute_batch(&format!(
-                "{SCHEMA}
+                "{SCHEMA}{V2_GROUPS}
                  INSERT INTO meta (key, value) VALUES ('metric_order', '{}');
                  PRAGMA application_id = {HISTORY_APPLICATION_ID};
                  PRAGMA user_version = {HISTORY_VERSION};",

@@ -83,7 +83,13 @@ pub struct Movers {
     pub snapshots: Vec<OffsetDateTime>,
     /// Per metric: the top movers' values at every snapshot (`None`: no value there).
     pub trajectories: Vec<Vec<(u64, Vec<Option<u64>>)>>,
+    /// The movers of each group of the latest snapshot, by name (none when it has no groups): per
+    /// metric, the top N by gain among the group's Tweets, by the same rules.
+    pub groups: Vec<(String, Vec<Vec<Gain>>)>,
 }
+
+/// Per metric, the best gains: (base value, latest value) by gain.
+type GainHeaps = Vec<Best<(Option<u64>, u64)>>;
 
 /// The N best by a signed key, ties to the lower Tweet ID.
 struct Best<T: Ord> {
@@ -169,6 +175,32 @@ impl Movers {
 
         let k = metrics.len();
         let mut gains: Vec<Best<(Option<u64>, u64)>> = (0..k).map(|_| Best::new(top)).collect();
+        // The groups of the latest snapshot, and a heap per group and metric.
+        let group_names: Vec<(i64, String)> = match latest {
+            Some(l) => {
+                let mut stmt = history
+                    .conn
+                    .prepare(
+                        "SELECT g.gid, g.name FROM run_groups r JOIN hgroups g ON g.gid = r.gid \
+                         WHERE r.run = ?1 ORDER BY g.name",
+                    )
+                    .map_err(sql)?;
+                let rows = stmt
+                    .query_map([snaps[l].id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(sql)?;
+                rows.collect::<Result<_, _>>().map_err(sql)?
+            }
+            None => Vec::new(),
+        };
+        let slot_of: std::collections::HashMap<i64, usize> = group_names
+            .iter()
+            .enumerate()
+            .map(|(k, (gid, _))| (*gid, k))
+            .collect();
+        let mut group_gains: Vec<GainHeaps> = group_names
+            .iter()
+            .map(|_| (0..k).map(|_| Best::new(top)).collect())
+            .collect();
         let mut top_latest: Vec<TopN> = (0..k).map(|_| TopN::new(top)).collect();
         let mut top_base: Vec<TopN> = (0..k).map(|_| TopN::new(top)).collect();
         let mut gone = Vec::new();
@@ -179,7 +211,36 @@ impl Movers {
             let mut stmts = statements(&history.conn, &newer).map_err(sql)?;
             let mut merger = Merger::new(&mut stmts, vec![base, Some(l)]).map_err(sql)?;
             let mut st = [TweetState::ABSENT; 2];
+            // The memberships walk beside the Tweets, both in ID order.
+            let mut member_stmt = history
+                .conn
+                .prepare("SELECT tweet_id, gid FROM cur_groups ORDER BY tweet_id, gid")
+                .map_err(sql)?;
+            let mut members = member_stmt.query([]).map_err(sql)?;
+            let read_member =
+                |rows: &mut rusqlite::Rows<'_>| -> rusqlite::Result<Option<(u64, i64)>> {
+                    Ok(match rows.next()? {
+                        Some(r) => Some((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+                        None => None,
+                    })
+                };
+            let mut next_member = if group_names.is_empty() {
+                None
+            } else {
+                read_member(&mut members).map_err(sql)?
+            };
+            let mut mine: Vec<usize> = Vec::new();
             while let Some(id) = merger.next(&mut st).map_err(sql)? {
+                mine.clear();
+                while let Some((mid, gid)) = next_member {
+                    if mid > id {
+                        break;
+                    }
+                    if mid == id {
+                        mine.extend(slot_of.get(&gid));
+                    }
+                    next_member = read_member(&mut members).map_err(sql)?;
+                }
                 let [b, now] = &st;
                 if b.state == state::OK && now.state == state::UNAVAILABLE {
                     gone.push(id);
@@ -207,24 +268,35 @@ impl Movers {
                     let gain = v as i64 - from.unwrap_or(0) as i64;
                     if gain != 0 {
                         gains[i].push(gain, id, (from, v));
+                        for g in &mine {
+                            group_gains[*g][i].push(gain, id, (from, v));
+                        }
                     }
                 }
             }
         }
-        let gains: Vec<Vec<Gain>> = gains
+        let to_gains = |heaps: GainHeaps| -> Vec<Vec<Gain>> {
+            heaps
+                .into_iter()
+                .map(|g| {
+                    g.sorted()
+                        .into_iter()
+                        .map(|(gain, id, (base, latest))| Gain {
+                            id,
+                            base,
+                            latest,
+                            gain,
+                            new: base.is_none(),
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        let gains: Vec<Vec<Gain>> = to_gains(gains);
+        let groups: Vec<(String, Vec<Vec<Gain>>)> = group_names
             .into_iter()
-            .map(|g| {
-                g.sorted()
-                    .into_iter()
-                    .map(|(gain, id, (base, latest))| Gain {
-                        id,
-                        base,
-                        latest,
-                        gain,
-                        new: base.is_none(),
-                    })
-                    .collect()
-            })
+            .map(|(_, name)| name)
+            .zip(group_gains.into_iter().map(to_gains))
             .collect();
         let (mut entered, mut left) = (Vec::with_capacity(k), Vec::with_capacity(k));
         for (l, b) in top_latest.into_iter().zip(top_base) {
@@ -400,6 +472,7 @@ impl Movers {
             nights,
             snapshots: snaps.iter().map(|r| time(r.as_of)).collect(),
             trajectories,
+            groups,
         })
     }
 
@@ -420,7 +493,20 @@ impl Movers {
             )
         };
         let ids = |v: &[u64]| -> Value { v.iter().map(|id| json!(id.to_string())).collect() };
-        json!({
+        let gains = |list: &[Gain]| -> Value {
+            list.iter()
+                .map(|g| {
+                    json!({
+                        "id": g.id.to_string(),
+                        "base": g.base,
+                        "latest": g.latest,
+                        "gain": g.gain,
+                        "new": g.new,
+                    })
+                })
+                .collect()
+        };
+        let mut v = json!({
             "latest": t(self.latest),
             "base": t(self.base),
             "top": self.top,
@@ -443,6 +529,21 @@ impl Movers {
                 "value": v,
             })).collect()),
             "snapshots": self.snapshots.iter().map(|s| t(Some(*s))).collect::<Value>(),
-        })
+        });
+        // Only for a history whose latest snapshot has groups: other histories keep their keys.
+        if !self.groups.is_empty() {
+            let groups: Map<String, Value> = self
+                .groups
+                .iter()
+                .map(|(name, per_metric)| {
+                    (
+                        name.clone(),
+                        json!({ "metrics": per(&|i| gains(&per_metric[i])) }),
+                    )
+                })
+                .collect();
+            v["groups"] = Value::Object(groups);
+        }
+        v
     }
 }

@@ -1,4 +1,4 @@
-//! CSV: the header ([`open_csv`]: the ID and account columns, `;`-separated
+//! CSV: the header ([`open_csv`]: the ID, account and group columns, `;`-separated
 //! files from European Excel), then one row at a time ([`CsvState`]'s
 //! [`Source::step`]). The parser reads through [`CsvFeed`], which bounds a
 //! record (see `csv_window.rs`).
@@ -19,6 +19,7 @@ pub(super) struct CsvState {
     id_col: usize,
     id_name: String,
     account_col: Option<usize>,
+    group_col: Option<usize>,
 }
 
 impl CsvState {
@@ -100,6 +101,15 @@ pub(super) fn open_csv(
             .find_map(|w| find(w).map(|i| (i, columns[i].clone())))
         {
             let account_col = find("account");
+            let group_col = match &options.group_column {
+                Some(g) => Some(find(g.trim()).ok_or_else(|| IdsError::MissingIdColumn {
+                    path: name.to_string(),
+                    wanted: format!("`{}` (--group-column)", g.trim()),
+                    columns: columns.clone(),
+                    hint: String::new(),
+                })?),
+                None => find("group"),
+            };
             let end = base + rdr.position().byte();
             rdr.get_mut().record_start = end;
             return Ok(Some(CsvState {
@@ -109,6 +119,7 @@ pub(super) fn open_csv(
                 id_col,
                 id_name,
                 account_col,
+                group_col,
             }));
         }
         // European Excel saves "CSV" with `;`: the comma parser sees one
@@ -265,7 +276,13 @@ impl Source for CsvState {
                             .map(trim)
                             .filter(|a| !a.is_empty())
                             .map(|a| String::from_utf8_lossy(a).into_owned());
-                        sink.id(start, id, account);
+                        let group = self
+                            .group_col
+                            .and_then(|i| record.get(i))
+                            .map(trim)
+                            .filter(|g| !g.is_empty())
+                            .map(|g| String::from_utf8_lossy(g).into_owned());
+                        sink.id(start, id, account, group);
                     }
                     Err(why) => sink.reject(start, text, why.to_string()),
                 }
@@ -304,6 +321,56 @@ mod tests {
     }
 
     #[test]
+    fn csv_group_column_default_named_and_missing() {
+        let dir = TempDir::new().unwrap();
+        let group_of = |items: &[crate::ids::Positioned]| -> Vec<(u64, Option<String>)> {
+            items
+                .iter()
+                .map(|p| match &p.record {
+                    Record::Id { id, group, .. } => (*id, group.clone()),
+                    Record::Reject(r) => panic!("{r:?}"),
+                })
+                .collect()
+        };
+        // `group` by default, case-insensitive; a blank cell is no group; the cell is kept whole
+        // (split at `|` by the ingest).
+        let items = read_file(
+            dir.path(),
+            "a.csv",
+            b"tweet_id,Group\n1, brand \n2,\n3,\"brand|spring\"\n4\n",
+        );
+        assert_eq!(
+            group_of(&items),
+            vec![
+                (1, Some("brand".into())),
+                (2, None),
+                (3, Some("brand|spring".into())),
+                (4, None)
+            ]
+        );
+        // --group-column names another; `group` is then an ordinary column.
+        let path = write(
+            dir.path(),
+            "b.csv",
+            b"tweet_id,group,campaign\n5,x,spring\n",
+        );
+        let options = ReadOptions {
+            group_column: Some("Campaign".into()),
+            ..Default::default()
+        };
+        let items = read_all(std::slice::from_ref(&path), options.clone());
+        assert_eq!(group_of(&items), vec![(5, Some("spring".into()))]);
+        // A named column the header lacks stops that input, naming the file and the flag.
+        let path = write(dir.path(), "c.csv", b"tweet_id,group\n6,x\n");
+        let mut r = Reader::new(vec![InputSource::File(path)], options);
+        let err = r.next_record().unwrap().unwrap_err().to_string();
+        assert!(
+            err.contains("c.csv") && err.contains("--group-column"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn csv_account_quoted_fields_and_row_rejects() {
         let dir = TempDir::new().unwrap();
         let data = b"note,tweet_id,account\n\
@@ -321,7 +388,7 @@ mod tests {
         let got: Vec<_> = items
             .iter()
             .map(|p| match &p.record {
-                Record::Id { id, account } => (p.line, Ok((*id, account.clone()))),
+                Record::Id { id, account, .. } => (p.line, Ok((*id, account.clone()))),
                 Record::Reject(r) => (p.line, Err((r.reason.clone(), r.content.clone()))),
             })
             .collect();
@@ -361,7 +428,8 @@ mod tests {
             items[1].record,
             Record::Id {
                 id: 2,
-                account: Some("b\nc".into())
+                account: Some("b\nc".into()),
+                group: None,
             }
         );
         let c = reader.counters();
@@ -389,7 +457,8 @@ mod tests {
             next.record,
             Record::Id {
                 id: 5,
-                account: None
+                account: None,
+                group: None,
             }
         );
         assert!(reader.next_record().is_none());
@@ -424,7 +493,7 @@ mod tests {
         let got: Vec<_> = items
             .iter()
             .map(|p| match &p.record {
-                Record::Id { id, account } => (p.line, Ok((*id, account.clone()))),
+                Record::Id { id, account, .. } => (p.line, Ok((*id, account.clone()))),
                 Record::Reject(r) => (p.line, Err(r.reason.clone())),
             })
             .collect();

@@ -342,6 +342,7 @@ mod tests {
             let want = Record::Id {
                 id: first + i as u64,
                 account: Some("brand".into()),
+                group: None,
             };
             assert_eq!((p.line, &p.record), (i as u64 + 3, &want));
         }

@@ -301,7 +301,8 @@ mod tests {
             items[0].record,
             Record::Id {
                 id: 9,
-                account: Some("brand😀".into())
+                account: Some("brand😀".into()),
+                group: None,
             }
         );
         let items = read_file(dir.path(), "j.jsonl", &utf16("{\"id\":\"10\"}\n", true));

@@ -152,7 +152,8 @@ mod tests {
                 1,
                 &Record::Id {
                     id: 99,
-                    account: None
+                    account: None,
+                    group: None,
                 }
             )
         );

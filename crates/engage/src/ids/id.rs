@@ -328,7 +328,8 @@ mod tests {
             items[0].record,
             Record::Id {
                 id: 3,
-                account: Some("a".into())
+                account: Some("a".into()),
+                group: None,
             }
         );
         let items = read_file(

@@ -181,7 +181,7 @@ pub(super) fn step_lines(
             } else {
                 sink.counters.lines += 1;
                 match parse(text) {
-                    Ok(id) => sink.id(line, id, None),
+                    Ok(id) => sink.id(line, id, None, None),
                     Err(why) => sink.reject(line, text, why),
                 }
             }

@@ -58,7 +58,7 @@
 //! - `lines.rs`: the bytes are split into lines with a hard length cap
 //!   (`LineSource`); a plain-text line is one ID or Tweet URL.
 //! - `jsonl.rs`: a JSON line's `id_str`, `id` or `data.id`.
-//! - `csv.rs`: the CSV header (ID and account columns, `;` files) and one
+//! - `csv.rs`: the CSV header (ID, account and group columns, `;` files) and one
 //!   row at a time; `csv_window.rs`: the window that feeds the CSV parser
 //!   and bounds a record (see "Bounds on CSV records" above).
 //! - `id.rs`: the text of one line or field becomes a Tweet ID
@@ -304,6 +304,20 @@ pub struct ReadOptions {
     /// CSV column holding the ID (`--id-column`); matched case-insensitively.
     /// Without it, `tweet_id` is used, else `id`.
     pub id_column: Option<String>,
+    /// CSV column holding the ID's groups (`--group-column`); matched case-insensitively. Without
+    /// it, a column named `group` is used when there is one.
+    pub group_column: Option<String>,
+}
+
+/// Separates several group names in one CSV cell (`brand|spring-sale`): a character group names
+/// (campaigns, hashtags, handles) do not hold, and neither CSV dialect uses.
+pub const GROUP_SEPARATOR: char = '|';
+
+/// The group names a CSV cell holds: split at [`GROUP_SEPARATOR`], trimmed, blanks left out.
+pub fn split_groups(cell: &str) -> impl Iterator<Item = &str> {
+    cell.split(GROUP_SEPARATOR)
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
 }
 
 /// A line (or CSV row) that could not be used as a Tweet ID.
@@ -328,6 +342,9 @@ pub enum Record {
         id: u64,
         /// Owning account from a CSV `account` column, if any.
         account: Option<String>,
+        /// The CSV group cell as written (`group`, or `--group-column`), if any and not blank: one
+        /// group name or several separated by [`GROUP_SEPARATOR`] (see [`split_groups`]).
+        group: Option<String>,
     },
     /// Input that is not a Tweet ID.
     Reject(Reject),

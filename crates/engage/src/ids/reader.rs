@@ -106,12 +106,18 @@ impl Sink<'_> {
     }
 
     /// Emits an ID.
-    pub(super) fn id(&mut self, line: u64, id: u64, account: Option<String>) {
+    pub(super) fn id(
+        &mut self,
+        line: u64,
+        id: u64,
+        account: Option<String>,
+        group: Option<String>,
+    ) {
         self.counters.ids += 1;
         self.out.push_back(Ok(Positioned {
             source_index: self.index,
             line,
-            record: Record::Id { id, account },
+            record: Record::Id { id, account, group },
         }));
     }
 

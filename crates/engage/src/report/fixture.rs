@@ -13,7 +13,27 @@ pub(super) const METRICS: [Metric; 2] = [Metric::Favorites, Metric::Retweets];
 /// A store of `n` IDs: most `ok`, some unavailable or failed with notes that need CSV quoting,
 /// and, when `pending`, every tenth ID without an outcome.
 pub(super) fn store(dir: &Path, n: u64, pending: bool) -> Store {
-    store_with(dir, n, pending, Some(IngestCounts::default()), &["bearer"])
+    store_with(
+        dir,
+        n,
+        pending,
+        Some(IngestCounts::default()),
+        &["bearer"],
+        false,
+    )
+}
+
+/// [`store`] with three overlapping groups: `even` (even ID numbers), `third` (multiples of 3)
+/// and `all`.
+pub(super) fn grouped_store(dir: &Path, n: u64, pending: bool) -> Store {
+    store_with(
+        dir,
+        n,
+        pending,
+        Some(IngestCounts::default()),
+        &["bearer"],
+        true,
+    )
 }
 
 /// [`store`] with the given line counters (`None`: the ingest is recorded as not finished), the
@@ -24,12 +44,39 @@ pub(super) fn store_with(
     pending: bool,
     ingest: Option<IngestCounts>,
     via: &[&str],
+    groups: bool,
 ) -> Store {
     let mut s = Store::open(&dir.join("run.db")).unwrap();
     let tx = s.ingest_tx().unwrap();
     let ids: Vec<(u64, Option<String>)> = (1..=n).map(|i| (i * 7919, None)).collect();
     tx.insert_ids(&ids).unwrap();
     tx.commit(ingest).unwrap();
+    if groups {
+        // Three overlapping groups: "even" and "third" by the ID's number, "all" holds every ID.
+        let tx = s.ingest_tx().unwrap();
+        let names = ["even".to_string(), "third".into(), "all".into()];
+        let gids = tx.insert_groups(&names).unwrap();
+        let mut memberships = Vec::new();
+        let mut sizes = [0u64; 3];
+        let mut shared = 0;
+        for (id, _) in &ids {
+            let k = id / 7919;
+            let mine: Vec<u32> = [(k % 2 == 0), (k % 3 == 0), true]
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| **i)
+                .map(|(g, _)| g as u32)
+                .collect();
+            shared += u64::from(mine.len() > 1);
+            for g in mine {
+                sizes[g as usize] += 1;
+                memberships.push((*id, g));
+            }
+        }
+        tx.insert_memberships(&memberships, &gids).unwrap();
+        tx.set_group_counts(&gids, &sizes, shared).unwrap();
+        tx.commit(None).unwrap();
+    }
     let outcomes = ids
         .iter()
         .filter(|(id, _)| !(pending && (id / 7919) % 10 == 0))

@@ -37,9 +37,13 @@ use crate::store::StatusCounts;
 mod chart;
 mod text;
 
+use super::markdown::{percent, share};
 use super::summary::tweet_url;
 pub use chart::MAX_POINTS;
-use chart::{curves_chart, daily, days_of, top_bars, totals_chart, Day};
+use chart::{
+    curves_chart, daily, days_of, group_bars, group_curves_chart, top_bars, totals_chart, Day,
+    GroupRow,
+};
 use text::{day_label, escape, hour_label, machine_time, num, pct, stamp, utc, w, F};
 
 /// The most Tweets drawn in one curve chart (the highest of the top N).
@@ -66,6 +70,9 @@ pub struct TimeSeries {
     /// The per-Tweet series were kept by day (each day's value sits at its first hour in `top`): the
     /// top Tweets' curves are then drawn per day only.
     pub top_by_day: bool,
+    /// Per group (the summary's order): its name and, per metric, the sum of its Tweets' series,
+    /// kept like `top` (by day when `top_by_day`). Empty for a run without groups.
+    pub groups: Vec<(String, Vec<Vec<u64>>)>,
 }
 
 /// Renders `report.html`. A series with no hours draws no line charts; missing per-metric entries
@@ -99,6 +106,8 @@ pub fn render(
     }
     outcomes(&mut out, summary);
     totals_table(&mut out, summary, series);
+    rate_section(&mut out, summary);
+    groups_section(&mut out, summary);
     messages(&mut out, summary);
     for (i, metric) in summary.metrics.iter().enumerate() {
         metric_section(&mut out, summary, i, metric.as_str(), series, &days);
@@ -340,6 +349,150 @@ fn totals_table(out: &mut String, s: &Summary, series: Option<&TimeSeries>) {
     out.push_str("</tbody></table></section>\n");
 }
 
+/// Engagement rate: the overall ratio and the best Tweets (as a bar chart of percentages).
+fn rate_section(out: &mut String, s: &Summary) {
+    let Some(r) = &s.rate else {
+        return;
+    };
+    w!(
+        out,
+        "<section class=\"card\" id=\"rate\"><div class=\"card-head\"><h2>Engagement rate</h2>\
+         <span class=\"aside\">engagements / impressions: <b>{}</b> over {} Tweets</span></div>\n\
+         <p class=\"note\">Per Tweet where both are served; Tweets are ranked with at least {} \
+         impressions, so a handful of impressions cannot top the list.</p>\n",
+        r.overall().map_or("—".to_string(), percent),
+        num(r.tweets),
+        num(r.min_impressions)
+    );
+    if r.top.is_empty() {
+        out.push_str("<p class=\"muted\">No Tweet has enough impressions to be ranked.</p>");
+    } else {
+        out.push_str("<table class=\"totals\"><thead><tr><th class=\"num\">#</th><th>Tweet</th><th class=\"num\">Rate</th></tr></thead><tbody>\n");
+        for (rank, (id, v)) in r.top.iter().enumerate() {
+            w!(
+                out,
+                "<tr><td class=\"num\">{}</td><td><a class=\"mono\" href=\"{}\" target=\"_blank\" rel=\"noopener\">{id}</a></td><td class=\"num\">{}</td></tr>\n",
+                rank + 1,
+                tweet_url(*id),
+                percent(*v as f64 / crate::groups::RATE_SCALE as f64)
+            );
+        }
+        out.push_str("</tbody></table>");
+    }
+    out.push_str("</section>\n");
+}
+
+/// The groups side by side: a table of their counts, what each lacks, and per metric one bar per
+/// group, absolute (with its share of the groups' sum) and per Tweet.
+fn groups_section(out: &mut String, s: &Summary) {
+    if s.groups.is_empty() {
+        return;
+    }
+    w!(
+        out,
+        "<section class=\"card\" id=\"groups\"><div class=\"card-head\"><h2>Groups compared</h2>\
+         <span class=\"aside\"><b>{}</b> groups</span></div>\n<p class=\"note\" id=\"several\">{}</p>\n",
+        s.groups.len(),
+        escape(&s.several_sentence())
+    );
+    out.push_str("<table class=\"totals\"><thead><tr><th>Group</th><th class=\"num\">Unique IDs</th><th class=\"num\">ok</th><th class=\"num\">Not ok</th><th class=\"num\">Pending</th>");
+    if s.rate.is_some() {
+        out.push_str("<th class=\"num\">Engagement rate</th>");
+    }
+    out.push_str("</tr></thead><tbody>\n");
+    for (k, g) in s.groups.iter().enumerate() {
+        let c = &g.status;
+        w!(
+            out,
+            "<tr><td><span class=\"sw c{}\"></span>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>",
+            k % 10,
+            escape(&g.name),
+            num(c.unique()),
+            num(c.ok),
+            num(c.unavailable + c.forbidden + c.failed),
+            num(c.pending)
+        );
+        match &g.rate {
+            Some(r) => w!(
+                out,
+                "<td class=\"num\">{}</td>",
+                r.overall().map_or("—".to_string(), percent)
+            ),
+            None if s.rate.is_some() => out.push_str("<td class=\"num muted\">—</td>"),
+            None => {}
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody></table>\n");
+    let lacks = s.groups_lacking();
+    if !lacks.is_empty() {
+        out.push_str("<ul class=\"note\" id=\"lacks\">");
+        for line in lacks {
+            w!(out, "<li>{}</li>", escape(&line));
+        }
+        out.push_str("</ul>\n");
+    }
+    out.push_str("<div class=\"groups-grid\">\n");
+    if s.groups.iter().any(|g| g.rate.is_some()) {
+        let rows: Vec<GroupRow> = s
+            .groups
+            .iter()
+            .map(|g| {
+                let r = g.rate.as_ref();
+                let rate = r.and_then(|r| r.overall()).unwrap_or(0.0);
+                let tweets = r.map_or(0, |r| r.tweets);
+                GroupRow {
+                    name: g.name.clone(),
+                    left: (
+                        rate,
+                        r.and_then(|r| r.overall()).map_or("—".to_string(), percent),
+                    ),
+                    right: (tweets as f64, num(tweets)),
+                }
+            })
+            .collect();
+        out.push_str("<figure><figcaption>engagement rate <span class=\"muted\">engagements / impressions, and the Tweets it is over</span></figcaption>\n");
+        group_bars(out, "engagement_rate", "groups", ["rate", "Tweets"], &rows);
+        out.push_str("</figure>\n");
+    }
+    for (i, m) in s.metrics.iter().enumerate() {
+        let sum: u64 = s.groups.iter().map(|g| g.totals[i]).sum();
+        let rows: Vec<GroupRow> = s
+            .groups
+            .iter()
+            .map(|g| {
+                let total = g.totals[i];
+                let mean = g.mean(i);
+                GroupRow {
+                    name: g.name.clone(),
+                    left: (
+                        total as f64,
+                        format!("{} · {}", num(total), share(total, sum)),
+                    ),
+                    right: (
+                        mean.unwrap_or(0.0),
+                        mean.map_or("—".to_string(), |x| format!("{x:.1}")),
+                    ),
+                }
+            })
+            .collect();
+        w!(
+            out,
+            "<figure><figcaption>{} <span class=\"muted\">total · share, and per Tweet</span></figcaption>\n",
+            escape(m.as_str())
+        );
+        group_bars(
+            out,
+            m.as_str(),
+            "groups",
+            ["total · share", "per Tweet"],
+            &rows,
+        );
+        out.push_str("</figure>\n");
+    }
+    out.push_str("</div></section>\n");
+}
+
 /// The messages that came with the answers, word for word, with how often and for how many IDs.
 fn messages(out: &mut String, s: &Summary) {
     if s.messages.is_empty() {
@@ -468,6 +621,37 @@ fn metric_section(
             out.push_str("</ol>");
         }
         out.push_str("</figure></div>\n");
+        if !t.groups.is_empty() {
+            let lines: Vec<(&str, &[u64])> = t
+                .groups
+                .iter()
+                .map(|(name, per_metric)| {
+                    (name.as_str(), per_metric.get(i).map_or(&[][..], |v| &v[..]))
+                })
+                .collect();
+            w!(
+                out,
+                "<figure class=\"by-group\"><figcaption>By group {}</figcaption>\n",
+                if t.top_by_day {
+                    "<span class=\"muted\">per day (UTC)</span>"
+                } else {
+                    "<span class=\"muted hourly\">per hour</span><span class=\"muted daily\">per day (UTC)</span>"
+                }
+            );
+            group_curves_chart(out, metric, &t.hours, days, &lines, t.top_by_day);
+            out.push_str("<ul class=\"legend\">");
+            for (k, (name, values)) in lines.iter().enumerate() {
+                let sum = values.iter().fold(0u64, |a, v| a.saturating_add(*v));
+                w!(
+                    out,
+                    "<li title=\"{} over the window\"><span class=\"sw c{}\"></span>{}</li>",
+                    num(sum),
+                    k % 10,
+                    escape(name)
+                );
+            }
+            out.push_str("</ul></figure>\n");
+        }
     }
     out.push_str("</section>\n");
 }
@@ -603,6 +787,9 @@ mod tests {
             served: vec![12_000; metrics.len()],
             withheld: vec![[0; 3]; metrics.len()],
             messages: Vec::new(),
+            groups: Vec::new(),
+            in_several_groups: 0,
+            rate: None,
             accounts_used: vec!["brand".into()],
             ingest_done: true,
         }
@@ -628,6 +815,7 @@ mod tests {
                 .map(|t| t.iter().map(|(id, _)| (*id, curve(*id % 97, 10))).collect())
                 .collect(),
             top_by_day: false,
+            groups: Vec::new(),
         }
     }
 
@@ -816,6 +1004,7 @@ mod tests {
             totals: vec![vec![5], vec![0]],
             top: vec![vec![(1, vec![5])], vec![]],
             top_by_day: true,
+            groups: Vec::new(),
         };
         let html = render(&s, Some(&one_hour), NOW);
         assert_eq!(count(&html, "<svg class=\"chart\""), 6);
@@ -824,6 +1013,7 @@ mod tests {
             totals: vec![],
             top: vec![],
             top_by_day: false,
+            groups: Vec::new(),
         };
         assert_eq!(
             count(&render(&s, Some(&none), NOW), "<svg class=\"chart\""),

@@ -47,7 +47,7 @@ mod fixture;
 pub use files::ReportError;
 pub use scan::{Scan, ScanCheckpoint, Withheld, SPLIT_AT, WITHHELD_REASONS};
 pub use series::format_bucket;
-pub use summary::{tweet_url, Summary};
+pub use summary::{tweet_url, GroupFigures, RateFigures, Summary};
 
 use files::{io, staging_name, sweep_stale, write_csv, write_text, Staging};
 
@@ -75,7 +75,8 @@ pub fn write_reports(
         top_n,
         staging_name(dir, "tweets.csv.pass"),
         staging_name(dir, "outcomes.csv.pass"),
-    )?;
+    )?
+    .with_min_impressions(store.min_impressions()?);
     finish_reports(started, store, endpoint, series, SPLIT_AT)
 }
 
@@ -94,10 +95,11 @@ pub fn finish_reports(
     let unique = store.unique_count()?;
     scan.scan_rest(store, split_at)?;
     tracing::debug!(elapsed = ?t.elapsed(), "report: outcomes scanned");
+    let scan_min = scan.min_impressions();
     let (tweets, outcomes, mut pass) = scan.close()?;
     let pending = unique.saturating_sub(pass.status.unique());
     pass.status.pending = pending;
-    let summary = Summary::from_aggregator(
+    let mut summary = Summary::from_aggregator(
         store,
         endpoint,
         &metrics,
@@ -106,6 +108,22 @@ pub fn finish_reports(
         pass.withheld,
         pass.status,
     )?;
+    let min_impressions = scan_min;
+    summary.rate = pass
+        .rate
+        .take()
+        .map(|r| RateFigures::of(r, min_impressions));
+    summary.groups = group_figures(
+        store,
+        &mut pass.groups,
+        metrics.len(),
+        top_n,
+        summary.rate.is_some(),
+        min_impressions,
+    )?;
+    if !summary.groups.is_empty() {
+        summary.in_several_groups = store.shared_ids()?;
+    }
     let mut staging = Staging::new(&dir);
     write_all(&mut staging, &summary, store, series, tweets, &outcomes)?;
     let written = staging.publish()?;
@@ -115,6 +133,39 @@ pub fn finish_reports(
     }
     tracing::debug!(elapsed = ?t.elapsed(), "report: all written");
     Ok((summary, written))
+}
+
+/// Each group's figures, by name, from the pass's (a group none of whose IDs has an outcome yet has
+/// only its pending ones).
+fn group_figures(
+    store: &Store,
+    passes: &mut std::collections::BTreeMap<i64, scan::GroupPass>,
+    metrics: usize,
+    top_n: usize,
+    rate: bool,
+    min_impressions: u64,
+) -> Result<Vec<GroupFigures>, ReportError> {
+    let mut out = Vec::new();
+    for row in store.groups()? {
+        let g = passes
+            .remove(&row.gid)
+            .unwrap_or_else(|| scan::GroupPass::new(top_n, metrics, rate));
+        let mut status = g.status;
+        status.pending = row.ids.saturating_sub(status.unique());
+        out.push(GroupFigures {
+            name: row.name,
+            status,
+            totals: g.agg.totals().to_vec(),
+            served: g.agg.served().to_vec(),
+            withheld: g.withheld,
+            top: (0..metrics).map(|i| g.agg.top(i)).collect(),
+            median: g.hist.iter().map(|h| h.quantile(0.5)).collect(),
+            p90: g.hist.iter().map(|h| h.quantile(0.9)).collect(),
+            max: g.hist.iter().map(|h| h.max()).collect(),
+            rate: g.rate.map(|r| RateFigures::of(r, min_impressions)),
+        });
+    }
+    Ok(out)
 }
 
 /// Stages every output from a finished summary, in report order, with the outcome pass's files
@@ -152,6 +203,34 @@ fn write_all(
             Ok(())
         },
     )?;
+
+    if !summary.groups.is_empty() {
+        write_csv(
+            staging,
+            "groups.csv",
+            &[
+                "group", "metric", "tweets", "total", "mean", "median", "p90", "max",
+            ],
+            |row| {
+                let opt = |v: Option<u64>| v.map_or(String::new(), |v| v.to_string());
+                for g in &summary.groups {
+                    for (i, m) in summary.metrics.iter().enumerate() {
+                        row(&[
+                            &g.name,
+                            m.as_str(),
+                            &g.served[i].to_string(),
+                            &g.totals[i].to_string(),
+                            &g.mean(i).map_or(String::new(), |x| format!("{x:.2}")),
+                            &opt(g.median[i]),
+                            &opt(g.p90[i]),
+                            &opt((g.served[i] > 0).then_some(g.max[i])),
+                        ]);
+                    }
+                }
+                Ok(())
+            },
+        )?;
+    }
 
     staging.adopt(tweets, "tweets.csv");
     if summary.status.pending > 0 {
@@ -227,7 +306,7 @@ mod tests {
         for (pending, ingest_done) in [(false, true), (true, true), (false, false)] {
             let d = tempfile::tempdir().unwrap();
             let ingest = ingest_done.then(IngestCounts::default);
-            let s = store_with(d.path(), 500, pending, ingest, &["bearer"]);
+            let s = store_with(d.path(), 500, pending, ingest, &["bearer"], false);
             let out = d.path().join("out");
             write_reports(&out, &s, Endpoint::Totals, &metrics, 10, None).unwrap();
             let complete = !pending && ingest_done;

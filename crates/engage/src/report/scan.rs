@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use engagement_api::digits::push_u64;
 use engagement_api::Metric;
 
+use std::collections::BTreeMap;
+
 use super::files::{create, csv_err, io, staging_name, ReportError};
+use crate::groups::{Histogram, Rate};
 use crate::outcome::{AgeRule, NotServed, Status};
 use crate::store::{OutcomeRow, StatusCounts, Store};
 use crate::topn::{Aggregator, Parts};
@@ -27,6 +30,153 @@ pub(super) struct Pass {
     pub(super) status: StatusCounts,
     /// Per metric, the `ok` Tweets without a value, by why: [`Withheld`].
     pub(super) withheld: Vec<Withheld>,
+    /// The same figures per group, by the store's group number (empty for a run without groups).
+    pub(super) groups: BTreeMap<i64, GroupPass>,
+    /// Engagement rate, when the run has engagements and impressions.
+    pub(super) rate: Option<Rate>,
+}
+
+/// Checkpointed [`Rate`]: engagements, impressions, Tweets, the list.
+type RateParts = (u64, u64, u64, Vec<(u64, u64)>);
+
+/// One group's figures in a pass: what a pass over that group's IDs alone would find, and the
+/// distribution of each metric's values (for the median and the 90th percentile).
+#[derive(Debug, Clone)]
+pub(super) struct GroupPass {
+    pub(super) agg: Aggregator,
+    pub(super) status: StatusCounts,
+    pub(super) withheld: Vec<Withheld>,
+    pub(super) hist: Vec<Histogram>,
+    pub(super) rate: Option<Rate>,
+}
+
+impl GroupPass {
+    pub(super) fn new(top_n: usize, metrics: usize, rate: bool) -> GroupPass {
+        GroupPass {
+            agg: Aggregator::new(top_n, metrics),
+            status: StatusCounts::default(),
+            withheld: vec![[0; 3]; metrics],
+            hist: vec![Histogram::default(); metrics],
+            rate: rate.then(|| Rate::new(top_n)),
+        }
+    }
+
+    fn merge(&mut self, other: &GroupPass) {
+        self.agg.merge(&other.agg);
+        add_withheld(&mut self.withheld, &other.withheld);
+        add_status(&mut self.status, &other.status);
+        for (a, b) in self.hist.iter_mut().zip(&other.hist) {
+            a.merge(b);
+        }
+        if let (Some(a), Some(b)) = (&mut self.rate, &other.rate) {
+            a.merge(b);
+        }
+    }
+
+    fn checkpoint(&self, gid: i64) -> GroupCheckpoint {
+        let parts = self.agg.parts();
+        let s = self.status;
+        GroupCheckpoint {
+            gid,
+            counts: [s.ok, s.unavailable, s.forbidden, s.failed],
+            totals: parts.totals,
+            served: parts.served,
+            tweets: parts.tweets,
+            tops: parts.tops,
+            withheld: self.withheld.clone(),
+            hist: self.hist.iter().map(Histogram::to_sparse).collect(),
+            rate: self.rate.as_ref().map(Rate::to_parts),
+        }
+    }
+
+    fn from_checkpoint(top_n: usize, metrics: usize, c: &GroupCheckpoint) -> Option<GroupPass> {
+        let fits = [
+            c.totals.len(),
+            c.served.len(),
+            c.tops.len(),
+            c.withheld.len(),
+            c.hist.len(),
+        ]
+        .iter()
+        .all(|n| *n == metrics);
+        if !fits {
+            return None;
+        }
+        let [ok, unavailable, forbidden, failed] = c.counts;
+        Some(GroupPass {
+            agg: Aggregator::from_parts(
+                top_n,
+                &Parts {
+                    totals: c.totals.clone(),
+                    served: c.served.clone(),
+                    tweets: c.tweets,
+                    tops: c.tops.clone(),
+                },
+            ),
+            status: StatusCounts {
+                pending: 0,
+                ok,
+                unavailable,
+                forbidden,
+                failed,
+            },
+            withheld: c.withheld.clone(),
+            hist: c
+                .hist
+                .iter()
+                .map(|(pairs, max)| Histogram::from_sparse(pairs, *max))
+                .collect(),
+            rate: c.rate.as_ref().map(|p| Rate::from_parts(top_n, p)),
+        })
+    }
+}
+
+/// A [`GroupPass`] in a [`ScanCheckpoint`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GroupCheckpoint {
+    /// The store's group number.
+    pub gid: i64,
+    /// ok, unavailable, forbidden, failed.
+    pub counts: [u64; 4],
+    /// Per metric.
+    pub totals: Vec<u64>,
+    /// Per metric.
+    pub served: Vec<u64>,
+    /// `ok` Tweets added.
+    pub tweets: u64,
+    /// Per metric, best first.
+    pub tops: Vec<Vec<(u64, u64)>>,
+    /// Per metric.
+    pub withheld: Vec<Withheld>,
+    /// Per metric, the histogram's non-empty buckets and its maximum.
+    pub hist: Vec<(Vec<(u32, u64)>, u64)>,
+    /// Engagement rate, when the run has it.
+    #[serde(default)]
+    pub rate: Option<RateParts>,
+}
+
+fn add_withheld(a: &mut [Withheld], b: &[Withheld]) {
+    for (a, b) in a.iter_mut().zip(b) {
+        for (x, y) in a.iter_mut().zip(b) {
+            *x += y;
+        }
+    }
+}
+
+fn add_status(a: &mut StatusCounts, b: &StatusCounts) {
+    a.ok += b.ok;
+    a.unavailable += b.unavailable;
+    a.forbidden += b.forbidden;
+    a.failed += b.failed;
+}
+
+fn count_status(c: &mut StatusCounts, status: Status) {
+    match status {
+        Status::Ok => c.ok += 1,
+        Status::Unavailable => c.unavailable += 1,
+        Status::Forbidden => c.forbidden += 1,
+        Status::Failed | Status::Pending => c.failed += 1,
+    }
 }
 
 /// Why `ok` Tweets have no value for a metric: counts by the 90-day rule, the 1800-day rule, and
@@ -46,17 +196,19 @@ pub(crate) fn withheld_reason(rules: NotServed, metric: Metric) -> usize {
 }
 
 impl Pass {
-    fn merge(&mut self, other: &Pass) {
+    fn merge(&mut self, other: &Pass, top_n: usize) {
         self.agg.merge(&other.agg);
-        for (a, b) in self.withheld.iter_mut().zip(&other.withheld) {
-            for (x, y) in a.iter_mut().zip(b) {
-                *x += y;
-            }
+        add_withheld(&mut self.withheld, &other.withheld);
+        add_status(&mut self.status, &other.status);
+        if let (Some(a), Some(b)) = (&mut self.rate, &other.rate) {
+            a.merge(b);
         }
-        self.status.ok += other.status.ok;
-        self.status.unavailable += other.status.unavailable;
-        self.status.forbidden += other.status.forbidden;
-        self.status.failed += other.status.failed;
+        for (gid, g) in &other.groups {
+            self.groups
+                .entry(*gid)
+                .or_insert_with(|| GroupPass::new(top_n, g.hist.len(), g.rate.is_some()))
+                .merge(g);
+        }
     }
 }
 
@@ -91,6 +243,16 @@ pub struct ScanCheckpoint {
     /// Per metric, the `ok` Tweets without a value, by why.
     #[serde(default)]
     pub withheld: Vec<Withheld>,
+    /// The figures per group (none for a run without groups).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupCheckpoint>,
+    /// The fewest impressions a ranked engagement rate needs (absent in checkpoints of an older
+    /// engage, which are then not resumed when the run has a rate).
+    #[serde(default)]
+    pub min_impressions: Option<u64>,
+    /// Engagement rate, when the run has it.
+    #[serde(default)]
+    pub rate: Option<RateParts>,
 }
 
 /// A pass over the outcomes in ID order, written as it goes into `tweets.csv` and `outcomes.csv`
@@ -101,6 +263,10 @@ pub struct Scan {
     dir: PathBuf,
     metrics: Vec<Metric>,
     top_n: usize,
+    /// Where engagements and impressions are among the metrics, when both are.
+    rate_cols: Option<(usize, usize)>,
+    /// The fewest impressions a ranked engagement rate needs.
+    min_impressions: u64,
     pass: Pass,
     /// Next ID to scan from.
     upto: u64,
@@ -173,14 +339,19 @@ impl Scan {
         tweets: PathBuf,
         outcomes: PathBuf,
     ) -> Result<Scan, ReportError> {
+        let rate_cols = Rate::columns(metrics);
         Ok(Scan {
             dir: dir.to_path_buf(),
             metrics: metrics.to_vec(),
             top_n,
+            rate_cols,
+            min_impressions: crate::groups::DEFAULT_MIN_IMPRESSIONS,
             pass: Pass {
                 agg: Aggregator::new(top_n, metrics.len()),
                 status: StatusCounts::default(),
                 withheld: vec![[0; 3]; metrics.len()],
+                groups: BTreeMap::new(),
+                rate: rate_cols.map(|_| Rate::new(top_n)),
             },
             upto: from,
             tweets: (tweets.clone(), create(&tweets)?),
@@ -194,6 +365,18 @@ impl Scan {
     /// Next ID the pass scans from.
     pub fn upto(&self) -> u64 {
         self.upto
+    }
+
+    /// Sets the fewest impressions a ranked engagement rate needs; before the first step only.
+    pub fn with_min_impressions(mut self, n: u64) -> Scan {
+        debug_assert_eq!(self.upto, 0, "set before the pass starts");
+        self.min_impressions = n;
+        self
+    }
+
+    /// The fewest impressions a ranked engagement rate needs.
+    pub fn min_impressions(&self) -> u64 {
+        self.min_impressions
     }
 
     /// The report folder.
@@ -247,6 +430,14 @@ impl Scan {
             tops: parts.tops,
             served: parts.served,
             withheld: self.pass.withheld.clone(),
+            groups: self
+                .pass
+                .groups
+                .iter()
+                .map(|(gid, g)| g.checkpoint(*gid))
+                .collect(),
+            min_impressions: Some(self.min_impressions),
+            rate: self.pass.rate.as_ref().map(Rate::to_parts),
         })
     }
 
@@ -268,9 +459,13 @@ impl Scan {
             && c.tops.len() == metrics.len()
             && c.served.len() == metrics.len()
             && c.withheld.len() == metrics.len();
-        if !same {
+        let rate_cols = Rate::columns(metrics);
+        if !same || rate_cols.is_some() != c.rate.is_some() {
             return None;
         }
+        let min_impressions = c
+            .min_impressions
+            .unwrap_or(crate::groups::DEFAULT_MIN_IMPRESSIONS);
         let reopen = |p: &Path, len: u64| -> Option<File> {
             let f = std::fs::OpenOptions::new().write(true).open(p).ok()?;
             if f.metadata().ok()?.len() < len {
@@ -283,6 +478,10 @@ impl Scan {
         };
         let tweets = dir.join(PART_TWEETS);
         let outcomes = dir.join(PART_OUTCOMES);
+        let mut groups = BTreeMap::new();
+        for g in &c.groups {
+            groups.insert(g.gid, GroupPass::from_checkpoint(top_n, metrics.len(), g)?);
+        }
         let t = reopen(&tweets, c.tweets_len)?;
         let o = reopen(&outcomes, c.outcomes_len)?;
         let [ok, unavailable, forbidden, failed] = c.counts;
@@ -290,6 +489,8 @@ impl Scan {
             dir: dir.to_path_buf(),
             metrics: metrics.to_vec(),
             top_n,
+            rate_cols,
+            min_impressions,
             pass: Pass {
                 agg: Aggregator::from_parts(
                     top_n,
@@ -301,6 +502,8 @@ impl Scan {
                     },
                 ),
                 withheld: c.withheld.clone(),
+                groups,
+                rate: c.rate.as_ref().map(|p| Rate::from_parts(top_n, p)),
                 status: StatusCounts {
                     pending: 0,
                     ok,
@@ -330,15 +533,35 @@ impl Scan {
             tweets,
             outcomes,
             metrics,
+            top_n,
+            rate_cols,
+            min_impressions,
             ..
         } = self;
+        let (rate_cols, min_impressions) = (*rate_cols, *min_impressions);
         store.for_each_outcome(self.upto, to, metrics, |row: &OutcomeRow<'_>| {
             let id = row.id;
-            match row.status {
-                Status::Ok => pass.status.ok += 1,
-                Status::Unavailable => pass.status.unavailable += 1,
-                Status::Forbidden => pass.status.forbidden += 1,
-                Status::Failed | Status::Pending => pass.status.failed += 1,
+            count_status(&mut pass.status, row.status);
+            // Each of its groups counts it as a pass over that group alone would.
+            for gid in row.groups {
+                let g = pass
+                    .groups
+                    .entry(*gid)
+                    .or_insert_with(|| GroupPass::new(*top_n, metrics.len(), rate_cols.is_some()));
+                count_status(&mut g.status, row.status);
+                if row.status != Status::Ok {
+                    continue;
+                }
+                for (k, v) in row.values.iter().enumerate() {
+                    match v {
+                        Some(v) => g.hist[k].add(*v),
+                        None => g.withheld[k][withheld_reason(row.not_served, metrics[k])] += 1,
+                    }
+                }
+                g.agg.add(id, row.values);
+                if let (Some(r), Some((e, i))) = (&mut g.rate, rate_cols) {
+                    r.add(id, row.values[e], row.values[i], min_impressions);
+                }
             }
             // outcomes.csv: every ID not `ok`, and every `ok` one a message is about.
             if (row.status != Status::Ok || !row.messages.is_empty()) && other_failure.is_none() {
@@ -388,6 +611,9 @@ impl Scan {
             line.push('\n');
             failure = tweets.1.write_all(line.as_bytes()).err();
             pass.agg.add(id, row.values);
+            if let (Some(r), Some((e, i))) = (&mut pass.rate, rate_cols) {
+                r.add(id, row.values[e], row.values[i], min_impressions);
+            }
         })?;
         if let Some(e) = failure {
             return Err(io(&self.tweets.0)(e));
@@ -409,6 +635,7 @@ impl Scan {
             Some(mid) if left >= split_at => {
                 let db = store.path().to_path_buf();
                 let mut second = Scan::start_part(&self.dir, &self.metrics, self.top_n, mid)?;
+                second.min_impressions = self.min_impressions;
                 let (first, other) = std::thread::scope(|s| {
                     let other = s.spawn(|| {
                         let store = Store::open_cursor(&db)?;
@@ -442,7 +669,7 @@ impl Scan {
             std::io::copy(&mut src, &mut out).map_err(io(to))?;
             std::fs::remove_file(from).map_err(io(from))?;
         }
-        self.pass.merge(&pass);
+        self.pass.merge(&pass, self.top_n);
         Ok(())
     }
 
@@ -492,14 +719,15 @@ mod tests {
     use engagement_api::Endpoint;
 
     use super::*;
-    use crate::report::fixture::store;
+    use crate::report::fixture::{grouped_store, store};
     use crate::report::{finish_reports, write_reports};
 
+    /// With groups, whose figures the checkpoint carries too.
     #[test]
     fn a_pass_resumed_from_its_checkpoint_writes_what_one_pass_writes() {
         let metrics = [Metric::Favorites, Metric::Retweets];
         let d = tempfile::tempdir().unwrap();
-        let s = store(d.path(), 3_001, false);
+        let s = grouped_store(d.path(), 3_001, false);
         let (one, two) = (d.path().join("one"), d.path().join("two"));
         let (a, _) = write_reports(&one, &s, Endpoint::Totals, &metrics, 10, None).unwrap();
 
@@ -524,7 +752,15 @@ mod tests {
         let resumed = Scan::resume(&two, &metrics, 10, &saved).expect("files are there");
         assert_eq!(resumed.upto(), 7919 * 1200);
         let (b, _) = finish_reports(resumed, &s, Endpoint::Totals, None, 1).unwrap();
-        for f in ["tweets.csv", "outcomes.csv", "top.json", "top.csv"] {
+        assert_eq!(b.groups.len(), 3);
+        assert_eq!(a.groups, b.groups);
+        for f in [
+            "tweets.csv",
+            "outcomes.csv",
+            "top.json",
+            "top.csv",
+            "groups.csv",
+        ] {
             assert!(
                 std::fs::read(one.join(f)).unwrap() == std::fs::read(two.join(f)).unwrap(),
                 "{f} differs"
@@ -550,9 +786,13 @@ mod tests {
     #[test]
     fn two_halves_write_exactly_what_one_pass_writes() {
         let metrics = [Metric::Favorites, Metric::Retweets];
-        for pending in [false, true] {
+        for (pending, grouped) in [(false, false), (true, false), (false, true), (true, true)] {
             let d = tempfile::tempdir().unwrap();
-            let s = store(d.path(), 3_001, pending);
+            let s = if grouped {
+                grouped_store(d.path(), 3_001, pending)
+            } else {
+                store(d.path(), 3_001, pending)
+            };
             let (one, two) = (d.path().join("one"), d.path().join("two"));
             let whole = Scan::start(&one, &metrics, 10).unwrap();
             let (a, _) = finish_reports(whole, &s, Endpoint::Totals, None, u64::MAX).unwrap();
@@ -569,12 +809,26 @@ mod tests {
                 "top.json",
                 "top.csv",
                 "top.md",
+                "groups.csv",
             ] {
-                let (x, y) = (
-                    std::fs::read(one.join(f)).unwrap(),
-                    std::fs::read(two.join(f)).unwrap(),
+                let (x, y) = (std::fs::read(one.join(f)), std::fs::read(two.join(f)));
+                assert_eq!(x.is_ok(), grouped || f != "groups.csv", "{f}");
+                assert!(
+                    x.ok() == y.ok(),
+                    "{f} differs (pending: {pending}, groups: {grouped})"
                 );
-                assert!(x == y, "{f} differs (pending: {pending})");
+            }
+            assert_eq!(a.groups, b.groups);
+            if grouped {
+                // "all" is every ID: its figures are the run's.
+                let all = a.groups.iter().find(|g| g.name == "all").unwrap();
+                assert_eq!(
+                    (all.totals.clone(), all.top.clone()),
+                    (a.totals.clone(), a.top.clone())
+                );
+                assert_eq!(all.status, a.status);
+                let several = (1..=3_001u64).filter(|k| k % 2 == 0 || k % 3 == 0).count();
+                assert_eq!(a.in_several_groups, several as u64);
             }
             assert_eq!(a.status, b.status);
             assert_eq!(a.status.unique(), 3_001);

@@ -5,6 +5,7 @@ use engagement_api::{Endpoint, Metric};
 use serde_json::{json, Map, Value};
 
 use super::scan::{withheld_reason, Withheld, WITHHELD_REASONS};
+use crate::groups::{Rate, RATE_SCALE};
 use crate::outcome::Status;
 use crate::store::{IngestCounts, MessageRow, RejectRow, StatusCounts, Store, StoreError};
 use crate::topn::Aggregator;
@@ -40,6 +41,94 @@ pub struct Summary {
     pub damaged_inputs: Vec<RejectRow>,
     /// The inputs were read to the end (the line counters are known).
     pub ingest_done: bool,
+    /// The figures of each group, by name (empty for a run without groups).
+    pub groups: Vec<GroupFigures>,
+    /// IDs in two groups or more (each counted in every one of its groups).
+    pub in_several_groups: u64,
+    /// Engagement rate, when the run has engagements and impressions.
+    pub rate: Option<RateFigures>,
+}
+
+/// One group's figures: what a run over that group's IDs alone would report (its line counters
+/// aside, which are the run's), and each metric's distribution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupFigures {
+    /// The group's name.
+    pub name: String,
+    /// Its outcome counters.
+    pub status: StatusCounts,
+    /// Per metric (run order), over the Tweets that have a value.
+    pub totals: Vec<u64>,
+    /// Per metric, how many Tweets its total is over.
+    pub served: Vec<u64>,
+    /// Per metric, the `ok` Tweets without a value, by why.
+    pub withheld: Vec<Withheld>,
+    /// Top-N per metric: (tweet id, value).
+    pub top: Vec<Vec<(u64, u64)>>,
+    /// Per metric, the median of the values served (`None` when none is).
+    pub median: Vec<Option<u64>>,
+    /// Per metric, the 90th percentile.
+    pub p90: Vec<Option<u64>>,
+    /// Per metric, the largest value.
+    pub max: Vec<u64>,
+    /// Engagement rate, when the run has engagements and impressions.
+    pub rate: Option<RateFigures>,
+}
+
+/// Engagement rate figures: `engagements / impressions` over the Tweets that have both served.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateFigures {
+    /// The fewest impressions a Tweet needs to be ranked.
+    pub min_impressions: u64,
+    /// Tweets with both served.
+    pub tweets: u64,
+    /// Their engagements.
+    pub engagements: u64,
+    /// Their impressions.
+    pub impressions: u64,
+    /// Best per-Tweet rates: (tweet id, rate in parts per million), best first.
+    pub top: Vec<(u64, u64)>,
+}
+
+impl RateFigures {
+    /// The figures of a filled [`Rate`].
+    pub fn of(r: Rate, min_impressions: u64) -> RateFigures {
+        RateFigures {
+            min_impressions,
+            tweets: r.tweets,
+            engagements: r.engagements,
+            impressions: r.impressions,
+            top: r.top.into_sorted_vec(),
+        }
+    }
+
+    /// `sum(engagements) / sum(impressions)`, `None` without impressions.
+    pub fn overall(&self) -> Option<f64> {
+        (self.impressions > 0).then(|| self.engagements as f64 / self.impressions as f64)
+    }
+
+    /// The `engagement_rate` value of top.json.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "min_impressions": self.min_impressions,
+            "tweets": self.tweets,
+            "engagements": self.engagements,
+            "impressions": self.impressions,
+            "rate": self.overall(),
+            "top": self
+                .top
+                .iter()
+                .map(|(id, v)| json!({"tweet_id": id.to_string(), "value": *v as f64 / RATE_SCALE as f64}))
+                .collect::<Vec<_>>(),
+        })
+    }
+}
+
+impl GroupFigures {
+    /// A metric's mean over the Tweets that have it.
+    pub fn mean(&self, i: usize) -> Option<f64> {
+        (self.served[i] > 0).then(|| self.totals[i] as f64 / self.served[i] as f64)
+    }
 }
 
 impl Summary {
@@ -99,6 +188,9 @@ impl Summary {
             accounts_used: store.accounts_used()?,
             damaged_inputs: store.damaged_inputs()?,
             ingest_done,
+            groups: Vec::new(),
+            in_several_groups: 0,
+            rate: None,
         })
     }
 
@@ -186,6 +278,71 @@ impl Summary {
         ))
     }
 
+    /// How many Tweets are in several groups, and that each is counted in every one of them.
+    pub fn several_sentence(&self) -> String {
+        match self.in_several_groups {
+            0 => "No Tweet is in more than one group.".to_string(),
+            1 => "1 Tweet is in two groups or more and counted in each (shares add up to more than the Tweets).".to_string(),
+            n => format!(
+                "{n} Tweets are in two groups or more and counted in each (shares add up to more than the Tweets)."
+            ),
+        }
+    }
+
+    /// What each group lacks: per group, the metrics some of its `ok` Tweets have no value for,
+    /// with how many and why (a group of unowned Tweets, read with public metrics only, lacks the
+    /// owned ones).
+    pub fn groups_lacking(&self) -> Vec<String> {
+        const WHY: [&str; 3] = [
+            "older than 90 days",
+            "older than 1800 days",
+            "not returned (public metrics only, or the answer had none)",
+        ];
+        let mut out = Vec::new();
+        for g in &self.groups {
+            // Metrics missing for the same Tweets for the same reasons are named together.
+            // ((Tweets without a value, reasons), metric names).
+            type Lack<'a> = ((u64, Vec<&'a str>), Vec<&'a str>);
+            let mut parts: Vec<Lack> = Vec::new();
+            for (k, m) in self.metrics.iter().enumerate() {
+                let missing: u64 = g.withheld[k].iter().sum();
+                if missing == 0 {
+                    continue;
+                }
+                let why: Vec<&str> = WHY
+                    .iter()
+                    .zip(g.withheld[k])
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(w, _)| *w)
+                    .collect();
+                let key = (missing, why);
+                match parts.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, names)) => names.push(m.as_str()),
+                    None => parts.push((key, vec![m.as_str()])),
+                }
+            }
+            let parts: Vec<String> = parts
+                .into_iter()
+                .map(|((missing, why), names)| {
+                    let names = match names.split_last() {
+                        Some((last, [])) => last.to_string(),
+                        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+                        None => String::new(),
+                    };
+                    format!(
+                        "{names} for {missing} of its {} Tweets: {}",
+                        g.status.ok,
+                        why.join("; ")
+                    )
+                })
+                .collect();
+            if !parts.is_empty() {
+                out.push(format!("{} lacks {}.", g.name, parts.join("; ")));
+            }
+        }
+        out
+    }
+
     /// A few lines for the terminal: the counts, and per metric its total and best Tweet. Its length
     /// does not grow with N (the tables are in the files).
     pub fn overview(&self) -> String {
@@ -205,6 +362,7 @@ impl Summary {
             .iter()
             .map(|m| m.as_str().len())
             .chain(["metric".len()])
+            .chain(self.rate.as_ref().map(|_| "engagement rate".len()))
             .max()
             .unwrap_or(0);
         // The Tweets each total is over, when that is not every `ok` Tweet.
@@ -231,10 +389,57 @@ impl Summary {
                 self.totals[i]
             ));
         }
+        if let Some(r) = &self.rate {
+            // One row like the metrics': the ratio of the sums, and the best-ranked Tweet.
+            let best = match r.top.first() {
+                Some((id, v)) => format!("{id} ({:.2} %)", *v as f64 * 100.0 / RATE_SCALE as f64),
+                None => "-".to_string(),
+            };
+            let rate = r
+                .overall()
+                .map_or("-".to_string(), |x| format!("{:.2} %", x * 100.0));
+            let tweets = if over {
+                format!("  {:>11}", r.tweets)
+            } else {
+                String::new()
+            };
+            s.push_str(&format!(
+                "{:width$}  {rate:>15}{tweets}  {best}\n",
+                "engagement rate"
+            ));
+        }
         if let Some(line) = self.not_served_sentence() {
             s.push('\n');
             s.push_str(&line);
             s.push('\n');
+        }
+        if !self.groups.is_empty() {
+            s.push_str(&format!(
+                "\n{} groups, compared in top.md, report.html and groups.csv (top.json `groups`). {}\n",
+                self.groups.len(),
+                self.several_sentence()
+            ));
+            let width = self
+                .groups
+                .iter()
+                .map(|g| g.name.chars().count())
+                .max()
+                .unwrap_or(0);
+            for g in &self.groups {
+                let rate = g
+                    .rate
+                    .as_ref()
+                    .and_then(|r| r.overall())
+                    .map_or(String::new(), |x| {
+                        format!(", engagement rate {:.2} %", x * 100.0)
+                    });
+                s.push_str(&format!(
+                    "  {:width$}  {} IDs, {} ok{rate}\n",
+                    g.name,
+                    g.status.unique(),
+                    g.status.ok
+                ));
+            }
         }
         if !self.messages.is_empty() {
             s.push_str(&format!(
@@ -245,17 +450,106 @@ impl Summary {
         s
     }
 
-    /// The `top.json` value.
+    /// The `top.json` value: the keys below, and `groups` and `in_several_groups` for a run with
+    /// groups (a run without them has exactly the keys it always had).
     pub fn to_json(&self) -> Value {
+        let mut value = self.figures_json(&self.totals, &self.served, &self.withheld, &self.top);
+        let figures = value.as_object_mut().expect("an object");
+        let mut out = Map::new();
+        out.insert("endpoint".into(), json!(self.endpoint.as_str()));
+        out.insert("top_n".into(), json!(self.top_n));
+        out.insert("complete".into(), json!(self.complete()));
+        out.insert(
+            "counts".into(),
+            json!({
+                "input_lines": self.ingest.input_lines,
+                "rejected_lines": self.ingest.rejected_lines,
+                "duplicate_ids": self.ingest.duplicate_ids,
+                "unique_ids": self.status.unique(),
+                "ok": self.status.ok,
+                "unavailable": self.status.unavailable,
+                "forbidden": self.status.forbidden,
+                "failed": self.status.failed,
+                "pending": self.status.pending,
+                "damaged_inputs": self.damaged_inputs.len(),
+            }),
+        );
+        for k in ["totals", "served", "not_served", "not_served_by_reason"] {
+            out.insert(k.into(), figures.remove(k).expect("a figure"));
+        }
+        out.insert(
+            "messages".into(),
+            self.messages
+                .iter()
+                .map(|m| {
+                    json!({
+                        "text": m.text,
+                        "varies": m.varies,
+                        "from": m.source.as_str(),
+                        "responses": m.responses,
+                        "ids": m.ids,
+                    })
+                })
+                .collect(),
+        );
+        out.insert("top".into(), figures.remove("top").expect("a figure"));
+        if let Some(r) = &self.rate {
+            out.insert("engagement_rate".into(), r.to_json());
+        }
+        if !self.groups.is_empty() {
+            let mut groups = Map::new();
+            for g in &self.groups {
+                let mut v = self.figures_json(&g.totals, &g.served, &g.withheld, &g.top);
+                let o = v.as_object_mut().expect("an object");
+                let c = &g.status;
+                let counts = json!({
+                    "unique_ids": c.unique(),
+                    "ok": c.ok,
+                    "unavailable": c.unavailable,
+                    "forbidden": c.forbidden,
+                    "failed": c.failed,
+                    "pending": c.pending,
+                });
+                let mut ordered = Map::new();
+                ordered.insert("counts".into(), counts);
+                for k in [
+                    "totals",
+                    "served",
+                    "not_served",
+                    "not_served_by_reason",
+                    "top",
+                ] {
+                    ordered.insert(k.into(), o.remove(k).expect("a figure"));
+                }
+                if let Some(r) = &g.rate {
+                    ordered.insert("engagement_rate".into(), r.to_json());
+                }
+                groups.insert(g.name.clone(), Value::Object(ordered));
+            }
+            out.insert("groups".into(), Value::Object(groups));
+            out.insert("in_several_groups".into(), json!(self.in_several_groups));
+        }
+        Value::Object(out)
+    }
+
+    /// `totals`, `served`, `not_served`, `not_served_by_reason` and `top` of some figures, keyed
+    /// by metric.
+    fn figures_json(
+        &self,
+        all_totals: &[u64],
+        all_served: &[u64],
+        all_withheld: &[Withheld],
+        all_top: &[Vec<(u64, u64)>],
+    ) -> Value {
         let mut totals = Map::new();
         let mut served = Map::new();
         let mut not_served = Map::new();
         let mut reasons = Map::new();
         let mut top = Map::new();
         for (i, m) in self.metrics.iter().enumerate() {
-            totals.insert(m.as_str().into(), json!(self.totals[i]));
-            served.insert(m.as_str().into(), json!(self.served[i]));
-            let withheld = self.withheld[i];
+            totals.insert(m.as_str().into(), json!(all_totals[i]));
+            served.insert(m.as_str().into(), json!(all_served[i]));
+            let withheld = all_withheld[i];
             not_served.insert(m.as_str().into(), json!(withheld.iter().sum::<u64>()));
             reasons.insert(
                 m.as_str().into(),
@@ -271,7 +565,7 @@ impl Summary {
             top.insert(
                 m.as_str().into(),
                 Value::Array(
-                    self.top[i]
+                    all_top[i]
                         .iter()
                         .map(|(id, v)| json!({"tweet_id": id.to_string(), "value": v}))
                         .collect(),
@@ -279,36 +573,10 @@ impl Summary {
             );
         }
         json!({
-            "endpoint": self.endpoint.as_str(),
-            "top_n": self.top_n,
-            "complete": self.complete(),
-            "counts": {
-                "input_lines": self.ingest.input_lines,
-                "rejected_lines": self.ingest.rejected_lines,
-                "duplicate_ids": self.ingest.duplicate_ids,
-                "unique_ids": self.status.unique(),
-                "ok": self.status.ok,
-                "unavailable": self.status.unavailable,
-                "forbidden": self.status.forbidden,
-                "failed": self.status.failed,
-                "pending": self.status.pending,
-                "damaged_inputs": self.damaged_inputs.len(),
-            },
             "totals": totals,
             "served": served,
             "not_served": not_served,
             "not_served_by_reason": reasons,
-            "messages": self
-                .messages
-                .iter()
-                .map(|m| json!({
-                    "text": m.text,
-                    "varies": m.varies,
-                    "from": m.source.as_str(),
-                    "responses": m.responses,
-                    "ids": m.ids,
-                }))
-                .collect::<Vec<_>>(),
             "top": top,
         })
     }

@@ -39,6 +39,15 @@ pub struct Identity {
     pub format: Option<String>,
     /// CSV ID column, if any.
     pub id_column: Option<String>,
+    /// CSV group column (`--group-column`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_column: Option<String>,
+    /// `--group`, the group of IDs without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// `--group-from` (`file` or `folder`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_from: Option<String>,
     /// (input display name, SHA-256 of its bytes).
     pub inputs: Vec<(String, String)>,
     /// `I/N` of a shard store (`--shard`); absent for a whole run, whose identity (and so a history's
@@ -70,6 +79,9 @@ impl Identity {
             series: spec.series.map(|g| g.as_str().to_string()),
             format: spec.read.format.map(|f| f.as_str().to_string()),
             id_column: spec.read.id_column.clone(),
+            group_column: spec.read.group_column.clone(),
+            group: spec.default_group.clone(),
+            group_from: spec.group_from.map(|g| g.as_str().to_string()),
             inputs,
             shard: spec.shard.map(|s| s.to_string()),
         }
@@ -118,6 +130,21 @@ impl Identity {
             format!("{:?}", stored.id_column),
         );
         cmp(
+            "group column",
+            format!("{:?}", self.group_column),
+            format!("{:?}", stored.group_column),
+        );
+        cmp(
+            "group",
+            format!("{:?}", self.group),
+            format!("{:?}", stored.group),
+        );
+        cmp(
+            "group from",
+            format!("{:?}", self.group_from),
+            format!("{:?}", stored.group_from),
+        );
+        cmp(
             "shard",
             self.shard
                 .clone()
@@ -157,7 +184,7 @@ pub struct Prepared {
 /// Fingerprints the inputs, opens the store and checks (or records) the identity and the period.
 pub async fn prepare(spec: &RunSpec, cancel: &CancellationToken) -> Result<Prepared, RunError> {
     let started = std::time::Instant::now();
-    let sources = resolve_inputs(spec, cancel).await?;
+    let (sources, source_groups) = resolve_inputs(spec, cancel).await?;
     let mut fingerprints = Vec::with_capacity(sources.len());
     for s in &sources {
         fingerprints.push((s.display_name(), ids::fingerprint(s)?));
@@ -189,6 +216,9 @@ pub async fn prepare(spec: &RunSpec, cancel: &CancellationToken) -> Result<Prepa
             )?;
         }
     }
+    if let Some(n) = spec.min_impressions {
+        store.set_meta(MetaKey::MinImpressions, &n.to_string())?;
+    }
     tracing::info!(elapsed = ?started.elapsed(), "inputs fingerprinted, identity checked");
 
     // The period is resolved once; a resume uses the stored one.
@@ -219,6 +249,8 @@ pub async fn prepare(spec: &RunSpec, cancel: &CancellationToken) -> Result<Prepa
             read: spec.read.clone(),
             accept_rejects: spec.accept_rejects,
             default_account: spec.default_account.clone(),
+            source_groups,
+            default_group: spec.default_group.clone(),
             shard: spec.shard,
             spill_dir: spill_dir(&spec.db).to_path_buf(),
         })
@@ -254,16 +286,17 @@ fn spill_dir(db: &Path) -> &Path {
 /// to the store, each read exactly once, and the copy is what is fingerprinted and read; a resume
 /// reads the input again the same way and compares what it read with the stored fingerprint. `-`
 /// is named by its copy (`stdin-<hash>`, as stores from earlier versions have it), the others by
-/// the path given.
+/// the path given. With `--group-from`, each source comes with the group name it gives its IDs.
 ///
 /// The open of a pipe waits for a writer and its reads for data, however long: each copy runs on a
 /// thread of its own so that a shutdown request ends the wait ([`RunError::InterruptedWaiting`]).
 async fn resolve_inputs(
     spec: &RunSpec,
     cancel: &CancellationToken,
-) -> Result<Vec<InputSource>, RunError> {
+) -> Result<(Vec<InputSource>, Vec<Option<String>>), RunError> {
     let dir = spill_dir(&spec.db).to_path_buf();
     let mut sources = Vec::new();
+    let mut labels = Vec::new();
     for s in &spec.inputs {
         let path = PathBuf::from(s);
         if s == "-" {
@@ -282,10 +315,16 @@ async fn resolve_inputs(
             .await??;
             sources.push(source);
         } else {
-            sources.extend(ids::expand_inputs(&[path])?);
+            sources.extend(ids::expand_inputs(std::slice::from_ref(&path))?);
         }
+        let given = Path::new(s);
+        labels.extend(
+            sources[labels.len()..]
+                .iter()
+                .map(|source| spec.group_from.and_then(|g| g.label(given, source))),
+        );
     }
-    Ok(sources)
+    Ok((sources, labels))
 }
 
 /// Runs `copy` (which spools input `name` into `dir`) on a thread of its own and waits for it or

@@ -29,6 +29,10 @@ pub struct IngestPlan {
     pub accept_rejects: bool,
     /// The owner of IDs without an `account` column value.
     pub default_account: Option<String>,
+    /// Per input (by index), the group `--group-from` gives its IDs.
+    pub source_groups: Vec<Option<String>>,
+    /// The group of IDs that have none from their CSV group cell or their input (`--group`).
+    pub default_group: Option<String>,
     /// `--shard I/N`: only the IDs of this shard are kept.
     pub shard: Option<Shard>,
     /// Where sorted runs are spilled (beside the store: the inputs can be larger than memory).
@@ -89,11 +93,30 @@ fn read_inputs(
             // IDs (and their duplicates), every shard the rejects, so the merge adds up to the
             // whole run's counters (docs/sharding.md).
             Record::Id { id, .. } if plan.shard.is_some_and(|s| !s.owns(id)) => {}
-            Record::Id { id, account } => {
+            Record::Id { id, account, group } => {
                 counts.input_lines += 1;
-                sorter
-                    .push(id, account.as_deref().or(plan.default_account.as_deref()))
-                    .map_err(spill)?
+                let account = account.as_deref().or(plan.default_account.as_deref());
+                // Most cells name one group: only several names need a list of their own.
+                let cell = group.as_deref();
+                let several: Vec<&str> = match cell {
+                    Some(c) if c.contains(ids::GROUP_SEPARATOR) => ids::split_groups(c).collect(),
+                    _ => Vec::new(),
+                };
+                let one = match cell {
+                    Some(c) if !c.contains(ids::GROUP_SEPARATOR) => Some(c),
+                    Some(_) if !several.is_empty() => None,
+                    // No cell, or one of separators only: the input's group, else `--group`.
+                    _ => plan
+                        .source_groups
+                        .get(p.source_index)
+                        .and_then(Option::as_deref)
+                        .or(plan.default_group.as_deref()),
+                };
+                let groups: &[&str] = match &one {
+                    Some(g) => std::slice::from_ref(g),
+                    None => &several,
+                };
+                sorter.push(id, account, groups).map_err(spill)?
             }
             Record::Reject(r) => {
                 counts.input_lines += 1;
@@ -130,17 +153,26 @@ fn read_inputs(
     }
     let read = sorter.read();
     let mut merged = sorter.finish().map_err(spill)?;
+    // The names first: the blocks' memberships refer to them by index.
+    if !merged.group_names().is_empty() && !send(IngestMsg::Groups(merged.group_names().to_vec())) {
+        return Ok(());
+    }
     loop {
         let mut block = Vec::with_capacity(INGEST_BLOCK);
-        if !merged.next_block(INGEST_BLOCK, &mut block).map_err(spill)? {
+        let mut memberships = Vec::new();
+        if !merged
+            .next_block(INGEST_BLOCK, &mut block, &mut memberships)
+            .map_err(spill)?
+        {
             break;
         }
-        if stop.is_cancelled() || !send(IngestMsg::Ids(block)) {
+        if stop.is_cancelled() || !send(IngestMsg::Ids(block, memberships)) {
             return Ok(());
         }
     }
     counts.duplicate_ids = read - merged.unique();
-    send(IngestMsg::Done(counts));
+    let (group_sizes, shared) = merged.group_counts();
+    send(IngestMsg::Done(counts, group_sizes, shared));
     Ok(())
 }
 

@@ -74,6 +74,14 @@ pub struct RunSpec {
     pub routes: Routes,
     /// Owner of every input ID that has none in its CSV `account` column (`--account`).
     pub default_account: Option<String>,
+    /// The group of every input ID that has none from its CSV group cell or `--group-from`
+    /// (`--group`).
+    pub default_group: Option<String>,
+    /// Group names from the inputs' file or folder names (`--group-from`).
+    pub group_from: Option<crate::groups::GroupFrom>,
+    /// The fewest impressions a Tweet's engagement rate needs to be ranked (`--min-impressions`);
+    /// `None` keeps the store's (or the default). A report setting, not part of the identity.
+    pub min_impressions: Option<u64>,
     /// N of the top-N.
     pub top_n: usize,
     /// Requests in flight: fixed at N, or `None` for the adaptive limit (up to
@@ -457,6 +465,7 @@ async fn pipeline(
         ingest: signal,
         committed: committed_tx,
         progress: progress.clone(),
+        group_ids: Vec::new(),
     };
     let apps = if spec.apps.is_empty() {
         AppSpec::single(None)

@@ -24,10 +24,13 @@ pub fn begin(
     metrics: &[Metric],
     top_n: usize,
 ) -> Result<Scan, RunError> {
+    let min_impressions = store.min_impressions()?;
     let saved = store
         .meta(MetaKey::ReportPass)?
         .and_then(|raw| serde_json::from_str::<ScanCheckpoint>(&raw).ok())
-        .and_then(|c| Scan::resume(out, metrics, top_n, &c));
+        .and_then(|c| Scan::resume(out, metrics, top_n, &c))
+        // A pass that ranked rates with another minimum is started afresh.
+        .filter(|scan| scan.min_impressions() == min_impressions);
     match saved {
         Some(scan) => {
             tracing::info!(from = scan.upto(), "report pass resumed");
@@ -36,7 +39,7 @@ pub fn begin(
         None => {
             // Forgotten before its files are started again.
             store.delete_meta(MetaKey::ReportPass)?;
-            Ok(Scan::start(out, metrics, top_n)?)
+            Ok(Scan::start(out, metrics, top_n)?.with_min_impressions(min_impressions))
         }
     }
 }

@@ -28,12 +28,15 @@ const GROUP: usize = 64;
 /// What the ingest stage hands the writer.
 #[derive(Debug)]
 pub enum IngestMsg {
-    /// Unique IDs, ascending, with their accounts.
-    Ids(Vec<(u64, Option<String>)>),
+    /// The group names, before any block: [`IngestMsg::Ids`]' memberships refer to them by index.
+    Groups(Vec<String>),
+    /// Unique IDs, ascending, with their accounts; and memberships `(id, group index)`, ascending.
+    Ids(Vec<(u64, Option<String>)>, Vec<(u64, u32)>),
     /// Rejected lines, in input order.
     Rejects(Vec<RejectRow>),
-    /// The inputs are read to the end: the line counters.
-    Done(IngestCounts),
+    /// The inputs are read to the end: the line counters, each group's unique IDs (by index) and
+    /// how many IDs are in two groups or more.
+    Done(IngestCounts, Vec<u64>, u64),
 }
 
 /// The writer and what it reports to.
@@ -50,6 +53,8 @@ pub struct Writer {
     pub committed: watch::Sender<u64>,
     /// Counters for the progress display.
     pub progress: Arc<Progress>,
+    /// The store's number of each group, by the ingest's index ([`IngestMsg::Groups`]).
+    pub group_ids: Vec<i64>,
 }
 
 enum Next {
@@ -141,12 +146,12 @@ impl Writer {
 
     /// Writes one ingest message in its own transaction.
     fn ingest(&mut self, msg: IngestMsg) -> Result<(), StoreError> {
-        let new = write_ingest(&mut self.store, &msg)?;
+        let new = write_ingest(&mut self.store, &msg, &mut self.group_ids)?;
         self.progress.total.fetch_add(new, Ordering::Relaxed);
         let (block, done) = match msg {
-            IngestMsg::Ids(_) => (1, false),
-            IngestMsg::Rejects(_) => (0, false),
-            IngestMsg::Done(_) => (0, true),
+            IngestMsg::Ids(..) => (1, false),
+            IngestMsg::Rejects(_) | IngestMsg::Groups(_) => (0, false),
+            IngestMsg::Done(..) => (0, true),
         };
         self.ingest.update(|s| {
             s.blocks += block;
@@ -157,18 +162,34 @@ impl Writer {
 }
 
 /// Writes one ingest message in its own transaction; returns how many IDs were new to the store.
-fn write_ingest(store: &mut Store, msg: &IngestMsg) -> Result<u64, StoreError> {
+/// `group_ids` is set by the groups message and maps the memberships of the blocks after it.
+fn write_ingest(
+    store: &mut Store,
+    msg: &IngestMsg,
+    group_ids: &mut Vec<i64>,
+) -> Result<u64, StoreError> {
     let tx = store.ingest_tx()?;
     let mut new = 0;
     let mut finished = None;
     match msg {
-        IngestMsg::Ids(ids) => new = tx.insert_ids(ids)?,
+        IngestMsg::Groups(names) => *group_ids = tx.insert_groups(names)?,
+        IngestMsg::Ids(ids, memberships) => {
+            new = tx.insert_ids(ids)?;
+            if !memberships.is_empty() {
+                tx.insert_memberships(memberships, group_ids)?;
+            }
+        }
         IngestMsg::Rejects(rejects) => {
             for r in rejects {
                 tx.insert_reject(r)?;
             }
         }
-        IngestMsg::Done(counts) => finished = Some(*counts),
+        IngestMsg::Done(counts, sizes, shared) => {
+            if !group_ids.is_empty() {
+                tx.set_group_counts(group_ids, sizes, *shared)?;
+            }
+            finished = Some(*counts)
+        }
     }
     tx.commit(finished)?;
     Ok(new)

@@ -5,10 +5,10 @@
 //! error (`every_table_of_the_schema_has_a_rule` fails first), so a schema change cannot leave the
 //! merge silently short:
 //! - tables keyed by Tweet ID (`ids`, `outcomes`, `partial`, `series`, and the links of an ID to a
-//!   message) hold disjoint IDs in each shard: they are read in ID order from every shard at once
+//!   message or a group) hold disjoint IDs in each shard: they are read in ID order from every shard at once
 //!   and written in ID order (a k-way merge), so the merged store's pages are filled in order, as
 //!   a single run's, and memory holds one row per shard;
-//! - dictionaries (`messages`) are keyed by their text's shape: their numbers are given again,
+//! - dictionaries (`messages`, `groups`) are keyed by their text's shape: their numbers are given again,
 //!   their counts added up, and the links renumbered;
 //! - `hourly_totals` are added up, `accounts_used` united;
 //! - what every shard reads alike (`inputs`, `rejects`) is taken from the first, and every other
@@ -45,11 +45,13 @@ const TABLES: &[(&str, Rule)] = &[
     ("inputs", Rule::Same),
     ("rejects", Rule::Same),
     ("messages", Rule::Dict),
+    ("groups", Rule::Dict),
     ("ids", Rule::ById),
     ("outcomes", Rule::ById),
     ("partial", Rule::ById),
     ("series", Rule::ById),
     ("id_messages", Rule::ById),
+    ("id_groups", Rule::ById),
     ("hourly_totals", Rule::Sum),
     ("accounts_used", Rule::Union),
 ];
@@ -70,15 +72,27 @@ struct Dict {
     links: &'static [(&'static str, &'static str)],
 }
 
-const DICTS: &[Dict] = &[Dict {
-    table: "messages",
-    key: "mid",
-    name: "shape",
-    first: &["text", "source"],
-    sum: &["responses"],
-    or: &["varies"],
-    links: &[("id_messages", "mid")],
-}];
+const DICTS: &[Dict] = &[
+    Dict {
+        table: "messages",
+        key: "mid",
+        name: "shape",
+        first: &["text", "source"],
+        sum: &["responses"],
+        or: &["varies"],
+        links: &[("id_messages", "mid")],
+    },
+    Dict {
+        // A group's `ids` is its unique IDs: the shards' IDs are disjoint, so they add up.
+        table: "groups",
+        key: "gid",
+        name: "name",
+        first: &[],
+        sum: &["ids"],
+        or: &[],
+        links: &[("id_groups", "gid")],
+    },
+];
 
 /// A shard store disagreed with the first one on what every shard reads alike.
 #[derive(Debug)]

@@ -32,13 +32,18 @@ pub enum MetaKey {
     /// When the fetch of a finished run ended (RFC 3339, UTC): the time its values are "as of" in a
     /// history (`engage history add`). Set by the life that finished the fetch.
     FetchedAt,
+    /// IDs in two groups or more, set when the ingest ends (runs with groups only).
+    SharedIds,
+    /// The fewest impressions a ranked engagement rate needs (`--min-impressions`), as the last run
+    /// set it; `engage report` uses it.
+    MinImpressions,
     /// Requests, 429s and budget used per app (JSON, see [`crate::apps`]), added up over the lives.
     AppStats,
 }
 
 impl MetaKey {
     /// Every key.
-    pub const ALL: [MetaKey; 11] = [
+    pub const ALL: [MetaKey; 13] = [
         MetaKey::Identity,
         MetaKey::Period,
         MetaKey::IngestDone,
@@ -49,6 +54,8 @@ impl MetaKey {
         MetaKey::ReportPass,
         MetaKey::CommitSeq,
         MetaKey::FetchedAt,
+        MetaKey::SharedIds,
+        MetaKey::MinImpressions,
         MetaKey::AppStats,
     ];
 
@@ -65,6 +72,8 @@ impl MetaKey {
             MetaKey::ReportPass => "report_pass",
             MetaKey::CommitSeq => "commit_seq",
             MetaKey::FetchedAt => "fetched_at",
+            MetaKey::SharedIds => "shared_ids",
+            MetaKey::MinImpressions => "min_impressions",
             MetaKey::AppStats => "app_stats",
         }
     }
@@ -146,6 +155,8 @@ mod tests {
                 "report_pass",
                 "commit_seq",
                 "fetched_at",
+                "shared_ids",
+                "min_impressions",
                 "app_stats",
             ]
         );

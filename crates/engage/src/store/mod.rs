@@ -43,7 +43,7 @@ mod model_tests;
 pub use marker::{marker_path, wal_path};
 pub use merge::Disagreement;
 pub use meta::MetaKey;
-pub use read::{MessageRow, OutcomeRow};
+pub use read::{GroupRow, MessageRow, OutcomeRow};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use write::{IngestTx, INGEST_BLOCK};
 

@@ -7,7 +7,9 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 
 use super::marker::{marker_path, marker_seq, stored_seq, wal_path, Marker};
-use super::schema::{create_schema, migrate_v1, migrate_v2, APPLICATION_ID, SCHEMA_VERSION};
+use super::schema::{
+    create_schema, migrate_v1, migrate_v2, migrate_v3, APPLICATION_ID, SCHEMA_VERSION,
+};
 use super::{Store, StoreError};
 
 /// How a connection is used.
@@ -167,7 +169,11 @@ impl Store {
             }
             if version < SCHEMA_VERSION && mode != Mode::Cursor {
                 let upgrade = |from: i64| {
-                    let step = if from == 1 { migrate_v1 } else { migrate_v2 };
+                    let step = match from {
+                        1 => migrate_v1,
+                        2 => migrate_v2,
+                        _ => migrate_v3,
+                    };
                     step(&conn).map_err(|e| {
                         if busy(&e) {
                             StoreError::Busy {

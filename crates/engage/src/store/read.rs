@@ -22,6 +22,19 @@ pub struct OutcomeRow<'a> {
     pub not_served: NotServed,
     /// The messages about it, by [`MessageRow::mid`].
     pub messages: &'a [i64],
+    /// The groups it is in, by [`GroupRow::gid`], ascending.
+    pub groups: &'a [i64],
+}
+
+/// A group of the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRow {
+    /// Its number (what [`OutcomeRow::groups`] holds).
+    pub gid: i64,
+    /// Its name.
+    pub name: String,
+    /// Its unique IDs (0 until the ingest has ended).
+    pub ids: u64,
 }
 
 impl MessageRow {
@@ -190,6 +203,65 @@ impl Store {
         Ok(())
     }
 
+    /// Calls `f` for every series row of `ok` Tweets that are in a group: (the Tweet's groups by
+    /// [`GroupRow::gid`], metric name, bucket start, value), in Tweet order. The memberships are
+    /// read beside the series, both in ID order (a merge, not a lookup per row).
+    pub fn for_each_group_series(
+        &self,
+        mut f: impl FnMut(&[i64], &str, i64, u64),
+    ) -> Result<(), StoreError> {
+        if !self.has_group_tables()? {
+            return Ok(());
+        }
+        let err = |e| self.err(e);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT s.tweet_id, s.metric, s.bucket, s.value FROM series s \
+                 JOIN outcomes o ON o.id = s.tweet_id WHERE o.status = 'ok' \
+                 ORDER BY s.tweet_id, s.metric, s.bucket",
+            )
+            .map_err(err)?;
+        let mut links = self
+            .conn
+            .prepare("SELECT id, gid FROM id_groups ORDER BY id, gid")
+            .map_err(err)?;
+        let mut rows = stmt.query([]).map_err(err)?;
+        let mut links = links.query([]).map_err(err)?;
+        let read_link = |links: &mut rusqlite::Rows<'_>| -> Result<Option<(i64, i64)>, StoreError> {
+            Ok(match links.next().map_err(err)? {
+                Some(r) => Some((r.get(0).map_err(err)?, r.get(1).map_err(err)?)),
+                None => None,
+            })
+        };
+        let mut next = read_link(&mut links)?;
+        let (mut current, mut gids): (Option<i64>, Vec<i64>) = (None, Vec::new());
+        while let Some(row) = rows.next().map_err(err)? {
+            let id: i64 = row.get(0).map_err(err)?;
+            if current != Some(id) {
+                current = Some(id);
+                gids.clear();
+                while let Some((lid, gid)) = next {
+                    if lid > id {
+                        break;
+                    }
+                    if lid == id {
+                        gids.push(gid);
+                    }
+                    next = read_link(&mut links)?;
+                }
+            }
+            if gids.is_empty() {
+                continue;
+            }
+            let m = row.get_ref(1).map_err(err)?.as_str().unwrap_or("");
+            let b: i64 = row.get(2).map_err(err)?;
+            let v: i64 = row.get(3).map_err(err)?;
+            f(&gids, m, b, v as u64);
+        }
+        Ok(())
+    }
+
     /// The series of one Tweet and metric: (bucket start, value), ascending.
     pub fn series_of(&self, tweet_id: u64, metric: Metric) -> Result<Vec<(i64, u64)>, StoreError> {
         let mut stmt = self
@@ -317,16 +389,30 @@ impl Store {
                 "SELECT id, mid FROM id_messages WHERE id >= ?1{bound} ORDER BY id, mid"
             ))
             .map_err(err)?;
-        let (mut rows, mut links) = match to {
+        // A store of schema 3 read through a cursor (which upgrades nothing) has no memberships:
+        // the same parameters, no row.
+        let group_sql = if self.has_group_tables()? {
+            format!("SELECT id, gid FROM id_groups WHERE id >= ?1{bound} ORDER BY id, gid")
+        } else if to.is_some() {
+            "SELECT ?1, ?2 WHERE 0".to_string()
+        } else {
+            "SELECT ?1, ?1 WHERE 0".to_string()
+        };
+        let mut group_stmt = self.conn.prepare(&group_sql).map_err(err)?;
+        let (mut rows, mut links, mut group_links) = match to {
             Some(to) => (
                 stmt.query(params![from as i64, to as i64]).map_err(err)?,
                 link_stmt
+                    .query(params![from as i64, to as i64])
+                    .map_err(err)?,
+                group_stmt
                     .query(params![from as i64, to as i64])
                     .map_err(err)?,
             ),
             None => (
                 stmt.query(params![from as i64]).map_err(err)?,
                 link_stmt.query(params![from as i64]).map_err(err)?,
+                group_stmt.query(params![from as i64]).map_err(err)?,
             ),
         };
         // The links walk alongside the outcomes (both in ID order): a merge, not a lookup per row.
@@ -340,8 +426,11 @@ impl Store {
             })
         };
         let mut next_link = read_link(&mut links)?;
+        // Memberships walk alongside the same way.
+        let mut next_group = read_link(&mut group_links)?;
         let mut values = vec![None; metrics.len()];
         let mut mids: Vec<i64> = Vec::new();
+        let mut gids: Vec<i64> = Vec::new();
         while let Some(row) = rows.next().map_err(err)? {
             let id = row.get::<_, i64>(0).map_err(err)? as u64;
             let status = Status::stored(row.get_ref(1).map_err(err)?.as_str().unwrap_or(""));
@@ -365,6 +454,16 @@ impl Store {
                 }
                 next_link = read_link(&mut links)?;
             }
+            gids.clear();
+            while let Some((gid_id, gid)) = next_group {
+                if gid_id > id {
+                    break;
+                }
+                if gid_id == id {
+                    gids.push(gid);
+                }
+                next_group = read_link(&mut group_links)?;
+            }
             f(&OutcomeRow {
                 id,
                 status,
@@ -372,9 +471,62 @@ impl Store {
                 values: &values,
                 not_served,
                 messages: &mids,
+                groups: &gids,
             });
         }
         Ok(())
+    }
+
+    /// Whether the store has the group tables (schema 4 on): a store of an earlier schema read
+    /// through a cursor, which upgrades nothing, does not.
+    fn has_group_tables(&self) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'id_groups'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The run's groups, by name.
+    pub fn groups(&self) -> Result<Vec<GroupRow>, StoreError> {
+        if !self.has_group_tables()? {
+            return Ok(Vec::new());
+        }
+        let err = |e| self.err(e);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT gid, name, ids FROM groups ORDER BY name")
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(GroupRow {
+                    gid: r.get(0)?,
+                    name: r.get(1)?,
+                    ids: r.get::<_, i64>(2)? as u64,
+                })
+            })
+            .map_err(err)?;
+        rows.map(|r| r.map_err(err)).collect()
+    }
+
+    /// The fewest impressions a ranked engagement rate needs: as the last run set it, else
+    /// [`crate::groups::DEFAULT_MIN_IMPRESSIONS`].
+    pub fn min_impressions(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta(MetaKey::MinImpressions)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(crate::groups::DEFAULT_MIN_IMPRESSIONS))
+    }
+
+    /// IDs in two groups or more (0 until the ingest has ended).
+    pub fn shared_ids(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta(MetaKey::SharedIds)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
     /// Calls `f` for every `ok` Tweet in ID order with its values for `metrics` (`None` where absent).

@@ -1,10 +1,10 @@
-//! The schema: created whole in one transaction, and upgraded from schemas 1 and 2.
+//! The schema: created whole in one transaction, and upgraded from schemas 1, 2 and 3.
 
 use engagement_api::Metric;
 use rusqlite::Connection;
 
 /// Bumped whenever the schema changes; a store from a newer version is refused.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 /// Marks our files apart from other SQLite databases (`PRAGMA application_id`, "ENGA").
 pub const APPLICATION_ID: i32 = 0x454e_4741;
 
@@ -30,11 +30,13 @@ CREATE TABLE hourly_totals (
     PRIMARY KEY (metric, hour)
 ) WITHOUT ROWID;
 {v3}
+{v4}
 PRAGMA application_id = {APPLICATION_ID};
 PRAGMA user_version = {SCHEMA_VERSION};
 COMMIT;",
         tables = v2_tables(),
-        v3 = v3_changes()
+        v3 = v3_changes(),
+        v4 = V4_CHANGES
     );
     conn.execute_batch(&ddl)
 }
@@ -148,6 +150,30 @@ COMMIT;",
     ))
 }
 
+/// What schema 4 adds over schema 3: the groups (campaigns, hashtags, competitors) and which IDs
+/// are in each. `ids` is each group's unique IDs, set when the ingest ends. Memberships are keyed by
+/// ID first, so the report's walk in ID order reads them beside the outcomes.
+const V4_CHANGES: &str = "CREATE TABLE groups (
+    gid INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    ids INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE id_groups (
+    id INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    PRIMARY KEY (id, gid)
+) WITHOUT ROWID;";
+
+/// Schema 3 to 4 in one transaction: two new tables, empty (a run of schema 3 had no groups).
+pub(super) fn migrate_v3(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE;
+{V4_CHANGES}
+PRAGMA user_version = 4;
+COMMIT;"
+    ))
+}
+
 /// One `INTEGER` column per metric, for `outcomes` and `partial`.
 fn metric_columns() -> String {
     Metric::ALL
@@ -256,5 +282,64 @@ mod tests {
             .unwrap();
         let statuses: Vec<&str> = rows.iter().map(|(_, s)| s.as_str()).collect();
         assert_eq!(statuses, ["pending", "ok", "ok", "failed"]);
+    }
+}
+
+#[cfg(test)]
+mod v3_cursor_tests {
+    use super::super::{tmp, Store};
+    use super::*;
+    use crate::outcome::{IdOutcome, NotServed, Settled, Status};
+
+    /// A cursor does not upgrade the store it reads (`engage history add` reads run stores that
+    /// way): a schema 3 store, without the group tables, is walked as before, with no groups.
+    #[test]
+    fn a_schema_3_store_read_through_a_cursor_has_its_outcomes_and_no_groups() {
+        let (_d, p) = tmp();
+        let metrics = [Metric::Favorites];
+        {
+            let mut s = Store::open(&p).unwrap();
+            let tx = s.ingest_tx().unwrap();
+            tx.insert_ids(&[(5, None), (9, None)]).unwrap();
+            tx.commit(None).unwrap();
+            let ok = |id| IdOutcome {
+                id,
+                status: Status::Ok,
+                values: vec![Some(id)],
+                note: None,
+                series: vec![],
+                not_served: NotServed::NONE,
+            };
+            s.record(
+                &metrics,
+                &[Settled {
+                    window: 0,
+                    windows: 1,
+                    outcomes: vec![ok(5), ok(9)],
+                    hourly: vec![],
+                    via: None,
+                    origin: 5,
+                    messages: Vec::new(),
+                }],
+                None,
+            )
+            .unwrap();
+        }
+        // Back to schema 3 as an earlier engage left it.
+        Connection::open(&p)
+            .unwrap()
+            .execute_batch("DROP TABLE groups; DROP TABLE id_groups; PRAGMA user_version = 3;")
+            .unwrap();
+        let s = Store::open_cursor(&p).unwrap();
+        let mut seen = Vec::new();
+        s.for_each_outcome(0, None, &metrics, |row| {
+            seen.push((row.id, row.values[0], row.groups.to_vec()))
+        })
+        .unwrap();
+        assert_eq!(seen, vec![(5, Some(5), vec![]), (9, Some(9), vec![])]);
+        assert!(s.groups().unwrap().is_empty());
+        let mut series = 0;
+        s.for_each_group_series(|_, _, _, _| series += 1).unwrap();
+        assert_eq!(series, 0);
     }
 }

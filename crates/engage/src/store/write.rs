@@ -479,6 +479,82 @@ impl IngestTx<'_> {
         Ok(new)
     }
 
+    /// Records the group names (those already there are kept) and returns their numbers, in the
+    /// order given.
+    pub fn insert_groups(&self, names: &[String]) -> Result<Vec<i64>, StoreError> {
+        let mut insert = self
+            .tx
+            .prepare_cached("INSERT OR IGNORE INTO groups (name) VALUES (?1)")
+            .map_err(|e| self.err(e))?;
+        let mut get = self
+            .tx
+            .prepare_cached("SELECT gid FROM groups WHERE name = ?1")
+            .map_err(|e| self.err(e))?;
+        names
+            .iter()
+            .map(|n| {
+                insert.execute([n]).map_err(|e| self.err(e))?;
+                get.query_row([n], |r| r.get(0)).map_err(|e| self.err(e))
+            })
+            .collect()
+    }
+
+    /// Records memberships `(id, group index)`, `gids` mapping the indexes to the store's numbers
+    /// ([`IngestTx::insert_groups`]); ascending IDs, so the rows are appended.
+    pub fn insert_memberships(
+        &self,
+        memberships: &[(u64, u32)],
+        gids: &[i64],
+    ) -> Result<(), StoreError> {
+        const ROWS: usize = 128;
+        let values = vec!["(?, ?)"; ROWS].join(", ");
+        let mut many = self
+            .tx
+            .prepare_cached(&format!(
+                "INSERT OR IGNORE INTO id_groups (id, gid) VALUES {values}"
+            ))
+            .map_err(|e| self.err(e))?;
+        let mut one = self
+            .tx
+            .prepare_cached("INSERT OR IGNORE INTO id_groups (id, gid) VALUES (?1, ?2)")
+            .map_err(|e| self.err(e))?;
+        let mut chunks = memberships.chunks_exact(ROWS);
+        let mut args: Vec<i64> = Vec::with_capacity(ROWS * 2);
+        for chunk in chunks.by_ref() {
+            args.clear();
+            for (id, g) in chunk {
+                args.push(*id as i64);
+                args.push(gids[*g as usize]);
+            }
+            many.execute(rusqlite::params_from_iter(args.iter()))
+                .map_err(|e| self.err(e))?;
+        }
+        for (id, g) in chunks.remainder() {
+            one.execute(params![*id as i64, gids[*g as usize]])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Records each group's unique IDs (`sizes` by the index `gids` maps) and how many IDs are in
+    /// two groups or more.
+    pub fn set_group_counts(
+        &self,
+        gids: &[i64],
+        sizes: &[u64],
+        shared: u64,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("UPDATE groups SET ids = ?2 WHERE gid = ?1")
+            .map_err(|e| self.err(e))?;
+        for (gid, n) in gids.iter().zip(sizes) {
+            stmt.execute(params![gid, *n as i64])
+                .map_err(|e| self.err(e))?;
+        }
+        set_meta(&self.tx, MetaKey::SharedIds, &shared.to_string()).map_err(|e| self.err(e))
+    }
+
     /// Records a rejected line.
     pub fn insert_reject(&self, r: &RejectRow) -> Result<(), StoreError> {
         let mut stmt = self

@@ -492,7 +492,8 @@ fn ten_megabyte_line_is_rejected_and_reading_continues() {
             items[0].record,
             Record::Id {
                 id: A,
-                account: None
+                account: None,
+                group: None,
             },
             "{name}"
         );
@@ -500,7 +501,8 @@ fn ten_megabyte_line_is_rejected_and_reading_continues() {
             items[2].record,
             Record::Id {
                 id: B,
-                account: None
+                account: None,
+                group: None,
             },
             "{name}"
         );
@@ -566,7 +568,7 @@ fn csv_accounts_survive_bad_layouts() {
         let sources = expand_inputs(&[dir.join(file)]).unwrap();
         let got: Vec<(u64, String)> = Reader::new(sources, ReadOptions::default())
             .filter_map(|r| match r.unwrap().record {
-                Record::Id { id, account } => Some((id, account.expect("an account"))),
+                Record::Id { id, account, .. } => Some((id, account.expect("an account"))),
                 Record::Reject(_) => None,
             })
             .collect();

@@ -73,6 +73,18 @@ async fn run_night(
     let input = dir.join(format!("{name}.txt"));
     let text: String = ids.iter().map(|i| format!("{i}\n")).collect();
     std::fs::write(&input, text).unwrap();
+    run_input(dir, name, endpoint, &input, s).await
+}
+
+/// Runs the input file `input` on `endpoint` against the simulator `s` into `dir/<name>.db`, and
+/// stops the simulator.
+async fn run_input(
+    dir: &Path,
+    name: &str,
+    endpoint: Endpoint,
+    input: &Path,
+    s: engage_sim::SimHandle,
+) -> PathBuf {
     let db = dir.join(format!("{name}.db"));
     let spec = RunSpec {
         inputs: vec![input.to_string_lossy().into_owned()],
@@ -83,6 +95,9 @@ async fn run_night(
         metrics: endpoint.allowed_metrics(AuthKind::User),
         routes: Routes::single_user(endpoint, "demo", user()),
         default_account: None,
+        default_group: None,
+        group_from: None,
+        min_impressions: None,
         top_n: 10,
         concurrency: Some(4),
         apps: engage::apps::AppSpec::single(None),
@@ -518,6 +533,9 @@ async fn an_unfinished_store_is_refused_and_the_history_is_left_alone() {
         metrics: Endpoint::Totals.allowed_metrics(AuthKind::User),
         routes: Routes::single_user(Endpoint::Totals, "demo", user()),
         default_account: None,
+        default_group: None,
+        group_from: None,
+        min_impressions: None,
         top_n: 10,
         concurrency: Some(1),
         apps: engage::apps::AppSpec::single(None),
@@ -624,4 +642,114 @@ async fn no_value_is_never_a_gain_from_or_to_anything() {
     };
     let ok3 = all.iter().filter(|&&id| !deleted(id)).count() as u64;
     assert_eq!((tweets(1), tweets(2)), (all.len() as u64 - 1, ok3 - 1));
+}
+
+/// Two nights of a grouped run (`docs/groups.md`): the history keeps each run's group labels, and
+/// the movers of each group are the history's movers among that group's Tweets, by the same rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grouped_history_keeps_the_labels_and_gives_movers_per_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let ids = ids_from(NOW - DAY * 30, 30 * 24, 90, 5);
+    // Every ID in `all`, and in `even` or `odd` by its place.
+    let group_of = |k: usize| if k.is_multiple_of(2) { "even" } else { "odd" };
+    let csv: String = std::iter::once("tweet_id,group\n".to_string())
+        .chain(
+            ids.iter()
+                .enumerate()
+                .map(|(k, id)| format!("{id},{}|all\n", group_of(k))),
+        )
+        .collect();
+    let input = dir.join("grouped.csv");
+    std::fs::write(&input, csv).unwrap();
+    let hist = dir.join("history.db");
+    for k in 0..2 {
+        let s = engage_sim::start(
+            SimConfig {
+                seed: SEED,
+                now: Some(night(k)),
+                ..SimConfig::default()
+            },
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .await
+        .unwrap();
+        let db = run_input(dir, &format!("g{k}"), Endpoint::Totals, &input, s).await;
+        history::add(&hist, &db, AsOf::At(night(k))).unwrap();
+    }
+    let labels: Vec<(i64, String, i64)> = rusqlite::Connection::open(&hist)
+        .unwrap()
+        .prepare(
+            "SELECT r.run, g.name, r.ids FROM run_groups r JOIN hgroups g ON g.gid = r.gid \
+             ORDER BY r.run, g.name",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let n = ids.len() as i64;
+    let want: Vec<(i64, String, i64)> = [1, 2]
+        .iter()
+        .flat_map(|run| {
+            [("all", n), ("even", (n + 1) / 2), ("odd", n / 2)]
+                .map(|(g, size)| (*run, g.to_string(), size))
+        })
+        .collect();
+    assert_eq!(labels, want, "each run's labels");
+
+    let movers = report(&hist, &dir.join("report"), 1000, None);
+    let groups = movers["groups"].as_object().expect("movers per group");
+    assert_eq!(groups.keys().collect::<Vec<_>>(), ["all", "even", "odd"]);
+    let place: BTreeMap<u64, usize> = ids.iter().enumerate().map(|(k, id)| (*id, k)).collect();
+    for (m, list) in movers["metrics"].as_object().unwrap() {
+        let list = list.as_array().unwrap();
+        assert!(!list.is_empty() || m != "impressions", "{m} moved");
+        assert_eq!(
+            &groups["all"]["metrics"][m],
+            &Value::Array(list.clone()),
+            "{m}"
+        );
+        for g in ["even", "odd"] {
+            let theirs: Vec<Value> = list
+                .iter()
+                .filter(|x| {
+                    let id: u64 = x["id"].as_str().unwrap().parse().unwrap();
+                    group_of(place[&id]) == g
+                })
+                .cloned()
+                .collect();
+            assert_eq!(groups[g]["metrics"][m], Value::Array(theirs), "{g} {m}");
+        }
+    }
+    let md = std::fs::read_to_string(dir.join("report/movers.md")).unwrap();
+    assert!(md.contains("## Group even"), "{md}");
+}
+
+/// A history of version 1 (before groups) gets the group tables, empty, when opened.
+#[test]
+fn a_version_1_history_is_upgraded_with_empty_group_tables() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hist = tmp.path().join("history.db");
+    drop(History::open(&hist, true).unwrap());
+    rusqlite::Connection::open(&hist)
+        .unwrap()
+        .execute_batch(
+            "DROP TABLE hgroups; DROP TABLE run_groups; DROP TABLE cur_groups; PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    drop(History::open(&hist, false).unwrap());
+    let c = rusqlite::Connection::open(&hist).unwrap();
+    let version: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, history::HISTORY_VERSION);
+    let tables: i64 = c
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('hgroups', 'run_groups', 'cur_groups')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 3);
 }

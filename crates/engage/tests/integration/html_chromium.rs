@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use engage::report::html::{render, TimeSeries};
-use engage::report::Summary;
+use engage::report::{GroupFigures, RateFigures, Summary};
 use engage::store::{IngestCounts, StatusCounts};
 use engagement_api::{Endpoint, Metric};
 use time::macros::datetime;
@@ -137,6 +137,9 @@ fn made_up_report() -> (Summary, TimeSeries) {
         accounts_used: vec!["brand".into(), "support".into()],
         damaged_inputs: Vec::new(),
         ingest_done: true,
+        groups: Vec::new(),
+        in_several_groups: 0,
+        rate: None,
     };
     let series = TimeSeries {
         hours: (0..HOURS as i64)
@@ -145,8 +148,129 @@ fn made_up_report() -> (Summary, TimeSeries) {
         totals: series_totals,
         top: series_top,
         top_by_day: false,
+        groups: Vec::new(),
     };
     (summary, series)
+}
+
+/// `s` with four groups (a brand, a rival read with public metrics only, two campaigns that
+/// overlap the brand) and engagement rates.
+fn with_groups(s: &Summary) -> Summary {
+    let at = |m: Metric| s.metrics.iter().position(|x| *x == m).unwrap();
+    let (imp, eng) = (at(Metric::Impressions), at(Metric::Engagements));
+    let groups: Vec<GroupFigures> = [
+        ("brand", 21_400u64, 1.0, true),
+        ("rival", 9_120, 0.8, false),
+        ("spring-sale", 6_310, 1.6, true),
+        ("fall-launch", 3_870, 0.7, true),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(k, &(name, ok, strength, owned))| {
+        let share = ok as f64 / s.status.ok as f64 * strength;
+        let owned_only = |i: usize| !owned && (i == imp || i == eng);
+        let totals: Vec<u64> = (0..s.metrics.len())
+            .map(|i| {
+                if owned_only(i) {
+                    0
+                } else {
+                    (s.totals[i] as f64 * share) as u64
+                }
+            })
+            .collect();
+        let served: Vec<u64> = (0..s.metrics.len())
+            .map(|i| if owned_only(i) { 0 } else { ok })
+            .collect();
+        let rate = owned.then(|| RateFigures {
+            min_impressions: 100,
+            tweets: ok,
+            // Campaigns engage differently: the rates differ.
+            engagements: (totals[eng] as f64 * [1.0, 1.0, 1.35, 0.8][k]) as u64,
+            impressions: totals[imp],
+            top: s.top[eng]
+                .iter()
+                .skip(k)
+                .take(5)
+                .enumerate()
+                .map(|(r, (id, _))| (*id, 90_000 - 7_000 * r as u64 - 3_000 * k as u64))
+                .collect(),
+        });
+        GroupFigures {
+            name: name.into(),
+            status: StatusCounts {
+                pending: 0,
+                ok,
+                unavailable: ok / 25,
+                forbidden: 0,
+                failed: k as u64,
+            },
+            served: served.clone(),
+            withheld: served
+                .iter()
+                .map(|n| if *n == 0 { [0, 0, ok] } else { [0; 3] })
+                .collect(),
+            top: (0..s.metrics.len())
+                .map(|i| {
+                    if owned_only(i) {
+                        vec![]
+                    } else {
+                        s.top[i].iter().skip(k).take(5).copied().collect()
+                    }
+                })
+                .collect(),
+            median: totals
+                .iter()
+                .zip(&served)
+                .map(|(t, n)| (*n > 0).then(|| t / n / 2))
+                .collect(),
+            p90: totals
+                .iter()
+                .zip(&served)
+                .map(|(t, n)| (*n > 0).then(|| t / n * 3))
+                .collect(),
+            max: (0..s.metrics.len())
+                .map(|i| s.top[i].first().map_or(0, |(_, v)| *v))
+                .collect(),
+            totals,
+            rate,
+        }
+    })
+    .collect();
+    Summary {
+        rate: Some(RateFigures {
+            min_impressions: 100,
+            tweets: s.status.ok,
+            engagements: s.totals[eng],
+            impressions: s.totals[imp],
+            top: s.top[eng]
+                .iter()
+                .take(10)
+                .enumerate()
+                .map(|(r, (id, _))| (*id, 95_000 - 4_000 * r as u64))
+                .collect(),
+        }),
+        groups,
+        in_several_groups: 1_180,
+        ..s.clone()
+    }
+}
+
+/// A screenshot of `page` at `size` (`W,H`).
+fn screenshot(bin: &Path, page: &Path, shot: &Path, size: &str) {
+    let shot = std::path::absolute(shot).unwrap();
+    let _ = std::fs::remove_file(&shot);
+    chromium(
+        bin,
+        page,
+        &[
+            format!("--screenshot={}", shot.display()),
+            format!("--window-size={size}"),
+            "--hide-scrollbars".to_string(),
+        ],
+    );
+    let len = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(len > 10_000, "no screenshot at {}", shot.display());
+    eprintln!("screenshot: {}", shot.display());
 }
 
 fn find_chromium() -> Option<PathBuf> {
@@ -309,6 +433,86 @@ fn report_loads_in_headless_chromium() {
         totals_only.metrics.len(),
     );
 
+    // Groups compared: a rate chart and one chart per metric, one bar per group.
+    let grouped = with_groups(&totals_only);
+    let groups_html = render(&grouped, None, GENERATED);
+    let groups_page = check_in_browser(
+        &bin,
+        dir.path(),
+        "groups.html",
+        &groups_html,
+        grouped.metrics.len() * 2 + 1,
+    );
+    let dom = chromium(&bin, &groups_page, &["--dump-dom".to_string()]);
+    let section = &dom[dom.find("id=\"groups\"").expect("the groups section")..];
+    assert_eq!(
+        section.matches("data-kind=\"groups\"").count(),
+        grouped.metrics.len() + 1
+    );
+    for g in &grouped.groups {
+        // One bar per group in every chart of the section.
+        assert_eq!(
+            section.matches(&format!("<title>{} · ", g.name)).count(),
+            2 * (grouped.metrics.len() + 1),
+            "{}",
+            g.name
+        );
+    }
+    assert!(section.contains("1180 Tweets are in two groups or more"));
+    assert!(section.contains("rival lacks impressions and engagements for 9120 of its 9120 Tweets"));
+    assert!(dom.contains("id=\"rate\""));
+
+    // A time series with groups: besides the above, one line per group for every metric.
+    let grouped_series_summary = with_groups(&summary);
+    let mut grouped_series = series.clone();
+    grouped_series.groups = grouped_series_summary
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(k, g)| {
+            let curves = series
+                .totals
+                .iter()
+                .map(|hourly| {
+                    // Each group's share of the hour, rising and falling at its own pace.
+                    hourly
+                        .iter()
+                        .enumerate()
+                        .map(|(h, v)| {
+                            let phase = (h as f64 / 24.0 + k as f64).sin() * 0.5 + 0.6;
+                            (*v as f64 * phase / (k + 2) as f64) as u64
+                        })
+                        .collect()
+                })
+                .collect();
+            (g.name.clone(), curves)
+        })
+        .collect();
+    let html = render(&grouped_series_summary, Some(&grouped_series), GENERATED);
+    let m = grouped_series_summary.metrics.len();
+    let series_page =
+        check_in_browser(&bin, dir.path(), "groups-series.html", &html, m * 4 + m + 1);
+    let dom = chromium(&bin, &series_page, &["--dump-dom".to_string()]);
+    assert_eq!(dom.matches("data-kind=\"group-curves\"").count(), m);
+    for g in &grouped_series_summary.groups {
+        assert!(
+            dom.matches(&format!("{} · ", g.name)).count() >= m,
+            "{}: a line per metric",
+            g.name
+        );
+    }
+
+    if let Some(shot) = std::env::var_os("ENGAGE_GROUPS_SCREENSHOT") {
+        // The same page with the sections above the comparison hidden, so it shows at the top.
+        let only = groups_html.replace(
+            "</head>",
+            "<style>#outcomes,#totals,#rate,.metric{display:none}</style></head>",
+        );
+        let page = dir.path().join("groups-only.html");
+        std::fs::write(&page, only).unwrap();
+        screenshot(&bin, &page, &PathBuf::from(shot), "1280,1360");
+    }
+
     if let Some(shot) = std::env::var_os("ENGAGE_SCREENSHOT") {
         let shot = std::path::absolute(PathBuf::from(shot)).unwrap();
         let _ = std::fs::remove_file(&shot);
@@ -420,6 +624,7 @@ fn made_up_history(nights: usize, series: bool) -> engage::history::Movers {
         nights: nights_rows,
         snapshots,
         trajectories,
+        groups: Vec::new(),
     }
 }
 

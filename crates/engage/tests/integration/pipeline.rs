@@ -74,7 +74,7 @@ pub(crate) fn case(lines: &[String]) -> Case {
 }
 
 /// An input file of that name (the extension picks the format) in a fresh folder.
-fn case_named(name: &str, lines: &[String]) -> Case {
+pub(crate) fn case_named(name: &str, lines: &[String]) -> Case {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().to_path_buf();
     let input = dir.join(name);
@@ -100,6 +100,9 @@ pub(crate) fn spec(c: &Case, url: &str, db: &str, credentials: Credentials) -> R
             Credentials::Bearer(b) => Routes::bearer_only(endpoint, b),
         },
         default_account: None,
+        default_group: None,
+        group_from: None,
+        min_impressions: None,
         top_n: 10,
         concurrency: Some(4),
         apps: AppSpec::single(None),

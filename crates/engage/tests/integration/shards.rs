@@ -15,7 +15,9 @@ use engage_sim::SimConfig;
 use engagement_api::{AuthKind, Endpoint};
 use tokio_util::sync::CancellationToken;
 
-use super::pipeline::{case, demo_user, go, ids, read_json, results, sim, spec, Case, NOW};
+use super::pipeline::{
+    case, case_named, demo_user, go, ids, read_json, results, sim, spec, Case, NOW,
+};
 
 /// Every line of a collection: IDs, each tenth again further down, and bad lines among them.
 fn lines(n: usize, salt: u64) -> Vec<String> {
@@ -33,6 +35,23 @@ fn lines(n: usize, salt: u64) -> Vec<String> {
                 format!("junk{k}")
             });
         }
+    }
+    out
+}
+
+/// The same collection as a CSV with a `group` column: IDs in one group, some in two, some in
+/// none, a duplicate in another group than its first occurrence (its groups are the union).
+fn grouped_lines(n: usize, salt: u64) -> Vec<String> {
+    let groups = [
+        "brand",
+        "rival",
+        "brand|spring-sale",
+        "",
+        "spring-sale|rival",
+    ];
+    let mut out = vec!["tweet_id,group".to_string()];
+    for (k, l) in lines(n, salt).into_iter().enumerate() {
+        out.push(format!("{l},{}", groups[k % groups.len()]));
     }
     out
 }
@@ -68,6 +87,9 @@ fn clone_spec(s: &RunSpec) -> RunSpec {
         retry_failed: s.retry_failed,
         accept_rejects: s.accept_rejects,
         shard: s.shard,
+        default_group: s.default_group.clone(),
+        group_from: s.group_from,
+        min_impressions: s.min_impressions,
     }
 }
 
@@ -120,7 +142,7 @@ async fn four_totals_shards_merge_into_the_single_runs_reports() {
         ..SimConfig::default()
     })
     .await;
-    let c = case(&lines(3000, 1));
+    let c = case_named("ids.csv", &grouped_lines(3000, 1));
     let single = spec(&c, &s.url(), "single.db", demo_user());
     let single_out = single.out.clone();
     let base = clone_spec(&single);
@@ -150,9 +172,22 @@ async fn four_totals_shards_merge_into_the_single_runs_reports() {
     let m = merge(&shards, &c.dir.join("merged.db"), &out).unwrap();
     assert_eq!(m.shards, 4);
     same_reports(&single_out, &out);
+    // The groups, with IDs in two of them, are the single run's.
+    let groups = read_json(&out.join("top.json"))["groups"].clone();
+    assert!(groups.as_object().is_some_and(|g| g.len() == 3), "{groups}");
     // The merged store is the single run's: same identity, so the same history key.
     let id = |db: &Path| engage::run::open_run(db).unwrap().identity;
     assert_eq!(id(&c.dir.join("merged.db")), id(&c.dir.join("single.db")));
+    // Its groups with their sizes (what a history keeps of them) too.
+    let groups = |db: &Path| -> Vec<(String, u64)> {
+        let run = engage::run::open_run(db).unwrap();
+        let g = run.store.groups().unwrap();
+        g.into_iter().map(|g| (g.name, g.ids)).collect()
+    };
+    assert_eq!(
+        groups(&c.dir.join("merged.db")),
+        groups(&c.dir.join("single.db"))
+    );
     // Merging again rebuilds the same store and reports.
     merge(&dbs(&c, 4), &c.dir.join("merged.db"), &out).unwrap();
     same_reports(&single_out, &out);
@@ -166,7 +201,7 @@ async fn four_historical_shards_over_40_days_merge_into_the_single_runs_reports(
     })
     .await;
     // IDs from the last 120 days; the period is 40 days (two windows), by day.
-    let c = case(&lines(800, 2));
+    let c = case_named("ids.csv", &grouped_lines(800, 2));
     let mut single = spec(&c, &s.url(), "single.db", demo_user());
     let period = engagement_api::window::resolve_period(
         Some(NOW - time::Duration::days(41)),

@@ -178,6 +178,89 @@ pub(super) fn top_bars(out: &mut String, metric: &str, top: &[(u64, u64)]) {
     out.push_str("</svg>\n");
 }
 
+/// One group's row in a comparison chart: two bars, each with its value and label.
+pub(super) struct GroupRow {
+    /// The group's name.
+    pub(super) name: String,
+    /// The left bar's value and its label.
+    pub(super) left: (f64, String),
+    /// The right bar's value and its label.
+    pub(super) right: (f64, String),
+}
+
+/// Groups side by side: one row per group (its colour `c0`…), a bar on the left and one on the
+/// right, each scaled to its column's largest value, under the two columns' headings.
+pub(super) fn group_bars(
+    out: &mut String,
+    metric: &str,
+    kind: &str,
+    headings: [&str; 2],
+    rows: &[GroupRow],
+) {
+    const W: u32 = 1000;
+    const ROW: u32 = 28;
+    const HEAD: u32 = 22;
+    const NAME_W: f64 = 170.0;
+    const COL: [f64; 2] = [180.0, 640.0];
+    const BAR_W: f64 = 280.0;
+    let h = HEAD + ROW * rows.len() as u32 + 4;
+    let title = format!(
+        "{metric} by group: {}",
+        rows.iter()
+            .map(|r| format!("{} {} / {}", r.name, r.left.1, r.right.1))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    chart_open(out, metric, kind, W, h, &title);
+    for (x, heading) in COL.iter().zip(headings) {
+        w!(
+            out,
+            "<text class=\"head\" x=\"{x}\" y=\"14\">{}</text>",
+            escape(heading)
+        );
+    }
+    out.push('\n');
+    let max = |f: fn(&GroupRow) -> f64| {
+        rows.iter()
+            .map(f)
+            .fold(0.0, f64::max)
+            .max(f64::MIN_POSITIVE)
+    };
+    let maxima = [max(|r| r.left.0), max(|r| r.right.0)];
+    for (k, r) in rows.iter().enumerate() {
+        let y = HEAD + ROW * k as u32;
+        let text_y = y + 17;
+        w!(
+            out,
+            "<g class=\"row c{}\"><text class=\"gname\" x=\"{NAME_W}\" y=\"{text_y}\" text-anchor=\"end\">{}</text>",
+            k % 10,
+            escape(&r.name)
+        );
+        for ((x, (v, label)), max) in COL.iter().zip([&r.left, &r.right]).zip(maxima) {
+            let width = if *v > 0.0 {
+                (v * BAR_W / max).max(2.0)
+            } else {
+                0.0
+            };
+            w!(
+                out,
+                "<rect class=\"track\" x=\"{x}\" y=\"{}\" width=\"{BAR_W}\" height=\"18\" rx=\"4\"/>\
+                 <rect class=\"gbar\" x=\"{x}\" y=\"{}\" width=\"{}\" height=\"18\" rx=\"4\"><title>{} · {}</title></rect>\
+                 <text class=\"val\" x=\"{}\" y=\"{text_y}\">{}</text>",
+                y + 4,
+                y + 4,
+                F(width),
+                escape(&r.name),
+                escape(label),
+                F(x + BAR_W + 8.0),
+                escape(label)
+            );
+        }
+        out.push_str("</g>\n");
+    }
+    out.push_str("</svg>\n");
+}
+
 /// One line of a line chart.
 struct Line<'a> {
     /// Values per hour.
@@ -585,6 +668,48 @@ pub(super) fn curves_chart(
             label: format!(
                 "#{} · {id} · {}",
                 rank + 1,
+                num(values.iter().fold(0u64, |a, v| a.saturating_add(*v)))
+            ),
+        })
+        .collect();
+    out.push_str("<g class=\"curves\">");
+    line_chart(out, hours, days, &lines, false, by_day);
+    out.push_str("</g></svg>\n");
+}
+
+/// One line per group: each group's sum over its Tweets (colour `c0`… in the groups' order).
+pub(super) fn group_curves_chart(
+    out: &mut String,
+    metric: &str,
+    hours: &[OffsetDateTime],
+    days: &[Day],
+    groups: &[(&str, &[u64])],
+    by_day: bool,
+) {
+    if groups.iter().all(|(_, v)| v.iter().all(|x| *x == 0)) {
+        empty_chart(out, metric, "group-curves", LINE_W);
+        return;
+    }
+    let title = format!(
+        "{metric}: {} groups {}",
+        groups.len(),
+        if by_day {
+            "per day"
+        } else {
+            "per hour and per day"
+        }
+    );
+    chart_open(out, metric, "group-curves", LINE_W, LINE_H, &title);
+    let lines: Vec<Line<'_>> = groups
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(k, (name, values))| Line {
+            hourly: values,
+            daily: daily(values, days),
+            class: format!("c{}", k % 10),
+            label: format!(
+                "{name} · {}",
                 num(values.iter().fold(0u64, |a, v| a.saturating_add(*v)))
             ),
         })
