@@ -3615,3 +3615,271 @@ mod history {
         assert!(text(&o.stderr).contains("run store"), "{}", text(&o.stderr));
     }
 }
+
+/// `deploy/kubernetes/` and the `Dockerfile`: the manifests parse and carry what the sharded run
+/// needs, and the pods' script, run as the manifests give it (script, environment), shards and
+/// merges a collection to the single run's report.
+mod deploy {
+    use super::*;
+    use yaml_rust2::{Yaml, YamlLoader};
+
+    fn repo() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    fn load(name: &str) -> Yaml {
+        let path = repo().join("deploy/kubernetes").join(name);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let mut docs = YamlLoader::load_from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()));
+        assert_eq!(docs.len(), 1, "{name}: one document");
+        docs.remove(0)
+    }
+
+    fn s<'a>(y: &'a Yaml, what: &str) -> &'a str {
+        y.as_str()
+            .unwrap_or_else(|| panic!("{what}: not a string: {y:?}"))
+    }
+
+    fn n(y: &Yaml, what: &str) -> i64 {
+        y.as_i64()
+            .unwrap_or_else(|| panic!("{what}: not a number: {y:?}"))
+    }
+
+    /// The pod template's one container.
+    fn container(cron: &Yaml) -> &Yaml {
+        let c = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"];
+        assert_eq!(c.as_vec().map(Vec::len), Some(1), "one container");
+        &c[0]
+    }
+
+    /// The container's plain `value:` variables.
+    fn values(c: &Yaml) -> BTreeMap<String, String> {
+        c["env"]
+            .as_vec()
+            .expect("env")
+            .iter()
+            .filter(|e| !e["value"].is_badvalue())
+            .map(|e| {
+                (
+                    s(&e["name"], "env name").to_string(),
+                    s(&e["value"], "env value").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// The shell script the container runs (`sh -c SCRIPT`).
+    fn script(c: &Yaml) -> String {
+        let cmd: Vec<&str> = c["command"]
+            .as_vec()
+            .expect("command")
+            .iter()
+            .map(|x| s(x, "command"))
+            .collect();
+        assert_eq!(cmd, ["/bin/sh", "-c"]);
+        s(&c["args"][0], "args").to_string()
+    }
+
+    #[test]
+    fn the_manifests_carry_an_indexed_job_its_secret_volume_and_image() {
+        let cron = load("cronjob.yaml");
+        assert_eq!(s(&cron["apiVersion"], "apiVersion"), "batch/v1");
+        assert_eq!(s(&cron["kind"], "kind"), "CronJob");
+        assert!(!s(&cron["spec"]["schedule"], "schedule").is_empty());
+        assert_eq!(
+            s(&cron["spec"]["concurrencyPolicy"], "concurrencyPolicy"),
+            "Forbid"
+        );
+        let job = &cron["spec"]["jobTemplate"]["spec"];
+        assert_eq!(s(&job["completionMode"], "completionMode"), "Indexed");
+        let completions = n(&job["completions"], "completions");
+        assert_eq!(n(&job["parallelism"], "parallelism"), completions);
+        assert!(n(&job["backoffLimitPerIndex"], "backoffLimitPerIndex") > 0);
+        // Retrying cannot help after bad usage or a damaged store: the documented exit codes.
+        let rules = job["podFailurePolicy"]["rules"]
+            .as_vec()
+            .expect("podFailurePolicy rules");
+        let fail: Vec<i64> = rules
+            .iter()
+            .find(|r| s(&r["action"], "action") == "FailIndex")
+            .expect("a FailIndex rule")["onExitCodes"]["values"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .map(|v| n(v, "exit code"))
+            .collect();
+        assert_eq!(fail, [i64::from(exit::USAGE), i64::from(exit::STORE)]);
+        assert!(rules.iter().any(|r| s(&r["action"], "action") == "Ignore"
+            && s(&r["onPodConditions"][0]["type"], "type") == "DisruptionTarget"));
+        let pod = &job["template"]["spec"];
+        assert_eq!(s(&pod["restartPolicy"], "restartPolicy"), "Never");
+
+        let c = container(&cron);
+        assert_eq!(s(&c["name"], "container name"), "engage");
+        assert!(s(&c["image"], "image").contains("engage"));
+        let env = values(c);
+        assert_eq!(
+            env["SHARDS"],
+            completions.to_string(),
+            "SHARDS = completions"
+        );
+        let sh = script(c);
+        assert!(sh.contains("I=\"$JOB_COMPLETION_INDEX\""), "{sh}");
+        assert!(sh.contains("engage run --shard \"$I/$SHARDS\""), "{sh}");
+        assert!(sh.contains("engage merge --db $dbs"), "{sh}");
+
+        // Credentials only from the Secret, never a value in the manifest.
+        let secret = load("secret.example.yaml");
+        let secret_name = s(&secret["metadata"]["name"], "secret name");
+        let keys = secret["stringData"].as_hash().expect("stringData");
+        for var in [
+            "ENGAGE_CONSUMER_KEY",
+            "ENGAGE_CONSUMER_SECRET",
+            "ENGAGE_ACCESS_TOKEN",
+            "ENGAGE_ACCESS_TOKEN_SECRET",
+            "ENGAGE_BEARER_TOKEN",
+        ] {
+            let e = c["env"]
+                .as_vec()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"].as_str() == Some(var))
+                .unwrap_or_else(|| panic!("{var} not in the container's env"));
+            assert!(
+                e["value"].is_badvalue(),
+                "{var} has a value in the manifest"
+            );
+            let r = &e["valueFrom"]["secretKeyRef"];
+            assert_eq!(s(&r["name"], "secret"), secret_name);
+            assert!(
+                keys.contains_key(&Yaml::String(s(&r["key"], "key").into())),
+                "{var}"
+            );
+        }
+        assert!(!env.keys().any(|k| k.starts_with("ENGAGE_")));
+
+        // The stores live on the claimed volume, mounted where DATA says.
+        let pvc = load("pvc.yaml");
+        assert_eq!(s(&pvc["kind"], "kind"), "PersistentVolumeClaim");
+        assert_eq!(
+            s(&pvc["spec"]["accessModes"][0], "accessMode"),
+            "ReadWriteMany"
+        );
+        let mount = &c["volumeMounts"][0];
+        assert_eq!(s(&mount["mountPath"], "mountPath"), env["DATA"]);
+        let volume = pod["volumes"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == mount["name"])
+            .expect("the mounted volume");
+        assert_eq!(
+            s(&volume["persistentVolumeClaim"]["claimName"], "claimName"),
+            s(&pvc["metadata"]["name"], "pvc name")
+        );
+        assert!(env["INPUT"].starts_with(&env["DATA"]));
+
+        // The image the manifests run: built in one stage, run slim, as the pods' user.
+        let docker = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+        let froms: Vec<&str> = docker.lines().filter(|l| l.starts_with("FROM ")).collect();
+        assert_eq!(froms.len(), 2, "{froms:?}");
+        assert!(froms[0].starts_with("FROM rust:") && froms[0].ends_with(" AS build"));
+        assert_eq!(froms[1], "FROM debian:bookworm-slim");
+        assert!(docker.contains("ca-certificates"));
+        assert!(
+            docker.contains("COPY --from=build /src/target/release/engage /usr/local/bin/engage")
+        );
+        let uid = n(&pod["securityContext"]["runAsUser"], "runAsUser");
+        assert!(
+            docker.contains(&format!("USER {uid}")),
+            "the image runs as {uid}"
+        );
+    }
+
+    /// Runs the pods' script for index `i` with the manifest's environment, `over` replacing the
+    /// cluster's own (the volume's path, the API's URL) and the demo credentials for the Secret.
+    fn pod(sh: &str, env: &BTreeMap<String, String>, i: u32, over: &[(&str, String)]) -> Output {
+        let bin = Path::new(env!("CARGO_BIN_EXE_engage")).parent().unwrap();
+        let mut c = Command::new("/bin/sh");
+        c.env_clear()
+            .arg("-c")
+            .arg(sh)
+            .envs(env)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("JOB_COMPLETION_INDEX", i.to_string())
+            .env("RUN_ID", "engage-nightly-1")
+            .env("RUST_LOG", "warn");
+        for (k, v) in over {
+            c.env(k, v);
+        }
+        demo_credentials(&mut c);
+        c.output().expect("sh runs")
+    }
+
+    #[test]
+    fn the_pods_script_runs_each_shard_and_the_last_one_merges_the_single_runs_report() {
+        let cron = load("cronjob.yaml");
+        let c = container(&cron);
+        let (sh, env) = (script(c), values(c));
+        let shards: u32 = env["SHARDS"].parse().unwrap();
+        let sim = Sim::start(41, &[]);
+        let d = tempfile::tempdir().unwrap();
+        let data = d.path().join("data");
+        std::fs::create_dir_all(data.join("input")).unwrap();
+        let col = collection(41, 900, 60, BAD_LINES);
+        col.write(&data.join("input/ids.txt"));
+        let over = [
+            ("DATA", data.display().to_string()),
+            ("INPUT", data.join("input").display().to_string()),
+            ("BASE_URL", sim.url.clone()),
+            // The manifest's budget per second instead of per 15 minutes: the same flags, faster.
+            ("WINDOW_SECS", "1".to_string()),
+        ];
+        for i in 0..shards {
+            let o = pod(&sh, &env, i, &over);
+            let out = text(&o.stdout);
+            assert_eq!(code(o.status), 0, "pod {i}\n{out}\n{}", text(&o.stderr));
+            if i + 1 < shards {
+                assert!(
+                    out.contains("the merge waits for the other shards"),
+                    "pod {i}: {out}"
+                );
+            } else {
+                assert!(out.contains("merged the night into"), "pod {i}: {out}");
+            }
+        }
+        // The last pod again (a retry after the merge): nothing to fetch, the same merge.
+        let o = pod(&sh, &env, shards - 1, &over);
+        assert_eq!(code(o.status), 0, "{}", text(&o.stderr));
+        let night = data.join("runs/engage-nightly-1");
+        let single = d.path().join("single");
+        expect_code(
+            run_cmd(
+                &sim.url,
+                &data.join("input"),
+                &d.path().join("single.db"),
+                &single,
+            )
+            .args(["--endpoint", &env["ENDPOINT"]])
+            .args(["--rate", &env["RATE"], "--window-secs", "1"]),
+            exit::OK,
+        );
+        for f in REPORTS {
+            assert_eq!(
+                results_of(&night.join("report"), f),
+                results_of(&single, f),
+                "{f}"
+            );
+        }
+        // And the night is in the history.
+        let o = expect_code(
+            engage()
+                .args(["history", "status", "--history"])
+                .arg(data.join("history.db")),
+            exit::OK,
+        );
+        assert!(text(&o.stdout).contains("totals"), "{}", text(&o.stdout));
+    }
+}
