@@ -100,6 +100,17 @@ fn same_reports(single: &Path, merged: &Path) {
         results(&single.join("top.json")),
         results(&merged.join("top.json"))
     );
+    // top.md without its messages section, for the same reason as top.json.
+    let md = |d: &Path| {
+        let text = std::fs::read_to_string(d.join("top.md")).unwrap();
+        match text.split_once("\n## Messages that came with the answers\n") {
+            Some((head, rest)) => {
+                format!("{head}{}", rest.find("\n## ").map_or("", |i| &rest[i..]))
+            }
+            None => text,
+        }
+    };
+    assert_eq!(md(single), md(merged), "top.md");
     for f in [
         "top.csv",
         "tweets.csv",
@@ -175,6 +186,7 @@ async fn four_totals_shards_merge_into_the_single_runs_reports() {
     // The groups, with IDs in two of them, are the single run's.
     let groups = read_json(&out.join("top.json"))["groups"].clone();
     assert!(groups.as_object().is_some_and(|g| g.len() == 3), "{groups}");
+    assert!(out.join("groups.csv").exists());
     // The merged store is the single run's: same identity, so the same history key.
     let id = |db: &Path| engage::run::open_run(db).unwrap().identity;
     assert_eq!(id(&c.dir.join("merged.db")), id(&c.dir.join("single.db")));
