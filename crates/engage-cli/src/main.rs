@@ -335,6 +335,9 @@ fn report_cmd(db: PathBuf, out: Option<PathBuf>) -> u8 {
                 if let Some(g) = &identity.series {
                     println!("series:    by {g}");
                 }
+                if let Some(shard) = &identity.shard {
+                    println!("shard:     {shard} (join the shards with `engage merge`)");
+                }
                 if !identity.accounts.is_empty() {
                     println!("accounts:  {}", identity.accounts.join(", "));
                 }

@@ -3882,4 +3882,63 @@ mod deploy {
         );
         assert!(text(&o.stdout).contains("totals"), "{}", text(&o.stdout));
     }
+
+    #[test]
+    fn merge_and_shard_refusals_exit_2_naming_the_cause_and_status_names_the_shard() {
+        let sim = Sim::start(43, &[]);
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("ids.txt");
+        collection(43, 300, 10, BAD_LINES).write(&input);
+        let db = |i: u32| d.path().join(format!("shard-{i}.db"));
+        let shard = |i: u32| {
+            let mut c = run_cmd(&sim.url, &input, &db(i), &d.path().join(format!("out-{i}")));
+            c.args(["--shard", &format!("{i}/2")]);
+            c
+        };
+        let o = expect_code(
+            run_cmd(&sim.url, &input, &db(9), &d.path().join("x")).args(["--shard", "2/2"]),
+            exit::USAGE,
+        );
+        assert!(
+            text(&o.stderr).contains("I must be below N"),
+            "{}",
+            text(&o.stderr)
+        );
+        expect_code(&mut shard(0), exit::OK);
+        let o = expect_code(engage().args(["status", "--db"]).arg(db(0)), exit::OK);
+        assert!(
+            text(&o.stdout).contains("shard:     0/2"),
+            "{}",
+            text(&o.stdout)
+        );
+        let merge = |dbs: &[PathBuf]| {
+            let mut c = engage();
+            c.arg("merge")
+                .arg("--db")
+                .args(dbs)
+                .arg("--out")
+                .arg(d.path().join("merged"));
+            c
+        };
+        let o = expect_code(&mut merge(&[db(0)]), exit::USAGE);
+        assert!(
+            text(&o.stderr).contains("shard 1/2 of the run missing"),
+            "{}",
+            text(&o.stderr)
+        );
+        let o = expect_code(&mut merge(&[db(0), db(0)]), exit::USAGE);
+        assert!(
+            text(&o.stderr).contains("shard 0/2 is given twice"),
+            "{}",
+            text(&o.stderr)
+        );
+        expect_code(&mut shard(1), exit::OK);
+        let o = expect_code(&mut merge(&[db(1), db(0)]), exit::OK);
+        assert!(
+            text(&o.stdout).contains("merged 2 shards into"),
+            "{}",
+            text(&o.stdout)
+        );
+        assert!(d.path().join("merged.db").exists() && d.path().join("merged/top.json").exists());
+    }
 }
