@@ -676,11 +676,19 @@ fn period_flags(args: &RunArgs, e: &WindowError, days: &Layered<u32>) -> String 
 
 /// The history a finished run is added to: `--history`, else the config file's `history`.
 pub fn history_path(args: &RunArgs) -> Result<Option<PathBuf>> {
-    match (&args.history, &args.config) {
-        (Some(h), _) => Ok(Some(h.clone())),
-        (None, Some(p)) => Ok(FileConfig::load(p)?.history),
-        (None, None) => Ok(None),
+    let history = match (&args.history, &args.config) {
+        (Some(h), _) => Some(h.clone()),
+        (None, Some(p)) => FileConfig::load(p)?.history,
+        (None, None) => None,
+    };
+    if let (Some(h), Some(shard)) = (&history, args.shard) {
+        // A shard is a part of the night: the history takes the merged run.
+        anyhow::bail!(
+            "--shard {shard} with the history {}: a shard holds part of a run; give the history to `engage merge --history` instead",
+            h.display()
+        );
     }
+    Ok(history)
 }
 
 /// Validates the flags against the file and environment into a runnable spec.

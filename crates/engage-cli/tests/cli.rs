@@ -3904,7 +3904,31 @@ mod deploy {
             "{}",
             text(&o.stderr)
         );
+        // A shard is not a night of the history: refused before anything runs, and by hand.
+        let o = expect_code(
+            shard(0).arg("--history").arg(d.path().join("h.db")),
+            exit::USAGE,
+        );
+        assert!(
+            text(&o.stderr).contains("engage merge --history"),
+            "{}",
+            text(&o.stderr)
+        );
+        assert!(!db(0).exists());
         expect_code(&mut shard(0), exit::OK);
+        let o = expect_code(
+            engage()
+                .args(["history", "add", "--history"])
+                .arg(d.path().join("h.db"))
+                .arg("--db")
+                .arg(db(0)),
+            exit::USAGE,
+        );
+        assert!(
+            text(&o.stderr).contains("is shard 0/2 of a run"),
+            "{}",
+            text(&o.stderr)
+        );
         let o = expect_code(engage().args(["status", "--db"]).arg(db(0)), exit::OK);
         assert!(
             text(&o.stdout).contains("shard:     0/2"),

@@ -104,6 +104,12 @@ fn open_store(db: &Path) -> Result<OpenRun, HistoryError> {
 /// Adding a run the history holds (same identity, same "as of") changes nothing.
 pub fn add(history: &Path, db: &Path, as_of: AsOf) -> Result<Added, HistoryError> {
     let run = open_store(db)?;
+    if let Some(shard) = &run.identity.shard {
+        return Err(HistoryError::Usage(format!(
+            "{} is shard {shard} of a run, not a whole run: merge the shards (`engage merge --history`) and add the merged store",
+            db.display()
+        )));
+    }
     let (ingested, _) = run.store.ingest_state()?;
     let (unique, pending) = run.store.unique_and_pending()?;
     if !ingested || pending > 0 {
