@@ -416,3 +416,31 @@ async fn every_shard_judges_a_mostly_rejected_input_over_all_its_lines() {
     assert_eq!(t["counts"]["input_lines"], 300);
     assert_eq!(t["counts"]["unique_ids"], 160);
 }
+
+#[tokio::test]
+async fn merge_refuses_shards_whose_relative_period_resolved_to_other_hours() {
+    let s = sim(SimConfig::default()).await;
+    let c = case(&lines(100, 8));
+    let mut base = spec(&c, &s.url(), "unused.db", demo_user());
+    base.endpoint = Endpoint::Historical;
+    base.metrics = Endpoint::Historical.allowed_metrics(AuthKind::User);
+    base.series = Some(Granularity::Day);
+    // `--days 3` as two shards started an hour apart resolve it.
+    base.period_spec = Some("days=3".into());
+    for (i, hours_ago) in [(0, 2), (1, 1)] {
+        let end = NOW - time::Duration::hours(hours_ago);
+        let p = engagement_api::window::resolve_period(None, Some(end), Some(3), NOW).unwrap();
+        let mut sp = shard_spec(&base, &c, i, 2);
+        sp.period = Some(p);
+        go(sp).await.unwrap();
+    }
+    let msg = refused(merge(
+        &dbs(&c, 2),
+        &c.dir.join("merged.db"),
+        &c.dir.join("m"),
+    ));
+    assert!(
+        msg.contains("is a shard of another run") && msg.contains("period: "),
+        "{msg}"
+    );
+}
