@@ -2980,6 +2980,11 @@ mod partial_results {
             html.contains(&format!("Not served by the API: impressions and engagements for {} Tweets older than 90 days; video_views for {n_1800} Tweets older than 1800 days.", n_90 + n_1800)),
             "the report's sentence"
         );
+        // The fetch's own figures per app (the default one here) are in the page too.
+        assert!(
+            html.contains("id=\"apps\"") && html.contains("<td>default</td>"),
+            "the apps card"
+        );
         let status = expect_code(engage().arg("status").arg("--db").arg(db), exit::OK);
         let said = text(&status.stdout);
         assert!(said.contains("not served: impressions ("), "{said}");

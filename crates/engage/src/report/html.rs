@@ -109,6 +109,7 @@ pub fn render(
     rate_section(&mut out, summary);
     groups_section(&mut out, summary);
     messages(&mut out, summary);
+    apps(&mut out, summary);
     for (i, metric) in summary.metrics.iter().enumerate() {
         metric_section(&mut out, summary, i, metric.as_str(), series, &days);
     }
@@ -493,6 +494,32 @@ fn groups_section(out: &mut String, s: &Summary) {
     out.push_str("</div></section>\n");
 }
 
+/// Requests, 429s and the share of each app's budget used, over every life of the run.
+fn apps(out: &mut String, s: &Summary) {
+    if s.apps.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<section class=\"card\" id=\"apps\"><div class=\"card-head\"><h2>Apps</h2>\
+         <span class=\"aside\">each app's requests and rate budget, every life of the run</span></div>\n\
+         <table class=\"totals apps\"><thead><tr><th>App</th><th class=\"num\">Requests</th>\
+         <th class=\"num\">Answered 429</th><th class=\"num\">Budget used</th></tr></thead><tbody>\n",
+    );
+    for a in &s.apps {
+        let used = a
+            .used()
+            .map_or("unknown".to_string(), |u| format!("{:.1} %", u * 100.0));
+        w!(
+            out,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{used}</td></tr>\n",
+            escape(&a.name),
+            num(a.requests),
+            num(a.rate_limited)
+        );
+    }
+    out.push_str("</tbody></table></section>\n");
+}
+
 /// The messages that came with the answers, word for word, with how often and for how many IDs.
 fn messages(out: &mut String, s: &Summary) {
     if s.messages.is_empty() {
@@ -790,6 +817,7 @@ mod tests {
             groups: Vec::new(),
             in_several_groups: 0,
             rate: None,
+            apps: Vec::new(),
             accounts_used: vec!["brand".into()],
             ingest_done: true,
         }

@@ -47,6 +47,9 @@ pub struct Summary {
     pub in_several_groups: u64,
     /// Engagement rate, when the run has engagements and impressions.
     pub rate: Option<RateFigures>,
+    /// Requests, 429s and budget used per app, over every life of the run (statistics of the
+    /// fetch, not results: report.html and `engage status` show them, top.json does not).
+    pub apps: Vec<crate::apps::AppFigures>,
 }
 
 /// One group's figures: what a run over that group's IDs alone would report (its line counters
@@ -191,6 +194,7 @@ impl Summary {
             groups: Vec::new(),
             in_several_groups: 0,
             rate: None,
+            apps: crate::apps::load(store)?,
         })
     }
 

@@ -140,6 +140,7 @@ fn made_up_report() -> (Summary, TimeSeries) {
         groups: Vec::new(),
         in_several_groups: 0,
         rate: None,
+        apps: Vec::new(),
     };
     let series = TimeSeries {
         hours: (0..HOURS as i64)
@@ -422,9 +423,24 @@ fn report_loads_in_headless_chromium() {
             varies: true,
             ids: 3_977,
         }],
+        // Three apps, one whose budget is unknown.
+        apps: ["brand-main", "brand-backup", "agency"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| engage::apps::AppFigures {
+                name: name.to_string(),
+                requests: 41_000 / (i as u64 + 1),
+                rate_limited: i as u64,
+                active_secs: 3_600.0,
+                capacity: (i < 2).then_some(42_000.0 / (i as f64 + 1.0)),
+            })
+            .collect(),
         ..summary.clone()
     };
     let html = render(&totals_only, None, GENERATED);
+    // The apps card: each app's figures, "unknown" where its budget is.
+    assert!(html.contains("<td>brand-backup</td><td class=\"num\">20,500</td>"));
+    assert!(html.contains("97.6 %") && html.contains("unknown"));
     check_in_browser(
         &bin,
         dir.path(),
