@@ -3970,4 +3970,65 @@ mod deploy {
         );
         assert!(d.path().join("merged.db").exists() && d.path().join("merged/top.json").exists());
     }
+
+    #[test]
+    fn a_shard_killed_with_sigkill_and_run_again_gives_the_single_runs_merge() {
+        let sim = Sim::start(44, &["--latency-ms", "20", "--deleted", "0.05"]);
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("ids.txt");
+        collection(44, 3000, 200, BAD_LINES).write(&input);
+        let db = |i: u32| d.path().join(format!("shard-{i}.db"));
+        let shard = |i: u32| {
+            let mut c = run_cmd(&sim.url, &input, &db(i), &d.path().join(format!("out-{i}")));
+            c.args(["--shard", &format!("{i}/2"), "--concurrency", "1"]);
+            c
+        };
+        expect_code(&mut shard(0), exit::OK);
+        let mut child = shard(1)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_progress(
+            &mut child,
+            &db(1),
+            StoreProgress {
+                lines: u64::MAX,
+                done: 0,
+            },
+            "shard 1",
+        );
+        child.kill().unwrap();
+        assert!(!child.wait().unwrap().success());
+        let merge = || {
+            let mut c = engage();
+            c.arg("merge")
+                .arg("--db")
+                .args([db(0), db(1)])
+                .arg("--out")
+                .arg(d.path().join("merged"));
+            c
+        };
+        let o = expect_code(&mut merge(), exit::USAGE);
+        assert!(
+            text(&o.stderr).contains("(shard 1/2) is not finished"),
+            "{}",
+            text(&o.stderr)
+        );
+        expect_code(&mut shard(1), exit::OK);
+        expect_code(&mut merge(), exit::OK);
+        let single = d.path().join("single");
+        expect_code(
+            run_cmd(&sim.url, &input, &d.path().join("single.db"), &single)
+                .args(["--concurrency", "1"]),
+            exit::OK,
+        );
+        for f in REPORTS {
+            assert_eq!(
+                results_of(&d.path().join("merged"), f),
+                results_of(&single, f),
+                "{f}"
+            );
+        }
+    }
 }
