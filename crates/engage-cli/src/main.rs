@@ -373,6 +373,14 @@ fn report_cmd(db: PathBuf, out: Option<PathBuf>) -> u8 {
                 for app in engage::apps::load(&run.store)? {
                     println!("app {}", app.line());
                 }
+                let groups = run.store.groups()?;
+                if !groups.is_empty() {
+                    let listed: Vec<String> = groups
+                        .iter()
+                        .map(|g| format!("{} ({} IDs)", g.name, g.ids))
+                        .collect();
+                    println!("groups:    {}", listed.join(", "));
+                }
                 let not_served: Vec<String> = summary
                     .metrics
                     .iter()

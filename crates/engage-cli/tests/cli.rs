@@ -3221,6 +3221,18 @@ mod groups {
             groups.keys().collect::<Vec<_>>(),
             ["brand", "rival", "spring"]
         );
+        let status =
+            text(&expect_code(engage().arg("status").arg("--db").arg(&db), exit::OK).stdout);
+        let listed = format!(
+            "groups:    brand ({} IDs), rival ({} IDs), spring ({} IDs)",
+            brand.len(),
+            rival.len(),
+            spring.len()
+        );
+        assert!(
+            status.contains(&listed),
+            "engage status lists the groups:\n{status}"
+        );
 
         let mut separate_requests = 0;
         for (name, members) in [("brand", &brand), ("rival", &rival), ("spring", &spring)] {
