@@ -220,14 +220,7 @@ fn check(dbs: &[PathBuf]) -> Result<Vec<ShardStore>, MergeError> {
                 db.display()
             )));
         }
-        let (ingested, _) = run.store.ingest_state()?;
-        let (unique, pending) = run.store.unique_and_pending()?;
-        if !ingested || pending > 0 {
-            let why = if ingested {
-                format!("{pending} of {unique} IDs pending")
-            } else {
-                "its inputs were not read to the end".to_string()
-            };
+        if let Some(why) = run.store.unfinished()? {
             return Err(MergeError::Refused(format!(
                 "{} (shard {shard}) is not finished: {why}; run that shard again (the same command resumes it), then merge",
                 db.display()

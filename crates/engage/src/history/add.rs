@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use super::scan::{statements, Merger};
 use super::{state, Change, History, HistoryError, TweetState};
 use crate::outcome::Status;
-use crate::run::{Identity, OpenRun, RunError};
+use crate::run::OpenRun;
 use crate::store::{MetaKey, Store};
 
 /// When a run's values are "as of".
@@ -69,35 +69,7 @@ fn status_code(s: Status) -> u8 {
 /// every page first (`PRAGMA quick_check`): the add reads each page once anyway, and damage found
 /// then is the same error (exit 5). A whole check would add a fifth to a nightly add.
 fn open_store(db: &Path) -> Result<OpenRun, HistoryError> {
-    if !db.exists() {
-        return Err(RunError::NoStore { db: db.into() }.into());
-    }
-    let store = Store::open_cursor(db)?;
-    let unreadable = |what: String| RunError::Unreadable {
-        db: db.into(),
-        what,
-    };
-    let raw = store
-        .meta(MetaKey::Identity)?
-        .ok_or_else(|| RunError::NoRun { db: db.into() })?;
-    let identity: Identity =
-        serde_json::from_str(&raw).map_err(|e| unreadable(format!("run identity: {e}")))?;
-    let endpoint: Endpoint = identity
-        .endpoint
-        .parse()
-        .map_err(|e| unreadable(format!("endpoint: {e}")))?;
-    let metrics: Vec<Metric> = identity
-        .metrics
-        .iter()
-        .map(|m| m.parse())
-        .collect::<Result<_, _>>()
-        .map_err(|e| unreadable(format!("metrics: {e}")))?;
-    Ok(OpenRun {
-        store,
-        identity,
-        endpoint,
-        metrics,
-    })
+    Ok(crate::run::open_run_with(db, Store::open_cursor)?)
 }
 
 /// Adds the finished run in store `db` to the history at `history` (created if there is none).
@@ -110,16 +82,10 @@ pub fn add(history: &Path, db: &Path, as_of: AsOf) -> Result<Added, HistoryError
             db.display()
         )));
     }
-    let (ingested, _) = run.store.ingest_state()?;
-    let (unique, pending) = run.store.unique_and_pending()?;
-    if !ingested || pending > 0 {
-        let why = if ingested {
-            format!("{pending} of {unique} IDs pending")
-        } else {
-            "its inputs were not read to the end".to_string()
-        };
+    if let Some(why) = run.store.unfinished()? {
         return Err(HistoryError::Unfinished { db: db.into(), why });
     }
+    let unique = run.store.unique_count()?;
     let fetched_at = run.store.meta(MetaKey::FetchedAt)?;
     let as_of = match as_of {
         AsOf::At(t) => t,

@@ -129,7 +129,6 @@ impl HistoryError {
     /// The documented exit code this error ends a command with.
     pub fn exit_code(&self) -> u8 {
         use crate::exit;
-        use rusqlite::ErrorCode as C;
         match self {
             HistoryError::NotAHistory { .. } | HistoryError::Newer { .. } => exit::STORE,
             HistoryError::NoHistory { .. }
@@ -139,19 +138,7 @@ impl HistoryError {
             HistoryError::Run(e) => e.exit_code(),
             HistoryError::Store(e) => e.exit_code(),
             HistoryError::Report(e) => e.exit_code(),
-            HistoryError::Sqlite { source, .. } => match source.sqlite_error_code() {
-                Some(C::DatabaseCorrupt | C::NotADatabase) => exit::STORE,
-                Some(
-                    C::DiskFull
-                    | C::CannotOpen
-                    | C::ReadOnly
-                    | C::PermissionDenied
-                    | C::SystemIoFailure
-                    | C::NoLargeFileSupport,
-                ) => exit::ENVIRONMENT,
-                Some(C::DatabaseBusy | C::DatabaseLocked) => exit::USAGE,
-                _ => exit::INTERNAL,
-            },
+            HistoryError::Sqlite { source, .. } => crate::store::sqlite_exit_code(source),
         }
     }
 }

@@ -609,11 +609,20 @@ impl OpenRun {
 
 /// Opens the run recorded in a store.
 pub fn open_run(db: &Path) -> Result<OpenRun, RunError> {
+    // Read-only use: no WAL marker of its own, so a status during a run cannot clear the run's marker.
+    open_run_with(db, Store::open_reader)
+}
+
+/// Opens the run recorded in a store through `open` (a reader, or a cursor that skips the whole
+/// check, as `history add` does every night).
+pub fn open_run_with(
+    db: &Path,
+    open: impl FnOnce(&Path) -> Result<Store, StoreError>,
+) -> Result<OpenRun, RunError> {
     if !db.exists() {
         return Err(RunError::NoStore { db: db.into() });
     }
-    // Read-only use: no WAL marker of its own, so a status during a run cannot clear the run's marker.
-    let store = Store::open_reader(db)?;
+    let store = open(db)?;
     let unreadable = |what: String| RunError::Unreadable {
         db: db.into(),
         what,

@@ -94,27 +94,33 @@ pub enum StoreError {
 impl StoreError {
     /// The documented exit code this error ends a command with.
     pub fn exit_code(&self) -> u8 {
-        use rusqlite::ErrorCode as C;
         match self {
             StoreError::NotAStore { .. }
             | StoreError::MissingWal { .. }
             | StoreError::NewerSchema { .. } => crate::exit::STORE,
             StoreError::Busy { .. } => crate::exit::USAGE,
-            StoreError::Sqlite { source, .. } => match source.sqlite_error_code() {
-                // Damage found while reading a page is as much "the store is damaged" as a failed check.
-                Some(C::DatabaseCorrupt | C::NotADatabase) => crate::exit::STORE,
-                Some(
-                    C::DiskFull
-                    | C::CannotOpen
-                    | C::ReadOnly
-                    | C::PermissionDenied
-                    | C::SystemIoFailure
-                    | C::NoLargeFileSupport,
-                ) => crate::exit::ENVIRONMENT,
-                Some(C::DatabaseBusy | C::DatabaseLocked) => crate::exit::USAGE,
-                _ => crate::exit::INTERNAL,
-            },
+            StoreError::Sqlite { source, .. } => sqlite_exit_code(source),
         }
+    }
+}
+
+/// The exit code of an SQLite error on an engage file (a store or a history): damage is the file's
+/// (5), a full disk or a permission the machine's (6), a lock another process's (2).
+pub fn sqlite_exit_code(e: &rusqlite::Error) -> u8 {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        // Damage found while reading a page is as much "the file is damaged" as a failed check.
+        Some(C::DatabaseCorrupt | C::NotADatabase) => crate::exit::STORE,
+        Some(
+            C::DiskFull
+            | C::CannotOpen
+            | C::ReadOnly
+            | C::PermissionDenied
+            | C::SystemIoFailure
+            | C::NoLargeFileSupport,
+        ) => crate::exit::ENVIRONMENT,
+        Some(C::DatabaseBusy | C::DatabaseLocked) => crate::exit::USAGE,
+        _ => crate::exit::INTERNAL,
     }
 }
 

@@ -37,6 +37,40 @@ pub struct GroupRow {
     pub ids: u64,
 }
 
+/// The `(id, key)` rows of a link table (`id_messages`, `id_groups`) in ID order, walked beside
+/// another ID-ordered walk: a merge, not a lookup per row.
+struct Links<'a> {
+    rows: rusqlite::Rows<'a>,
+    next: Option<(i64, i64)>,
+}
+
+impl<'a> Links<'a> {
+    fn new(mut rows: rusqlite::Rows<'a>) -> rusqlite::Result<Links<'a>> {
+        let next = Self::read(&mut rows)?;
+        Ok(Links { rows, next })
+    }
+
+    fn read(rows: &mut rusqlite::Rows<'a>) -> rusqlite::Result<Option<(i64, i64)>> {
+        rows.next()?.map(|r| Ok((r.get(0)?, r.get(1)?))).transpose()
+    }
+
+    /// The keys linked to `id` into `out` (cleared first), skipping links of IDs below it. The IDs
+    /// asked for must ascend.
+    fn take(&mut self, id: i64, out: &mut Vec<i64>) -> rusqlite::Result<()> {
+        out.clear();
+        while let Some((lid, key)) = self.next {
+            if lid > id {
+                break;
+            }
+            if lid == id {
+                out.push(key);
+            }
+            self.next = Self::read(&mut self.rows)?;
+        }
+        Ok(())
+    }
+}
+
 impl MessageRow {
     /// The text as shown: with "(numbers vary)" when its texts differed in their numbers.
     pub fn shown(&self) -> String {
@@ -227,29 +261,13 @@ impl Store {
             .prepare("SELECT id, gid FROM id_groups ORDER BY id, gid")
             .map_err(err)?;
         let mut rows = stmt.query([]).map_err(err)?;
-        let mut links = links.query([]).map_err(err)?;
-        let read_link = |links: &mut rusqlite::Rows<'_>| -> Result<Option<(i64, i64)>, StoreError> {
-            Ok(match links.next().map_err(err)? {
-                Some(r) => Some((r.get(0).map_err(err)?, r.get(1).map_err(err)?)),
-                None => None,
-            })
-        };
-        let mut next = read_link(&mut links)?;
+        let mut links = Links::new(links.query([]).map_err(err)?).map_err(err)?;
         let (mut current, mut gids): (Option<i64>, Vec<i64>) = (None, Vec::new());
         while let Some(row) = rows.next().map_err(err)? {
             let id: i64 = row.get(0).map_err(err)?;
             if current != Some(id) {
                 current = Some(id);
-                gids.clear();
-                while let Some((lid, gid)) = next {
-                    if lid > id {
-                        break;
-                    }
-                    if lid == id {
-                        gids.push(gid);
-                    }
-                    next = read_link(&mut links)?;
-                }
+                links.take(id, &mut gids).map_err(err)?;
             }
             if gids.is_empty() {
                 continue;
@@ -399,7 +417,7 @@ impl Store {
             "SELECT ?1, ?1 WHERE 0".to_string()
         };
         let mut group_stmt = self.conn.prepare(&group_sql).map_err(err)?;
-        let (mut rows, mut links, mut group_links) = match to {
+        let (mut rows, links, group_links) = match to {
             Some(to) => (
                 stmt.query(params![from as i64, to as i64]).map_err(err)?,
                 link_stmt
@@ -415,19 +433,9 @@ impl Store {
                 group_stmt.query(params![from as i64]).map_err(err)?,
             ),
         };
-        // The links walk alongside the outcomes (both in ID order): a merge, not a lookup per row.
-        let read_link = |links: &mut rusqlite::Rows<'_>| -> Result<Option<(u64, i64)>, StoreError> {
-            Ok(match links.next().map_err(err)? {
-                Some(r) => Some((
-                    r.get::<_, i64>(0).map_err(err)? as u64,
-                    r.get::<_, i64>(1).map_err(err)?,
-                )),
-                None => None,
-            })
-        };
-        let mut next_link = read_link(&mut links)?;
-        // Memberships walk alongside the same way.
-        let mut next_group = read_link(&mut group_links)?;
+        // Messages and memberships walk alongside the outcomes, all in ID order.
+        let mut links = Links::new(links).map_err(err)?;
+        let mut group_links = Links::new(group_links).map_err(err)?;
         let mut values = vec![None; metrics.len()];
         let mut mids: Vec<i64> = Vec::new();
         let mut gids: Vec<i64> = Vec::new();
@@ -444,26 +452,8 @@ impl Store {
                     _ => None,
                 };
             }
-            mids.clear();
-            while let Some((lid, mid)) = next_link {
-                if lid > id {
-                    break;
-                }
-                if lid == id {
-                    mids.push(mid);
-                }
-                next_link = read_link(&mut links)?;
-            }
-            gids.clear();
-            while let Some((gid_id, gid)) = next_group {
-                if gid_id > id {
-                    break;
-                }
-                if gid_id == id {
-                    gids.push(gid);
-                }
-                next_group = read_link(&mut group_links)?;
-            }
+            links.take(id as i64, &mut mids).map_err(err)?;
+            group_links.take(id as i64, &mut gids).map_err(err)?;
             f(&OutcomeRow {
                 id,
                 status,
@@ -555,6 +545,20 @@ impl Store {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(err)?;
         rows.map(|r| r.map_err(err)).collect()
+    }
+
+    /// Why the run in this store has not finished (`None` when every ID has an outcome and the
+    /// inputs were read to the end): what `history add` and `merge` refuse a store with.
+    pub fn unfinished(&self) -> Result<Option<String>, StoreError> {
+        let (ingested, _) = self.ingest_state()?;
+        let (unique, pending) = self.unique_and_pending()?;
+        Ok(if !ingested {
+            Some("its inputs were not read to the end".to_string())
+        } else if pending > 0 {
+            Some(format!("{pending} of {unique} IDs pending"))
+        } else {
+            None
+        })
     }
 
     /// The messages kept from 200 answers (and engage's notes about answers), most IDs first: each
